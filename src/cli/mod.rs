@@ -1,0 +1,139 @@
+//! Command-line interface of `hlsys`: clap definitions and dispatch. Each subcommand is
+//! a module with `#[derive(clap::Args)] struct …Args` and
+//! `fn run(global: &Global, args: &…Args) -> anyhow::Result<ExitCode>`.
+//!
+//! Exit codes mean the same everywhere: 0 all good, 1 something failed (some stacks in
+//! error, a check failed, drift found), 2 unusable input (bad config, bad usage).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::model::Model;
+
+pub mod plan;
+pub mod stacks;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hlsys",
+    version,
+    about = "Hand a tree of Docker Compose stacks to systemd",
+    long_about = "hlsys reads a tree of Docker Compose stacks and hands it to systemd: \
+                  hlsys-generator writes one service per stack and one target per layer; \
+                  this CLI shows the model, prints the units, ensures Docker networks and \
+                  runs the preflight.",
+    after_help = "Exit status: 0 success, 1 something failed (stacks in error, failed checks, \
+                  drift), 2 unusable config or usage.\nEnvironment: HLSYS_CONFIG (config path), \
+                  HLSYS_LOG (log filter, e.g. debug), NO_COLOR."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Config file [default: $HLSYS_CONFIG, else /etc/hlsys/hlsys.toml]
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the stacks of the tree with layer, networks, GPU need and dependencies
+    Stacks(stacks::StacksArgs),
+    /// Print the units the generator would write (a dry run), or the start order
+    Plan(plan::PlanArgs),
+}
+
+impl Cli {
+    pub fn run(&self) -> anyhow::Result<ExitCode> {
+        match &self.command {
+            Command::Stacks(a) => stacks::run(&self.global, a),
+            Command::Plan(a) => plan::run(&self.global, a),
+        }
+    }
+}
+
+impl Global {
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let (path, must_exist) = crate::config::config_path(self.config.as_deref());
+        Config::load(&path, must_exist)
+    }
+
+    /// Config and tree; `Err` only when the config itself is unusable.
+    pub fn load_model(&self) -> Result<Model, ConfigError> {
+        let config = self.load_config()?;
+        crate::tree::build(config)
+    }
+}
+
+/// Prints a config error and gives exit status 2.
+pub fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("hlsys: config error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// Logs go to stderr; `HLSYS_LOG` sets the filter (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HLSYS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color_enabled(&std::io::stderr()))
+        .try_init();
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+pub fn color_enabled(stream: &impl IsTerminal) -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
+}
+
+/// Wraps `text` in an ANSI colour when `on`; `code` is an SGR number (31 red, 32 green, 33 yellow).
+pub fn paint(on: bool, code: u8, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Prints rows as left-aligned columns separated by two spaces.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}

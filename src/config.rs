@@ -1,0 +1,551 @@
+//! `hlsys.toml` and the two tree-level TOML files the homelab trees already carry
+//! (`<stacks_dir>/networks.toml`, `<stacks_dir>/service.toml`).
+//!
+//! Everything here is pure file reading: no Docker, no D-Bus, so the generator can use it
+//! at early boot. Unknown keys are errors (with file, line and key) rather than being
+//! silently ignored: a typo in `requires` must not quietly drop an ordering edge.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/hlsys/hlsys.toml";
+/// Environment variable that overrides [`DEFAULT_CONFIG`].
+pub const CONFIG_ENV: &str = "HLSYS_CONFIG";
+
+/// A config problem that makes the whole config unusable (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One entry of `env_files`; `-/path` marks it optional, as in systemd's `EnvironmentFile=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvFileRef {
+    pub path: PathBuf,
+    pub optional: bool,
+}
+
+/// `[layers.NAME]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerConfig {
+    /// Layers this one is ordered after (and, unless listed in `requires`, wants).
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Layers this one hard-requires (implies ordering after them).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Explicit members (stack ids). `None`: the stacks under `<stacks_dir>/<layer>/`.
+    #[serde(default)]
+    pub stacks: Option<Vec<String>>,
+}
+
+/// `[networks.NAME]`, the format of the homelab trees' `networks.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    #[serde(default = "default_driver")]
+    pub driver: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_driver() -> String {
+    "bridge".to_string()
+}
+
+/// `[stacks.ID]` in hlsys.toml, `[ID]` in service.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_start_sec: Option<u64>,
+}
+
+/// service.toml only carries dependencies.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceTomlEntry {
+    #[serde(default)]
+    requires: Vec<String>,
+    #[serde(default)]
+    wants: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    stacks_dir: Option<PathBuf>,
+    unit_prefix: Option<String>,
+    env_files: Option<Vec<String>>,
+    hlsys_path: Option<PathBuf>,
+    #[serde(default)]
+    layers: BTreeMap<String, LayerConfig>,
+    #[serde(default)]
+    networks: BTreeMap<String, NetworkConfig>,
+    #[serde(default)]
+    stacks: BTreeMap<String, StackConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetworksToml {
+    #[serde(default)]
+    networks: BTreeMap<String, NetworkConfig>,
+}
+
+/// The resolved configuration: defaults filled in, paths absolute, the tree's
+/// networks.toml and service.toml merged in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// The file it was read from; `None` when no config exists and defaults apply.
+    pub source: Option<PathBuf>,
+    pub stacks_dir: PathBuf,
+    pub unit_prefix: String,
+    pub env_files: Vec<EnvFileRef>,
+    pub hlsys_path: PathBuf,
+    pub layers: BTreeMap<String, LayerConfig>,
+    pub networks: BTreeMap<String, NetworkConfig>,
+    /// Which file defined each network (for error messages and `hlsys network status`).
+    pub network_sources: BTreeMap<String, PathBuf>,
+    pub stacks: BTreeMap<String, StackConfig>,
+    /// Files read in addition to `source` (networks.toml, service.toml), for staleness checks.
+    pub tree_files: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            stacks_dir: PathBuf::from("/srv/compose"),
+            unit_prefix: "homelab".to_string(),
+            env_files: vec![EnvFileRef {
+                path: PathBuf::from("/etc/hlsys/global.env"),
+                optional: true,
+            }],
+            hlsys_path: PathBuf::from("/usr/bin/hlsys"),
+            layers: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            network_sources: BTreeMap::new(),
+            stacks: BTreeMap::new(),
+            tree_files: Vec::new(),
+        }
+    }
+}
+
+/// Which config file to read: `--config` beats `HLSYS_CONFIG` beats the default.
+/// The boolean says whether the path was asked for explicitly (then it must exist).
+pub fn config_path(cli: Option<&Path>) -> (PathBuf, bool) {
+    if let Some(p) = cli {
+        return (p.to_path_buf(), true);
+    }
+    match std::env::var_os(CONFIG_ENV) {
+        Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+        _ => (PathBuf::from(DEFAULT_CONFIG), false),
+    }
+}
+
+/// Turns a toml error into "line L, column C: message" without the source excerpt
+/// toml prints (it can span many lines and carry secrets from the file).
+fn toml_error(file: &Path, text: &str, err: toml::de::Error) -> ConfigError {
+    let msg = err.message().trim().to_string();
+    let message = match err.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    };
+    ConfigError {
+        file: file.to_path_buf(),
+        message,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn read_text(file: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError {
+            file: file.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
+fn absolutize(base: &Path, p: &Path) -> PathBuf {
+    normalize(&base.join(p))
+}
+
+/// Lexical clean-up of an absolute path (`/a/./b/../c` → `/a/c`), so the paths written
+/// into units and reports are the ones a person would write. Symlinks are not resolved:
+/// the tree may not be mounted yet when the generator runs.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Names and paths end up in unit names, unit files and `docker` arguments: a newline
+/// (or NUL) in any of them could inject unit directives, so they are refused outright.
+pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
+    if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
+        return Err(format!("{what} {value:?} contains a newline or NUL, which hlsys refuses"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads the config from `path`. A missing file gives the defaults unless `must_exist`.
+    pub fn load(path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
+        let path = if path.is_absolute() {
+            normalize(path)
+        } else {
+            std::env::current_dir()
+                .map(|d| normalize(&d.join(path)))
+                .unwrap_or_else(|_| path.to_path_buf())
+        };
+        let text = read_text(&path)?;
+        let (raw, source) = match text {
+            Some(t) => {
+                let raw: RawConfig = toml::from_str(&t).map_err(|e| toml_error(&path, &t, e))?;
+                (raw, Some(path.clone()))
+            }
+            None if must_exist => {
+                return Err(ConfigError {
+                    file: path,
+                    message: "config file does not exist".into(),
+                })
+            }
+            None => (RawConfig::default(), None),
+        };
+        let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        Self::from_raw(raw, source, &base)
+    }
+
+    /// Parses config text as if read from `file` (used by tests and `hlsys check`).
+    pub fn from_str_at(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(file, text, e))?;
+        let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        Self::from_raw(raw, Some(file.to_path_buf()), &base)
+    }
+
+    fn from_raw(raw: RawConfig, source: Option<PathBuf>, base: &Path) -> Result<Config, ConfigError> {
+        let file = source.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        let err = |message: String| ConfigError {
+            file: file.clone(),
+            message,
+        };
+        let mut cfg = Config::default();
+        cfg.source = source.clone();
+        if let Some(d) = raw.stacks_dir {
+            cfg.stacks_dir = absolutize(base, &d);
+        }
+        check_no_control("stacks_dir", &cfg.stacks_dir.to_string_lossy()).map_err(err)?;
+        if let Some(p) = raw.unit_prefix {
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(err(format!(
+                    "unit_prefix {p:?}: only ASCII letters, digits, '-', '_' and '.' are allowed"
+                )));
+            }
+            cfg.unit_prefix = p;
+        }
+        if let Some(list) = raw.env_files {
+            cfg.env_files = Vec::new();
+            for entry in list {
+                check_no_control("env_files entry", &entry).map_err(err)?;
+                let (optional, p) = match entry.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, entry.as_str()),
+                };
+                if p.is_empty() {
+                    return Err(err("env_files: empty path".into()));
+                }
+                cfg.env_files.push(EnvFileRef {
+                    path: absolutize(base, Path::new(p)),
+                    optional,
+                });
+            }
+        }
+        if let Some(p) = raw.hlsys_path {
+            if !p.is_absolute() {
+                return Err(err(format!(
+                    "hlsys_path {:?} must be absolute (systemd runs it)",
+                    p.display()
+                )));
+            }
+            check_no_control("hlsys_path", &p.to_string_lossy()).map_err(err)?;
+            cfg.hlsys_path = p;
+        }
+        for name in raw.layers.keys() {
+            check_name("layer", name).map_err(err)?;
+        }
+        for (name, st) in &raw.stacks {
+            check_no_control("stack", name).map_err(err)?;
+            if st.timeout_start_sec == Some(0) {
+                return Err(err(format!(
+                    "stacks.{name}.timeout_start_sec: 0 would disable the start timeout; use a positive number of seconds"
+                )));
+            }
+            if let Some(l) = &st.layer {
+                check_name("layer", l).map_err(err)?;
+            }
+        }
+        cfg.layers = raw.layers;
+        cfg.stacks = raw.stacks;
+        for (name, net) in raw.networks {
+            check_name("network", &name).map_err(err)?;
+            cfg.network_sources.insert(name.clone(), file.clone());
+            cfg.networks.insert(name, net);
+        }
+        cfg.merge_tree_files()?;
+        Ok(cfg)
+    }
+
+    /// Merges `<stacks_dir>/networks.toml` and `<stacks_dir>/service.toml`. The same name
+    /// defined in two places with different values is an error naming both files.
+    fn merge_tree_files(&mut self) -> Result<(), ConfigError> {
+        let nets_file = self.stacks_dir.join("networks.toml");
+        if let Some(t) = read_text(&nets_file)? {
+            let raw: RawNetworksToml =
+                toml::from_str(&t).map_err(|e| toml_error(&nets_file, &t, e))?;
+            self.tree_files.push(nets_file.clone());
+            for (name, net) in raw.networks {
+                check_name("network", &name).map_err(|message| ConfigError {
+                    file: nets_file.clone(),
+                    message,
+                })?;
+                match self.networks.get(&name) {
+                    Some(existing) if *existing != net => {
+                        return Err(ConfigError {
+                            file: nets_file.clone(),
+                            message: format!(
+                                "network {name:?} is defined differently in {} and {}",
+                                self.network_sources[&name].display(),
+                                nets_file.display()
+                            ),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.network_sources.insert(name.clone(), nets_file.clone());
+                        self.networks.insert(name, net);
+                    }
+                }
+            }
+        }
+        let svc_file = self.stacks_dir.join("service.toml");
+        if let Some(t) = read_text(&svc_file)? {
+            let raw: BTreeMap<String, ServiceTomlEntry> =
+                toml::from_str(&t).map_err(|e| toml_error(&svc_file, &t, e))?;
+            self.tree_files.push(svc_file.clone());
+            let cfg_file = self
+                .source
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            for (id, entry) in raw {
+                let st = self.stacks.entry(id.clone()).or_default();
+                for (what, from_cfg, from_svc) in [
+                    ("requires", &mut st.requires, entry.requires),
+                    ("wants", &mut st.wants, entry.wants),
+                ] {
+                    if from_svc.is_empty() {
+                        continue;
+                    }
+                    if from_cfg.is_empty() {
+                        *from_cfg = from_svc;
+                    } else if sorted(from_cfg) != sorted(&from_svc) {
+                        return Err(ConfigError {
+                            file: svc_file.clone(),
+                            message: format!(
+                                "{id}.{what} is {:?} here but stacks.{id}.{what} is {:?} in {}",
+                                from_svc,
+                                from_cfg,
+                                cfg_file.display()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every file whose content decides the generated units, besides the stacks' own files.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.source.iter().cloned().collect();
+        v.extend(self.tree_files.iter().cloned());
+        v
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Layer and network names become parts of unit and Docker names: keep them simple.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || name.starts_with(['-', '.'])
+    {
+        return Err(format!(
+            "{what} name {name:?}: use ASCII letters, digits, '-', '_' and '.' (not first)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn missing_default_config_gives_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&d.path().join("none.toml"), false).unwrap();
+        assert_eq!(c.unit_prefix, "homelab");
+        assert_eq!(c.stacks_dir, PathBuf::from("/srv/compose"));
+        assert!(c.source.is_none());
+        assert!(Config::load(&d.path().join("none.toml"), true).is_err());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "hlsys.toml",
+            "stacks_dir = \"/x\"\n\n[stacks.a]\nrequire = [\"b\"]\n",
+        );
+        let e = Config::load(&p, true).unwrap_err();
+        assert_eq!(e.file, p);
+        assert!(e.message.contains("line 4"), "{}", e.message);
+        assert!(e.message.contains("require"), "{}", e.message);
+    }
+
+    #[test]
+    fn relative_paths_and_optional_env_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "etc/hlsys.toml",
+            "stacks_dir = \"../tree\"\nenv_files = [\"-g.env\", \"/abs.env\"]\n",
+        );
+        let c = Config::load(&p, true).unwrap();
+        assert_eq!(c.stacks_dir, d.path().join("tree"));
+        assert_eq!(
+            c.env_files,
+            vec![
+                EnvFileRef { path: d.path().join("etc/g.env"), optional: true },
+                EnvFileRef { path: PathBuf::from("/abs.env"), optional: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn network_defined_twice_differently_names_both_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "hlsys.toml",
+            "stacks_dir = \"tree\"\n[networks.proxy]\nsubnet = \"172.20.0.0/24\"\n",
+        );
+        let n = write(
+            d.path(),
+            "tree/networks.toml",
+            "[networks.proxy]\nsubnet = \"172.21.0.0/24\"\n",
+        );
+        let e = Config::load(&p, true).unwrap_err();
+        assert!(e.message.contains(&p.display().to_string()), "{}", e.message);
+        assert!(e.message.contains(&n.display().to_string()), "{}", e.message);
+        // Same values in both places are fine.
+        write(d.path(), "tree/networks.toml", "[networks.proxy]\nsubnet = \"172.20.0.0/24\"\n");
+        assert!(Config::load(&p, true).is_ok());
+    }
+
+    #[test]
+    fn service_toml_merges_and_conflicts() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "hlsys.toml", "stacks_dir = \"tree\"\n[stacks.a]\nwants = [\"c\"]\n");
+        write(d.path(), "tree/service.toml", "[a]\nrequires = [\"b\"]\n");
+        let c = Config::load(&p, true).unwrap();
+        assert_eq!(c.stacks["a"].requires, vec!["b"]);
+        assert_eq!(c.stacks["a"].wants, vec!["c"]);
+        write(d.path(), "tree/service.toml", "[a]\nwants = [\"d\"]\n");
+        let e = Config::load(&p, true).unwrap_err();
+        assert!(e.message.contains("a.wants"), "{}", e.message);
+        write(d.path(), "tree/service.toml", "[a]\nwant = [\"d\"]\n");
+        let e = Config::load(&p, true).unwrap_err();
+        assert!(e.message.contains("want"), "{}", e.message);
+        assert!(e.file.ends_with("service.toml"));
+    }
+
+    #[test]
+    fn newline_in_paths_is_refused() {
+        let e = Config::from_str_at("stacks_dir = \"/srv/a\\nb\"\n", Path::new("/etc/x.toml"))
+            .unwrap_err();
+        assert!(e.message.contains("newline"));
+    }
+}

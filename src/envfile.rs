@@ -1,0 +1,484 @@
+//! `.env` files as Compose reads them: a port of compose-go v2's `dotenv` parser as built into
+//! `docker compose` v2.40.3 (compose-go v2.9.1), including its quirks, which the tests pin down
+//! against the real binary.
+//!
+//! Summary of the syntax: `KEY=VALUE`, `KEY: VALUE`, optional `export ` prefix, `#` comment
+//! lines, blank lines; unquoted values end at the line end, lose a ` #…` inline comment and
+//! trailing whitespace, and are interpolated; single-quoted values are literal; double-quoted
+//! values process escapes (`\n`, `\t`, `\"`, `\\`, `\$`, `\0NNN` octal, …) and are then
+//! interpolated; quoted values may span lines; a bare `KEY` copies the key's value from the
+//! lookup (earlier files), if any.
+//!
+//! Unlike compose, no process environment is consulted anywhere: hlsys resolves stacks from
+//! files alone, so the only variables visible to a file are those of earlier files and earlier
+//! lines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::interpolate::interpolate;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvParseError {
+    /// 1-based line of the statement at fault.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for EnvParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for EnvParseError {}
+
+#[derive(Debug)]
+pub struct EnvFileError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for EnvFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for EnvFileError {}
+
+/// Parses .env text. Variables in values resolve first from keys defined earlier in this same
+/// text, then from `lookup` (compose-go's order). A bare `KEY` line consults `lookup` only.
+///
+/// Returns the pairs in order of first definition; a redefined key keeps its first position and
+/// takes the new value (the file behaves as a map, as in compose).
+pub fn parse(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, EnvParseError> {
+    // Editors on Windows like to prepend a BOM; compose strips it.
+    let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut cur = src;
+    loop {
+        cur = statement_start(cur);
+        if cur.is_empty() {
+            return Ok(out);
+        }
+        // Line numbers are only needed for errors, so compute them lazily from the offset.
+        let err = |message: String| EnvParseError {
+            line: src[..src.len() - cur.len()].matches('\n').count() + 1,
+            message,
+        };
+        let (key, rest, inherited) = locate_key(cur).map_err(err)?;
+        if key.contains(' ') {
+            return Err(err("key cannot contain a space".into()));
+        }
+        if inherited {
+            if let Some(value) = lookup(key) {
+                set(&mut out, key, value);
+            }
+            cur = rest;
+            continue;
+        }
+        let (value, rest) = extract_value(rest, &out, lookup).map_err(err)?;
+        set(&mut out, key, value);
+        cur = rest;
+    }
+}
+
+/// Reads files in precedence order (lowest first); later files override earlier ones and may
+/// reference their variables. A file that does not exist is an error (callers filter out
+/// optional ones first).
+pub fn load_layered(files: &[PathBuf]) -> Result<BTreeMap<String, String>, EnvFileError> {
+    let mut env = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| EnvFileError {
+            file: file.clone(),
+            line: None,
+            message: e.to_string(),
+        })?;
+        let parsed = parse(&text, &|k| env.get(k).cloned()).map_err(|e| EnvFileError {
+            file: file.clone(),
+            line: Some(e.line),
+            message: e.message,
+        })?;
+        env.extend(parsed);
+    }
+    Ok(env)
+}
+
+fn set(out: &mut Vec<(String, String)>, key: &str, value: String) {
+    match out.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value,
+        None => out.push((key.to_owned(), value)),
+    }
+}
+
+/// compose's `isSpace`: whitespace that is not a line break.
+fn is_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\u{B}' | '\u{C}' | '\r' | ' ' | '\u{85}' | '\u{A0}'
+    )
+}
+
+/// Skips whitespace (including newlines) and `#` comment lines; "" means end of input.
+fn statement_start(mut src: &str) -> &str {
+    loop {
+        src = src.trim_start_matches(char::is_whitespace);
+        if !src.starts_with('#') {
+            return src;
+        }
+        src = src.find('\n').map_or("", |i| &src[i..]);
+    }
+}
+
+/// Splits `[export ]KEY` off a statement. Returns the key, the rest after the `=`/`:`
+/// (leading spaces trimmed) and whether the key stood alone on its line ("inherited").
+fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
+    // compose matches `^export\s+` (Go's `\s` is ASCII whitespace without \v) but then trims
+    // only non-newline spaces, so `export\nKEY=…` leaves an empty inherited key behind.
+    let src = match src.strip_prefix("export") {
+        Some(rest) if rest.starts_with(['\t', '\n', '\u{C}', '\r', ' ']) => {
+            rest.trim_start_matches(is_space)
+        }
+        _ => src,
+    };
+    if src.is_empty() {
+        return Err("zero length string".into());
+    }
+    // Spaces are skipped here and rejected by the caller, after the key has been delimited.
+    // A key running to the end of input without `=` or newline is *not* inherited: compose
+    // then treats the whole text as the value of the empty key (`FOO` at EOF gives `=FOO`).
+    let (mut key, mut offset, mut inherited) = ("", 0, false);
+    for (i, c) in src.char_indices() {
+        match c {
+            c if is_space(c) => {}
+            '=' | ':' | '\n' => {
+                (key, offset, inherited) = (&src[..i], i + 1, c == '\n');
+                break;
+            }
+            // compose uses Go's unicode.IsLetter/IsNumber; `is_alphabetic` is a slightly
+            // wider class (it includes some combining marks).
+            c if c.is_alphabetic() || c.is_numeric() || "_.-[]".contains(c) => {}
+            c => {
+                return Err(format!(
+                    "unexpected character {:?} in variable name {:?}",
+                    c.to_string(),
+                    src.split('\n').next().unwrap_or("")
+                ));
+            }
+        }
+    }
+    let key = key.trim_end_matches(char::is_whitespace);
+    Ok((key, src[offset..].trim_start_matches(is_space), inherited))
+}
+
+/// Reads the value at the start of `src`; returns it expanded and the text after it.
+fn extract_value<'a>(
+    src: &'a str,
+    defined: &[(String, String)],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, &'a str), String> {
+    // Earlier keys of this same text win over the lookup (compose-go's expandVariables).
+    let resolve = |name: &str| {
+        defined
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| lookup(name))
+    };
+    let expand = |s: &str| interpolate(s, &resolve).map_err(|e| e.to_string());
+
+    let quote = match src.chars().next() {
+        Some(q @ ('"' | '\'')) => q,
+        _ => {
+            let (line, rest) = src.split_once('\n').unwrap_or((src, ""));
+            // Only ` #` starts an inline comment: `a#b` and `a\t#b` keep their `#`.
+            let value = line.split(" #").next().unwrap_or("");
+            return Ok((expand(value.trim_end_matches(char::is_whitespace))?, rest));
+        }
+    };
+
+    // Find the closing quote. A backslash escapes the next character; an escaped quote loses
+    // its backslash (in single quotes too), any other escape is kept for `expand_escapes`.
+    let mut raw = String::new();
+    let mut escaped = false;
+    for (i, c) in src.char_indices().skip(1) {
+        if escaped {
+            escaped = false;
+            if c != quote {
+                raw.push('\\');
+            }
+            raw.push(c);
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == quote {
+            let rest = &src[i + 1..];
+            // Text after the closing quote is parsed as the next statement, as in compose.
+            return if quote == '"' {
+                Ok((expand(&expand_escapes(&raw))?, rest))
+            } else {
+                Ok((raw, rest))
+            };
+        } else {
+            raw.push(c);
+        }
+    }
+    Err(format!(
+        "unterminated quoted value {}",
+        src.split('\n').next().unwrap_or("")
+    ))
+}
+
+/// compose's escape handling for double-quoted values: the regex
+/// `\\(?:[abcfnrtv$"\\]|0\d{0,3})` rewritten through Go's `strconv.UnquoteChar`. Anything Go
+/// cannot unquote (`\c`, `\01`, `\0999`, `\x41`, …) is kept as written, after compose's
+/// rewrite of `\0` to `\` (so `\0` alone becomes `\`).
+fn expand_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('\\') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        let Some(c) = after.chars().next() else {
+            out.push('\\');
+            rest = after;
+            break;
+        };
+        rest = &after[c.len_utf8()..];
+        match c {
+            // `$$` is the interpolation escape, so `\$` yields a literal `$`.
+            '$' => out.push_str("$$"),
+            '0' => {
+                let n = rest.bytes().take(3).take_while(u8::is_ascii_digit).count();
+                let digits = &rest[..n];
+                rest = &rest[n..];
+                // Go's octal escape needs exactly three octal digits with a value <= 0o377.
+                match u32::from_str_radix(digits, 8).ok().filter(|v| n == 3 && *v <= 0o377) {
+                    Some(v) => out.extend(char::from_u32(v)),
+                    None => {
+                        out.push('\\');
+                        out.push_str(digits);
+                    }
+                }
+            }
+            'a' => out.push('\u{7}'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{C}'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'v' => out.push('\u{B}'),
+            '"' | '\\' => out.push(c),
+            // Not an escape (or `\c`, which the regex matches but Go rejects): keep the
+            // backslash and rescan from the next character.
+            _ => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn no_lookup(_: &str) -> Option<String> {
+        None
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(line: usize, message: &str) -> Result<Vec<(String, String)>, EnvParseError> {
+        Err(EnvParseError {
+            line,
+            message: message.into(),
+        })
+    }
+
+    /// Every expectation here was observed with `docker compose` v2.40.3
+    /// (`config --environment` with `--env-file`), except error line numbers: compose counts
+    /// lines inconsistently after multi-line values; we report the statement's first line.
+    #[test]
+    fn table() {
+        let ok = |list: &[(&str, &str)]| Ok(pairs(list));
+        let cases: &[(&str, Result<Vec<(String, String)>, EnvParseError>)] = &[
+            ("A=1\n", ok(&[("A", "1")])),
+            ("A=1", ok(&[("A", "1")])),
+            ("export B=2\n", ok(&[("B", "2")])),
+            ("export  A=1\nexportB=2\nexport\tC=3\n", ok(&[("A", "1"), ("exportB", "2"), ("C", "3")])),
+            ("  C = 3  \n", ok(&[("C", "3")])),
+            ("# comment\n\n  # indented\nA=1 # trailing\n", ok(&[("A", "1")])),
+            ("D=x #c\nE=x#c\nF= #c\n", ok(&[("D", "x"), ("E", "x#c"), ("F", "#c")])),
+            ("B=a\tb\t#c\n", ok(&[("B", "a\tb\t#c")])),
+            ("G=\nH=", ok(&[("G", ""), ("H", "")])),
+            ("I: yaml\n", ok(&[("I", "yaml")])),
+            ("1A=x\nA.b-c[0]=x\nÉ=1\n", ok(&[("1A", "x"), ("A.b-c[0]", "x"), ("É", "1")])),
+            ("A\tB=1\n", ok(&[("A\tB", "1")])), // only a space is rejected in keys
+            ("A=1\nA=2\n", ok(&[("A", "2")])),
+            // single quotes: literal, except that `\'` is an escaped quote
+            ("J='s $A \\n'\n", ok(&[("J", "s $A \\n")])),
+            ("A='a\\'b'\n", ok(&[("A", "a'b")])),
+            ("N='multi\nsingle'\n", ok(&[("N", "multi\nsingle")])),
+            // double quotes: escapes, then interpolation
+            (
+                "A=1\nK=\"d $A \\n \\t \\\" \\\\ \\$A\"\n",
+                ok(&[("A", "1"), ("K", "d 1 \n \t \" \\ $A")]),
+            ),
+            ("M=\"multi\nline\"\n", ok(&[("M", "multi\nline")])),
+            ("A=\"a\\\\\"\nB=2\n", ok(&[("A", "a\\"), ("B", "2")])),
+            (
+                "A=\"\\0\"\nB=\"\\0101\"\nC=\"\\a\\c\\x41\\e\"\nD=\"\\01\"\nE=\"\\0377\"\n",
+                ok(&[("A", "\\"), ("B", "A"), ("C", "\u{7}\\c\\x41\\e"), ("D", "\\1"), ("E", "ÿ")]),
+            ),
+            ("A = \"quoted\" # comment\n", ok(&[("A", "quoted")])),
+            // text after a closing quote starts the next statement
+            ("A=\"x\"y\nB=2\n", ok(&[("A", "x"), ("B", "2")])),
+            ("A=\"x\" B=2\n", ok(&[("A", "x"), ("B", "2")])),
+            // unquoted values interpolate; `$$` escapes
+            ("A=1\nL=$A${A}$$A\n", ok(&[("A", "1"), ("L", "11$A")])),
+            ("A=${UNSET:-d}\n", ok(&[("A", "d")])),
+            // a key alone on its line is looked up (in earlier files only)
+            ("A=1\nA\nB=$A", ok(&[("A", "1"), ("B", "1")])),
+            ("H\n", ok(&[])),
+            // …but at end of input it becomes the value of the empty key
+            ("A=1\nFOO", ok(&[("A", "1"), ("", "FOO")])),
+            ("export\n", ok(&[])),
+            ("A=1\r\nB=\"q\"\r\nC\r\n", ok(&[("A", "1"), ("B", "q")])),
+            ("\u{FEFF}A=1\n", ok(&[("A", "1")])),
+            ("", ok(&[])),
+            // errors
+            ("export ", err(1, "zero length string")),
+            ("x=1\nA B=1\n", err(2, "key cannot contain a space")),
+            ("A!=1\n", err(1, "unexpected character \"!\" in variable name \"A!=1\"")),
+            ("A=\"unterminated\nB=1\n", err(1, "unterminated quoted value \"unterminated")),
+            ("A='a\\'\nB=1\n", err(1, "unterminated quoted value 'a\\'")),
+            (
+                "\nA=${\n",
+                err(2, "invalid interpolation format for \"${\": you may need to escape any $ with another $"),
+            ),
+            ("A=${UNSET:?boom}\n", err(1, "required variable UNSET is missing a value: boom")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&parse(input, &no_lookup), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn lookup_and_same_file_precedence() {
+        let lookup = |k: &str| match k {
+            "A" => Some("from-lookup".to_owned()),
+            "X" => Some("x1".to_owned()),
+            _ => None,
+        };
+        // compose resolves the same file's earlier keys before the lookup; a bare key copies
+        // the lookup value.
+        assert_eq!(
+            parse("A=2\nB=${A}\nC=$X\nX\nU\n", &lookup).unwrap(),
+            pairs(&[("A", "2"), ("B", "2"), ("C", "x1"), ("X", "x1")])
+        );
+    }
+
+    #[test]
+    fn layered_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let l1 = write("l1", "A=1\nX=x1\nKEEP=k\n");
+        let l2 = write("l2", "A=2\nB=${A}\nA\nX\nU\nC=$X\n");
+        let env = load_layered(&[l1.clone(), l2.clone()]).unwrap();
+        let want: BTreeMap<String, String> = pairs(&[("A", "2"), ("B", "2"), ("C", "x1"), ("KEEP", "k"), ("X", "x1")])
+            .into_iter()
+            .collect();
+        assert_eq!(env, want);
+
+        let bad = write("bad", "OK=1\nA B=1\n");
+        let e = load_layered(&[l1.clone(), bad.clone()]).unwrap_err();
+        assert_eq!((e.file.clone(), e.line), (bad.clone(), Some(2)));
+        assert_eq!(e.to_string(), format!("{}:2: key cannot contain a space", bad.display()));
+
+        let missing = dir.path().join("missing");
+        let e = load_layered(&[l1, missing.clone()]).unwrap_err();
+        assert_eq!((e.file, e.line), (missing, None));
+    }
+
+    /// Quotes `value` for a double-quoted .env value so that it parses back unchanged.
+    fn double_quote(value: &str) -> String {
+        let mut s = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                '"' => s.push_str("\\\""),
+                '$' => s.push_str("\\$"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+        s
+    }
+
+    fn tricky() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("$".to_owned()),
+                Just("{".to_owned()),
+                Just("}".to_owned()),
+                Just("\"".to_owned()),
+                Just("'".to_owned()),
+                Just("\\".to_owned()),
+                Just("\n".to_owned()),
+                Just("\r\n".to_owned()),
+                Just("=".to_owned()),
+                Just(" #".to_owned()),
+                Just("export ".to_owned()),
+                Just(" ".to_owned()),
+                "[A-Za-z_0-9]{1,3}",
+                any::<char>().prop_map(String::from),
+            ],
+            0..32,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in tricky()) {
+            let _ = parse(&text, &no_lookup);
+        }
+
+        #[test]
+        fn never_panics_any_string(text in any::<String>()) {
+            let _ = parse(&text, &no_lookup);
+        }
+
+        #[test]
+        fn single_quoted_round_trips(key in "[A-Za-z_][A-Za-z0-9_]{0,8}", value in "[^'\\\\]*") {
+            let text = format!("{key}='{value}'\n");
+            prop_assert_eq!(parse(&text, &no_lookup), Ok(vec![(key.clone(), value.clone())]));
+        }
+
+        #[test]
+        fn double_quoted_round_trips(key in "[A-Za-z_][A-Za-z0-9_]{0,8}", value in tricky()) {
+            let text = format!("export {key} = {}\n", double_quote(&value));
+            prop_assert_eq!(parse(&text, &no_lookup), Ok(vec![(key.clone(), value.clone())]));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Escaping of values written into unit files (systemd.unit(5), systemd.service(5)).
+//!
+//! Unit files are world-readable and parsed by PID 1, so every value that comes from the
+//! tree or the config goes through one of these functions; a newline is refused outright
+//! since it would start a new directive.
+
+/// Refuses values that cannot be written into a unit file safely.
+pub fn check_value(what: &str, s: &str) -> Result<(), String> {
+    if s.contains(['\n', '\r', '\0']) {
+        return Err(format!("{what} {s:?} contains a newline or NUL and cannot be written into a unit"));
+    }
+    Ok(())
+}
+
+/// For settings that take one value and expand specifiers (`Description=`,
+/// `WorkingDirectory=`, `SourcePath=`, `EnvironmentFile=`): only `%` is special there.
+pub fn specifiers(s: &str) -> String {
+    s.replace('%', "%%")
+}
+
+/// One word of a whitespace-separated list setting that unquotes (`RequiresMountsFor=`):
+/// quoted when it holds whitespace, quotes or backslashes; `%` doubled.
+pub fn list_word(s: &str) -> String {
+    let s = specifiers(s);
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        s
+    }
+}
+
+/// One argument of an `Exec*=` line. systemd expands `%` specifiers and `$VAR`/`${VAR}`
+/// there and splits on whitespace, honouring quotes and C escapes; a lone `;` separates
+/// commands. Plain words stay readable; anything else is double-quoted and escaped.
+pub fn exec_arg(s: &str) -> String {
+    let s = s.replace('%', "%%").replace('$', "$$");
+    let plain = !s.is_empty()
+        && s != ";"
+        && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\'' | '\\'));
+    if plain {
+        s
+    } else {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+}
+
+/// A whole command line for `Exec*=`.
+pub fn exec_line<S: AsRef<str>>(args: &[S]) -> String {
+    args.iter().map(|a| exec_arg(a.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+/// The unit-name form of an absolute path, as `systemd-escape --path` makes it: the name
+/// of the `.mount` unit for a mount point. `/srv/my tree` → `srv-my\x20tree`.
+pub fn path_unit_name(path: &str) -> String {
+    let trimmed: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    if trimmed.is_empty() {
+        return "-".to_string();
+    }
+    let mut out = String::new();
+    for (i, comp) in trimmed.iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        for (j, b) in comp.bytes().enumerate() {
+            let keep = b.is_ascii_alphanumeric() || b == b':' || b == b'_' || (b == b'.' && !(i == 0 && j == 0));
+            if keep {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_args() {
+        assert_eq!(exec_arg("/usr/bin/hlsys"), "/usr/bin/hlsys");
+        assert_eq!(exec_arg("a b"), "\"a b\"");
+        assert_eq!(exec_arg("100%"), "100%%");
+        assert_eq!(exec_arg("$HOME"), "$$HOME");
+        assert_eq!(exec_arg("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(exec_arg("back\\slash"), "\"back\\\\slash\"");
+        assert_eq!(exec_arg(";"), "\";\"");
+        assert_eq!(exec_arg(""), "\"\"");
+        assert_eq!(exec_arg("ünïcødé"), "ünïcødé");
+    }
+
+    #[test]
+    fn list_words() {
+        assert_eq!(list_word("/srv/a b"), "\"/srv/a b\"");
+        assert_eq!(list_word("/srv/50%"), "/srv/50%%");
+        assert_eq!(list_word("/srv/$x"), "/srv/$x");
+    }
+
+    #[test]
+    fn path_unit_names_match_systemd_escape() {
+        // Expected values from `systemd-escape --path`.
+        assert_eq!(path_unit_name("/srv/compose"), "srv-compose");
+        assert_eq!(path_unit_name("/srv/my tree/"), "srv-my\\x20tree");
+        assert_eq!(path_unit_name("/"), "-");
+        assert_eq!(path_unit_name("/mnt/.hidden/a-b"), "mnt-.hidden-a\\x2db");
+        assert_eq!(path_unit_name("/.x"), "\\x2ex");
+        assert_eq!(path_unit_name("/data/ü"), "data-\\xc3\\xbc");
+    }
+
+    #[test]
+    fn newlines_refused() {
+        assert!(check_value("path", "/a\nb").is_err());
+        assert!(check_value("path", "/a b").is_ok());
+    }
+}

@@ -1,0 +1,182 @@
+//! The I/O side of `hlsys-generator` (systemd.generator(7)): write what
+//! [`crate::units::render`] returns into the generator directory, with a report of what
+//! was generated and skipped, and log to the kernel log.
+//!
+//! Rules a generator lives by: no D-Bus, no Docker, no network, nothing written outside
+//! its output directory, fast, and never failing the boot because one stack is broken.
+
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::model::{Model, StackError};
+use crate::units::{render, Generated};
+
+/// File in the output directory that describes the run (systemd ignores it: not a unit name).
+pub const REPORT_NAME: &str = "hlsys-generator.json";
+
+/// What the generator did, for `hlsys check` to compare with the tree later. Holds no
+/// values from env files (the directory is world-readable): env files are fingerprinted
+/// by size and mtime only.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Report {
+    pub config: Option<PathBuf>,
+    pub stacks_dir: PathBuf,
+    pub tree_available: bool,
+    pub units: Vec<String>,
+    pub skipped: Vec<ReportError>,
+    pub inputs: std::collections::BTreeMap<PathBuf, String>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct ReportError {
+    pub stack: String,
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl From<&StackError> for ReportError {
+    fn from(e: &StackError) -> Self {
+        ReportError { stack: e.stack.clone(), file: e.file.clone(), message: e.message.clone() }
+    }
+}
+
+pub fn report(model: &Model, g: &Generated) -> Report {
+    Report {
+        config: model.config.source.clone(),
+        stacks_dir: model.config.stacks_dir.clone(),
+        tree_available: model.tree_available,
+        units: g.units.iter().map(|u| u.name.clone()).collect(),
+        skipped: model.errors.iter().chain(&g.skipped).map(ReportError::from).collect(),
+        inputs: model.inputs.clone(),
+    }
+}
+
+/// Writes `content` to `path` through a temporary file and a rename, so a reader (or a
+/// crash) never sees half a unit.
+fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(content).with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Writes units, links and the report into `dir`. On any failure, removes what it wrote
+/// (never half a set of units) and returns the error.
+pub fn write_all(dir: &Path, model: &Model, g: &Generated) -> Result<Vec<PathBuf>> {
+    let mut written: Vec<PathBuf> = Vec::new();
+    let result = (|| -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for u in &g.units {
+            let p = dir.join(&u.name);
+            write_atomic(&p, u.content.as_bytes())?;
+            written.push(p);
+        }
+        for l in &g.links {
+            let d = dir.join(&l.dir);
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            let p = d.join(&l.unit);
+            if p.symlink_metadata().is_ok() {
+                std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
+            }
+            symlink(Path::new("..").join(&l.unit), &p).with_context(|| format!("linking {}", p.display()))?;
+            written.push(p);
+        }
+        let rep = serde_json::to_vec_pretty(&report(model, g))?;
+        let p = dir.join(REPORT_NAME);
+        write_atomic(&p, &rep)?;
+        written.push(p);
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            for p in &written {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Logs to /dev/kmsg as `hlsys-generator[PID]: …` (the journal is not up while
+/// generators run at boot), or to stderr when the kernel log is not writable.
+pub struct KmsgLog {
+    kmsg: Option<std::fs::File>,
+}
+
+impl KmsgLog {
+    pub fn open() -> KmsgLog {
+        let kmsg = std::fs::OpenOptions::new().write(true).open("/dev/kmsg").ok();
+        KmsgLog { kmsg }
+    }
+
+    /// `level`: syslog priority (3 error, 4 warning, 6 info, 7 debug).
+    pub fn log(&mut self, level: u8, msg: &str) {
+        let pid = std::process::id();
+        // One record per line: a newline inside a message would forge a second record.
+        let msg = msg.replace('\n', " ");
+        if let Some(k) = &mut self.kmsg {
+            if k.write_all(format!("<{level}>hlsys-generator[{pid}]: {msg}\n").as_bytes()).is_ok() {
+                return;
+            }
+        }
+        eprintln!("hlsys-generator[{pid}]: {msg}");
+    }
+}
+
+/// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
+/// Returns the exit status: 0 whenever the config was usable.
+pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog) -> u8 {
+    if args.len() != 1 && args.len() != 3 {
+        log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
+        return 2;
+    }
+    let out = PathBuf::from(&args[0]);
+    let (path, must_exist) = crate::config::config_path(config_path);
+    let config = match crate::config::Config::load(&path, must_exist) {
+        Ok(c) => c,
+        Err(e) => {
+            log.log(3, &format!("config unusable, no units generated: {e}"));
+            return 1;
+        }
+    };
+    let model = match crate::tree::build(config) {
+        Ok(m) => m,
+        Err(e) => {
+            log.log(3, &format!("config unusable, no units generated: {e}"));
+            return 1;
+        }
+    };
+    let g = render(&model);
+    for e in model.errors.iter().chain(&g.skipped) {
+        log.log(4, &format!("skipping {}: {}: {}", e.stack, e.file.display(), e.message));
+    }
+    match write_all(&out, &model, &g) {
+        Ok(_) => {
+            log.log(
+                6,
+                &format!(
+                    "generated {} units for {} stacks ({} skipped) into {}",
+                    g.units.len(),
+                    model.stacks.len(),
+                    model.errors.len() + g.skipped.len(),
+                    out.display()
+                ),
+            );
+            0
+        }
+        Err(e) => {
+            log.log(3, &format!("writing units failed, none left behind: {e:#}"));
+            1
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Compose variable interpolation (`$VAR`, `${VAR:-default}`, …), a port of compose-go v2's
+//! `template` package as built into `docker compose` v2.40.3 (compose-go v2.9.1).
+//!
+//! compose-go implements interpolation with a regular expression plus some post-processing,
+//! and its quirks are observable (e.g. how far a `${…}` extends, which `{` count as nesting).
+//! This module reproduces that algorithm step by step rather than a "clean" grammar, so a
+//! stack renders exactly as `docker compose config` would render it. The test table below was
+//! checked against the real binary.
+//!
+//! Variables come only from the caller's `lookup`: hlsys resolves stacks from files alone and
+//! never consults the process environment.
+
+use std::fmt;
+
+use serde_yaml_ng::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterpolateError {
+    /// `${VAR:?message}` / `${VAR?message}` with the variable missing (or empty, for `:?`).
+    Required { var: String, message: String },
+    /// Malformed `${…}`; `message` holds the template text compose reports (the innermost
+    /// template containing the bad `${`, as compose does).
+    Syntax { message: String },
+}
+
+impl fmt::Display for InterpolateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // compose drops the ": " when the message is empty (`${VAR:?}`).
+            Self::Required { var, message } if message.is_empty() => {
+                write!(f, "required variable {var} is missing a value")
+            }
+            Self::Required { var, message } => {
+                write!(f, "required variable {var} is missing a value: {message}")
+            }
+            Self::Syntax { message } => write!(
+                f,
+                "invalid interpolation format for {message:?}: you may need to escape any $ with another $"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InterpolateError {}
+
+/// Interpolates one string. Unset variables in `$VAR`/`${VAR}` become the empty string (compose
+/// only warns). A `$` not followed by a name, `{` or `$` stays a literal `$`.
+pub fn interpolate(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpolateError> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let at = &rest[pos..];
+        let after = &at[1..];
+        match after.chars().next() {
+            Some('$') => {
+                out.push('$');
+                rest = &after[1..];
+            }
+            Some('{') => {
+                let len = match_braced(at).ok_or_else(|| InterpolateError::Syntax {
+                    message: input.to_owned(),
+                })?;
+                out.push_str(&expand_braced(&at[..len], lookup)?);
+                rest = &at[len..];
+            }
+            Some(c) if is_name_start(c) => {
+                let name = &after[..name_len(after)];
+                out.push_str(&lookup(name).unwrap_or_default());
+                rest = &after[name.len()..];
+            }
+            // compose's pattern only flags `${` as invalid; any other `$` is kept verbatim.
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Interpolates every string *value* (not mapping keys) in a YAML tree, recursively, as
+/// compose-go does. Numbers, booleans and nulls are left alone; tagged values (`!reset`,
+/// `!override`) are interpolated inside the tag.
+/// On error returns the dotted key path (e.g. "services.web.environment.FOO" /
+/// "services.web.ports.0") with the error. (compose itself writes list items as `[]`.)
+pub fn interpolate_yaml(
+    value: &mut Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, InterpolateError)> {
+    fn walk(
+        value: &mut Value,
+        path: &mut Vec<String>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), (String, InterpolateError)> {
+        match value {
+            Value::String(s) => {
+                *s = interpolate(s, lookup).map_err(|e| (path.join("."), e))?;
+            }
+            Value::Sequence(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(i.to_string());
+                    walk(item, path, lookup)?;
+                    path.pop();
+                }
+            }
+            Value::Mapping(map) => {
+                for (key, item) in map.iter_mut() {
+                    path.push(key_segment(key));
+                    walk(item, path, lookup)?;
+                    path.pop();
+                }
+            }
+            Value::Tagged(tagged) => walk(&mut tagged.value, path, lookup)?,
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+        Ok(())
+    }
+    walk(value, &mut Vec::new(), lookup)
+}
+
+/// Renders a mapping key as a path segment; compose keys are strings, but YAML allows others.
+fn key_segment(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => "null".to_owned(),
+        other => serde_yaml_ng::to_string(other)
+            .map(|s| s.trim_end().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// compose's name pattern is `(?i)[_a-z][_a-z0-9]*`. Under Go's case folding `[a-z]` also
+/// matches U+017F (ſ, folds to `s`) and U+212A (Kelvin sign, folds to `k`); the real binary
+/// treats `$ſ` as a variable, so we do too.
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == '\u{17F}' || c == '\u{212A}'
+}
+
+fn name_len(s: &str) -> usize {
+    s.char_indices()
+        .find(|&(_, c)| !(is_name_start(c) || c.is_ascii_digit()))
+        .map_or(s.len(), |(i, _)| i)
+}
+
+/// The operators allowed after the name in `${NAME<op>ARG}`. Two-byte forms first so that
+/// `:-` is not mistaken for something else.
+const OPERATORS: [&str; 6] = [":-", ":+", ":?", "-", "+", "?"];
+
+/// Length of compose's regex match `\$\{NAME(?::?[-+?](.*))?\}` at the start of `s` (which
+/// begins with `${`), or `None` where compose reports "invalid interpolation format".
+fn match_braced(s: &str) -> Option<usize> {
+    let body = &s[2..];
+    if !body.chars().next().is_some_and(is_name_start) {
+        return None;
+    }
+    let nl = name_len(body);
+    let after_name = &body[nl..];
+    if after_name.starts_with('}') {
+        return Some(2 + nl + 1);
+    }
+    let op = OPERATORS.iter().find(|op| after_name.starts_with(**op))?;
+    // `(.*)` is greedy and `.` stops at a newline, so the match runs to the *last* `}` on
+    // the line; `expand_braced` then cuts it back to the balancing brace.
+    let arg_start = 2 + nl + op.len();
+    let line = s[arg_start..].split('\n').next().unwrap_or("");
+    line.rfind('}').map(|i| arg_start + i + 1)
+}
+
+/// compose-go's `getFirstBraceClosingIndex`, byte for byte: it counts every `{` (not only
+/// `${`) and skips the byte after each `{`, which is why `${A:-{}}x}` yields `{}}x`.
+fn first_brace_closing_index(s: &[u8]) -> Option<usize> {
+    let mut open = 0i32;
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'}' {
+            open -= 1;
+            if open == 0 {
+                return Some(i);
+            }
+        }
+        if s[i] == b'{' {
+            open += 1;
+            i += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Expands one regex match `m` (`${NAME}` or `${NAME<op>ARG}` possibly followed by more text
+/// up to the last `}` on the line, which is interpolated on its own).
+fn expand_braced(
+    m: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpolateError> {
+    let (sub, rest) = match first_brace_closing_index(m.as_bytes()) {
+        Some(i) => m.split_at(i + 1),
+        None => (m, ""),
+    };
+    let inner = &sub[2..sub.len() - 1];
+    let name = &inner[..name_len(inner)];
+    let Some(op) = OPERATORS
+        .iter()
+        .find(|op| inner[name.len()..].starts_with(**op))
+    else {
+        // Plain `${NAME}`: the match cannot extend past its own `}`, so `rest` is empty.
+        return Ok(lookup(name).unwrap_or_default());
+    };
+    // compose interpolates the argument before looking at the variable, so a malformed
+    // default is an error even when it is not needed.
+    let arg = interpolate(&inner[name.len() + op.len()..], lookup)?;
+    let value = lookup(name);
+    let set_non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
+    let required = || InterpolateError::Required {
+        var: name.to_owned(),
+        message: arg.clone(),
+    };
+    let expanded = match *op {
+        ":-" if set_non_empty => value.unwrap_or_default(),
+        ":-" => arg.clone(),
+        "-" => value.unwrap_or_else(|| arg.clone()),
+        ":+" if set_non_empty => arg.clone(),
+        "+" if value.is_some() => arg.clone(),
+        ":+" | "+" => value.unwrap_or_default(),
+        ":?" if set_non_empty => value.unwrap_or_default(),
+        ":?" => return Err(required()),
+        _ => value.ok_or_else(required)?, // "?"
+    };
+    Ok(expanded + &interpolate(rest, lookup)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SET" => Some("v".into()),
+            "EMPTY" => Some(String::new()),
+            "B" => Some("bee".into()),
+            "DOLLAR" => Some("$B".into()),
+            "ſ" => Some("long-s".into()),
+            _ => None,
+        }
+    }
+
+    fn run(input: &str) -> Result<String, InterpolateError> {
+        interpolate(input, &env)
+    }
+
+    fn syntax(template: &str) -> Result<String, InterpolateError> {
+        Err(InterpolateError::Syntax {
+            message: template.into(),
+        })
+    }
+
+    fn required(var: &str, message: &str) -> Result<String, InterpolateError> {
+        Err(InterpolateError::Required {
+            var: var.into(),
+            message: message.into(),
+        })
+    }
+
+    /// Every expectation here was observed with `docker compose` v2.40.3 `config`.
+    #[test]
+    fn table() {
+        let ok = |s: &str| Ok(s.to_owned());
+        let cases: &[(&str, Result<String, InterpolateError>)] = &[
+            // plain forms
+            ("a$SET", ok("av")),
+            ("${SET}", ok("v")),
+            ("${UNSET}", ok("")),
+            ("$SETx", ok("")), // the name is greedy: SETx is unset
+            ("$SET-x", ok("v-x")),
+            ("${SET}x", ok("vx")),
+            ("${set}", ok("")), // names are case-sensitive
+            ("$_", ok("")),
+            ("$ſ", ok("long-s")), // Go's case folding makes ſ a name char
+            ("é$SETé", ok("évé")),
+            ("$DOLLAR", ok("$B")), // values are not re-interpolated
+            // defaults: `:-` treats empty as unset, `-` does not
+            ("${EMPTY:-d}", ok("d")),
+            ("${EMPTY-d}", ok("")),
+            ("${UNSET-d}", ok("d")),
+            ("${UNSET:-d}", ok("d")),
+            ("${SET:-d}", ok("v")),
+            ("${UNSET:-}", ok("")),
+            ("${UNSET:-a b}", ok("a b")),
+            ("${UNSET:-:-}", ok(":-")),
+            ("${UNSET-a:-b}", ok("a:-b")),
+            ("${UNSET:-a-b}", ok("a-b")),
+            ("${UNSET:-a:?b}", ok("a:?b")),
+            // replacements
+            ("${SET:+r}", ok("r")),
+            ("${EMPTY:+r}", ok("")),
+            ("${EMPTY+r}", ok("r")),
+            ("${UNSET+r}", ok("")),
+            ("${UNSET:+r}", ok("")),
+            ("${SET-a}-${B+b}", ok("v-b")),
+            // required
+            ("${EMPTY?m}", ok("")),
+            ("${EMPTY:?m}", required("EMPTY", "m")),
+            ("${UNSET?m}", required("UNSET", "m")),
+            ("${UNSET:?}", required("UNSET", "")),
+            ("${UNSET?}", required("UNSET", "")),
+            ("${UNSET:?}x", required("UNSET", "")),
+            ("${UNSET?a:-b}", required("UNSET", "a:-b")),
+            ("${UNSET:?msg ${B}}", required("UNSET", "msg bee")),
+            ("${SET:?${UNSET}}", ok("v")),
+            ("${B:?x}-${UNSET:-}", ok("bee-")),
+            ("${UNSET:?a}${}", required("UNSET", "a")), // first error wins
+            // nesting
+            ("${UNSET:-${B}}", ok("bee")),
+            ("${UNSET:-${UNSET2:-x}}", ok("x")),
+            ("${UNSET:-${B}}tail${SET}", ok("beetailv")),
+            ("${UNSET:-x${B}y}z", ok("xbeeyz")),
+            ("${SET:+${B}}", ok("bee")),
+            ("${SET+${B:-q}}", ok("bee")),
+            ("${SET:-a}${B:-b}", ok("vbee")),
+            // brace quirks
+            ("${A:-{x}}", ok("{x}")),
+            ("${UNSET:-a}}", ok("a}")),
+            ("${UNSET:-a}b}", ok("ab}")),
+            ("${UNSET:-a}}}", ok("a}}")),
+            ("${A:-{}}x}", ok("{}}x")),
+            // `$` escapes and literal `$`
+            ("$$", ok("$")),
+            ("$$$", ok("$$")),
+            ("$$SET", ok("$SET")),
+            ("$${SET}", ok("${SET}")),
+            ("$", ok("$")),
+            ("a$", ok("a$")),
+            ("$1", ok("$1")),
+            ("$1A", ok("$1A")),
+            ("$-x", ok("$-x")),
+            ("$ x", ok("$ x")),
+            ("$.", ok("$.")),
+            // syntax errors, reporting the template compose reports
+            ("${}", syntax("${}")),
+            ("${SET", syntax("${SET")),
+            ("${SET:x}", syntax("${SET:x}")),
+            ("${SET }", syntax("${SET }")),
+            ("${ SET}", syntax("${ SET}")),
+            ("${1A}", syntax("${1A}")),
+            ("x${", syntax("x${")),
+            ("${UNSET:-x\n}", syntax("${UNSET:-x\n}")),
+            ("${UNSET:-${B}", syntax("${B")),
+            ("${UNSET:?${}", syntax("${")),
+            ("${UNSET:+${}}", syntax("${}")),
+            ("${SET:-${}}", syntax("${}")), // defaults are checked even when unused
+            ("${UNSET:-x}${}}", syntax("${}}")),
+            ("${UNSET:-x}y}${", syntax("${UNSET:-x}y}${")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&run(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn error_display_matches_compose_wording() {
+        let e = run("${UNSET:?boom}").unwrap_err();
+        assert_eq!(e.to_string(), "required variable UNSET is missing a value: boom");
+        let e = run("${UNSET?}").unwrap_err();
+        assert_eq!(e.to_string(), "required variable UNSET is missing a value");
+        let e = run("${}").unwrap_err();
+        assert!(e.to_string().starts_with("invalid interpolation format for \"${}\""));
+    }
+
+    #[test]
+    fn yaml_values_not_keys() {
+        let mut doc: Value = serde_yaml_ng::from_str(
+            "services:\n  web:\n    image: \"img:${B}\"\n    environment:\n      \"${B}\": \"$SET\"\n    replicas: 3\n    ports: [\"${SET}:80\", 8080]\n    labels: !override {a: \"${B}\"}\n",
+        )
+        .unwrap();
+        interpolate_yaml(&mut doc, &env).unwrap();
+        let want: Value = serde_yaml_ng::from_str(
+            "services:\n  web:\n    image: \"img:bee\"\n    environment:\n      \"${B}\": \"v\"\n    replicas: 3\n    ports: [\"v:80\", 8080]\n    labels: !override {a: \"bee\"}\n",
+        )
+        .unwrap();
+        assert_eq!(doc, want);
+    }
+
+    #[test]
+    fn yaml_error_paths() {
+        let path_of = |src: &str| {
+            let mut doc: Value = serde_yaml_ng::from_str(src).unwrap();
+            interpolate_yaml(&mut doc, &env).unwrap_err()
+        };
+        let (path, err) = path_of("services:\n  web:\n    environment:\n      FOO: ${UNSET:?nope}\n");
+        assert_eq!(path, "services.web.environment.FOO");
+        assert_eq!(err, InterpolateError::Required { var: "UNSET".into(), message: "nope".into() });
+        let (path, _) = path_of("services:\n  web:\n    ports: [\"80\", \"${}\"]\n");
+        assert_eq!(path, "services.web.ports.1");
+    }
+
+    /// Text with every `$` doubled.
+    fn escape(s: &str) -> String {
+        s.replace('$', "$$")
+    }
+
+    /// Strings biased towards the characters the syntax cares about.
+    fn tricky() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("$".to_owned()),
+                Just("{".to_owned()),
+                Just("}".to_owned()),
+                Just(":".to_owned()),
+                Just("-".to_owned()),
+                Just("+".to_owned()),
+                Just("?".to_owned()),
+                Just("\n".to_owned()),
+                "[A-Za-z_0-9]{1,3}",
+                Just("SET".to_owned()),
+                Just("ſ".to_owned()),
+                any::<char>().prop_map(String::from),
+            ],
+            0..24,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in tricky()) {
+            let _ = run(&s);
+        }
+
+        #[test]
+        fn never_panics_any_string(s in any::<String>()) {
+            let _ = run(&s);
+        }
+
+        #[test]
+        fn no_dollar_is_identity(s in "[^$]*") {
+            prop_assert_eq!(run(&s), Ok(s.clone()));
+        }
+
+        #[test]
+        fn escaped_text_round_trips(s in tricky()) {
+            prop_assert_eq!(run(&escape(&s)), Ok(s.clone()));
+        }
+
+        #[test]
+        fn values_are_inserted_verbatim(v in tricky()) {
+            let lookup = |name: &str| (name == "X").then(|| v.clone());
+            prop_assert_eq!(interpolate("<${X}|$X>", &lookup), Ok(format!("<{v}|{v}>")));
+        }
+
+        #[test]
+        fn default_used_when_unset(d in "[^${}\n]*") {
+            prop_assert_eq!(run(&format!("${{UNSET:-{d}}}")), Ok(d.clone()));
+            prop_assert_eq!(run(&format!("${{UNSET-{d}}}")), Ok(d.clone()));
+        }
+    }
+}

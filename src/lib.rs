@@ -1,0 +1,21 @@
+//! hlsys: hand a tree of Docker Compose stacks to systemd.
+//!
+//! The pure core (config → tree → model → units) has no I/O beyond reading files, so the
+//! generator can run it at early boot and tests can run it on fixture trees without root.
+//! Docker (bollard) and systemd (D-Bus) live at the edges.
+
+pub mod cli;
+pub mod check;
+pub mod compose;
+pub mod config;
+pub mod docker;
+pub mod envfile;
+pub mod escape;
+pub mod generator;
+pub mod gpu;
+pub mod graph;
+pub mod interpolate;
+pub mod model;
+pub mod network;
+pub mod tree;
+pub mod units;

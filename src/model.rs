@@ -1,0 +1,156 @@
+//! The resolved model of a stack tree: what every other part of hlsys reads.
+//!
+//! Built by [`crate::tree::build`] from a [`Config`]; pure data, serialisable so
+//! `hlsys stacks --json` and the generator's report can print it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// How a Compose service asks for an NVIDIA GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuMechanism {
+    /// `runtime: nvidia`
+    Runtime,
+    /// `deploy.resources.reservations.devices` with driver nvidia or capability gpu
+    DeviceRequest,
+    /// `gpus: all` / `gpus: [...]`
+    Gpus,
+    /// `devices: ["nvidia.com/gpu=all"]` (Container Device Interface)
+    Cdi,
+}
+
+/// A published host port, as far as it can be known without Docker.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PublishedPort {
+    /// Host IP, empty for all addresses.
+    pub host_ip: String,
+    pub host_port: u16,
+    /// "tcp" or "udp"
+    pub protocol: String,
+}
+
+/// One Compose service that runs by default (its profile, if any, is active).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub name: String,
+    /// Has a healthcheck that is not disabled: readiness waits for "healthy".
+    pub healthcheck: bool,
+    /// `restart:` as written (`None` when absent).
+    pub restart: Option<String>,
+    /// Docker network names this service joins.
+    pub networks: Vec<String>,
+    pub gpu: Vec<GpuMechanism>,
+    pub ports: Vec<PublishedPort>,
+    /// `env_file:` entries (absolute) with whether each is required.
+    pub env_files: Vec<(PathBuf, bool)>,
+    /// Host paths of bind mounts (absolute).
+    pub bind_sources: Vec<PathBuf>,
+    /// `depends_on` targets inside the same stack.
+    pub depends_on: Vec<String>,
+}
+
+/// A stack: one Compose project, one `<prefix>-<id>.service`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stack {
+    pub id: String,
+    pub layer: String,
+    pub dir: PathBuf,
+    pub compose_file: PathBuf,
+    pub project: String,
+    /// Env files in precedence order, lowest first, exactly as passed to
+    /// `docker compose --env-file`.
+    pub env_files: Vec<PathBuf>,
+    /// Names of the services Compose runs by default.
+    pub services: Vec<String>,
+    /// Docker network names joined by those services (sorted, unique).
+    pub networks: Vec<String>,
+    pub gpu: bool,
+    /// Stack ids this stack hard-requires.
+    pub requires: Vec<String>,
+    /// Stack ids this stack wants.
+    pub wants: Vec<String>,
+    pub unit: String,
+    pub enabled: bool,
+    /// `TimeoutStartSec=` for the unit, when configured.
+    #[serde(skip)]
+    pub timeout_start_sec: Option<u64>,
+    /// Per-service details (not part of `hlsys stacks --json`).
+    #[serde(skip)]
+    pub service_details: Vec<Service>,
+    /// Top-level `secrets:` files (absolute).
+    #[serde(skip)]
+    pub secret_files: Vec<PathBuf>,
+}
+
+/// A stack (or a path that failed to become one) that was left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackError {
+    /// Stack id, or the path when no id could be made.
+    pub stack: String,
+    /// The file at fault (absolute).
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// A layer: one `<prefix>-<layer>.target`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layer {
+    pub name: String,
+    pub target: String,
+    /// Layers this one is ordered after and wants.
+    pub after: Vec<String>,
+    /// Layers this one requires (and is ordered after).
+    pub requires: Vec<String>,
+    /// Member stack ids (valid ones only), sorted.
+    pub stacks: Vec<String>,
+}
+
+/// Everything the generator and the CLI need to know about the tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    #[serde(skip)]
+    pub config: Config,
+    /// Valid stacks, sorted by id.
+    pub stacks: Vec<Stack>,
+    pub errors: Vec<StackError>,
+    /// Layers in start order (a layer after everything it depends on).
+    #[serde(skip)]
+    pub layers: Vec<Layer>,
+    /// Whether the stack tree was there (a non-empty directory) when the model was built;
+    /// when it is not, the generator waits for it to be mounted.
+    #[serde(skip)]
+    pub tree_available: bool,
+    /// Files read while building, with a content fingerprint, for staleness checks.
+    #[serde(skip)]
+    pub inputs: BTreeMap<PathBuf, String>,
+}
+
+impl Model {
+    pub fn stack(&self, id: &str) -> Option<&Stack> {
+        self.stacks.iter().find(|s| s.id == id)
+    }
+
+    pub fn layer(&self, name: &str) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+
+    /// `homelab.target`
+    pub fn root_target(&self) -> String {
+        format!("{}.target", self.config.unit_prefix)
+    }
+
+    /// Whether some enabled stack needs a GPU (then the GPU check unit is generated).
+    pub fn needs_gpu(&self) -> bool {
+        self.stacks.iter().any(|s| s.enabled && s.gpu)
+    }
+}
+
+/// `homelab-<layer>.target`
+pub fn layer_target(prefix: &str, layer: &str) -> String {
+    format!("{prefix}-{layer}.target")
+}

@@ -1,0 +1,414 @@
+//! Stack tree → [`Model`]: discovery of stack directories, ids, layers, env layering,
+//! the static reading of each compose file, and the dependency graph.
+//!
+//! Bad input never stops the others: a stack that cannot be understood becomes a
+//! [`StackError`] and is left out (with whatever hard-requires it); only a config that
+//! cannot be used at all is an `Err`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::compose::{self, ComposeFile};
+use crate::config::{check_name, check_no_control, Config, ConfigError};
+use crate::graph;
+use crate::model::{layer_target, Layer, Model, Stack, StackError};
+
+/// File names Compose looks for, in its own order of preference.
+pub const COMPOSE_FILE_NAMES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// A directory that holds a compose file, before its file is read.
+#[derive(Debug, Clone)]
+struct Found {
+    /// Path relative to stacks_dir, `/`-separated.
+    rel: String,
+    dir: PathBuf,
+    compose_file: PathBuf,
+}
+
+/// Walks `stacks_dir`: a directory with a compose file is a stack (nothing below it is
+/// searched); other directories are descended; hidden ones are skipped.
+fn discover(stacks_dir: &Path, errors: &mut Vec<StackError>) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut seen = BTreeSet::new();
+    walk(stacks_dir, stacks_dir, &mut found, &mut seen, errors);
+    found.sort_by(|a, b| a.rel.cmp(&b.rel));
+    found
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    found: &mut Vec<Found>,
+    seen: &mut BTreeSet<PathBuf>,
+    errors: &mut Vec<StackError>,
+) {
+    // Symlinked directories are followed, but each real directory is read once, so a
+    // link loop cannot make the generator spin.
+    if let Ok(real) = dir.canonicalize() {
+        if !seen.insert(real) {
+            return;
+        }
+    }
+    let rel = dir
+        .strip_prefix(root)
+        .unwrap_or(dir)
+        .to_string_lossy()
+        .into_owned();
+    let present: Vec<&str> = COMPOSE_FILE_NAMES
+        .iter()
+        .copied()
+        .filter(|n| dir.join(n).is_file())
+        .collect();
+    if !rel.is_empty() && !present.is_empty() {
+        if present.len() > 1 {
+            errors.push(StackError {
+                stack: rel.clone(),
+                file: dir.join(present[1]),
+                message: format!(
+                    "more than one compose file in {}: {}; keep one",
+                    dir.display(),
+                    present.join(", ")
+                ),
+            });
+        } else {
+            found.push(Found {
+                rel,
+                dir: dir.to_path_buf(),
+                compose_file: dir.join(present[0]),
+            });
+        }
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            if dir != root {
+                errors.push(StackError {
+                    stack: rel,
+                    file: dir.to_path_buf(),
+                    message: format!("cannot read directory: {e}"),
+                });
+            }
+            return;
+        }
+    };
+    let mut subdirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subdirs.sort();
+    for d in subdirs {
+        walk(root, &d, found, seen, errors);
+    }
+}
+
+/// Stack id from its relative path: `genai/ollama` → `genai-ollama`. The id is also the
+/// Compose project name, so it must be one Compose accepts (which also makes it a valid
+/// unit-name part without escaping).
+pub fn stack_id(rel: &str) -> Result<String, String> {
+    check_no_control("stack path", rel)?;
+    let id = rel.replace('/', "-");
+    let ok = id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !ok {
+        return Err(format!(
+            "directory {rel:?} gives stack id {id:?}, which Docker Compose does not accept as a \
+             project name (lowercase letters, digits, '-' and '_', starting with a letter or \
+             digit); rename the directory"
+        ));
+    }
+    Ok(id)
+}
+
+/// The env files of a stack, lowest precedence first, that exist (optional config ones
+/// that are missing are dropped; the stack's own are optional by nature).
+fn env_files_for(config: &Config, stack_dir: &Path, layer_dir: Option<&Path>) -> Result<Vec<PathBuf>, (PathBuf, String)> {
+    let mut files = Vec::new();
+    for f in &config.env_files {
+        if f.path.is_file() {
+            files.push(f.path.clone());
+        } else if !f.optional {
+            return Err((
+                f.path.clone(),
+                "env file from the config's env_files does not exist (prefix it with '-' to make it optional)".into(),
+            ));
+        }
+    }
+    if let Some(l) = layer_dir {
+        let p = l.join(".env");
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    for name in [".env", ".env.local"] {
+        let p = stack_dir.join(name);
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    Ok(files)
+}
+
+/// Content fingerprint of a file, for telling later whether the units are stale.
+pub fn fingerprint(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => format!("{:x}", Sha256::digest(&bytes)),
+        Err(_) => "missing".to_string(),
+    }
+}
+
+/// Size and modification time of a file, for files whose content must not leak.
+pub fn metadata_fingerprint(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => format!("size={} mtime={}.{:09}", m.len(), m.mtime(), m.mtime_nsec()),
+        Err(_) => "missing".to_string(),
+    }
+}
+
+struct Parsed {
+    compose: ComposeFile,
+    env_files: Vec<PathBuf>,
+}
+
+/// Reads env files and the compose file for a stack assumed to be in `layer`.
+fn parse_stack(config: &Config, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
+    let layer_dir = config.stacks_dir.join(layer);
+    let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
+    let env_files = env_files_for(config, &f.dir, below_layer.then_some(layer_dir.as_path()))
+        .map_err(|(file, message)| StackError { stack: id.to_string(), file, message })?;
+    let env = crate::envfile::load_layered(&env_files).map_err(|e| StackError {
+        stack: id.to_string(),
+        file: e.file.clone(),
+        message: match e.line {
+            Some(l) => format!("line {l}: {}", e.message),
+            None => e.message.clone(),
+        },
+    })?;
+    let text = std::fs::read_to_string(&f.compose_file).map_err(|e| StackError {
+        stack: id.to_string(),
+        file: f.compose_file.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let compose = compose::parse(&text, id, &f.dir, &env).map_err(|e| StackError {
+        stack: id.to_string(),
+        file: f.compose_file.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Parsed { compose, env_files })
+}
+
+/// Builds the model. `Err` only for config problems that leave nothing to build on.
+pub fn build(config: Config) -> Result<Model, ConfigError> {
+    let mut errors = Vec::new();
+    let cfg_file = config
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG));
+    let tree_available = std::fs::read_dir(&config.stacks_dir).is_ok_and(|mut d| d.next().is_some());
+    if !tree_available {
+        errors.push(StackError {
+            stack: "(tree)".into(),
+            file: config.stacks_dir.clone(),
+            message: "stacks_dir is missing or empty (not mounted yet?)".into(),
+        });
+    }
+    let found = discover(&config.stacks_dir, &mut errors);
+
+    // Ids, and collisions between them (`a/b-c` and `a-b/c` both give `a-b-c`).
+    let mut by_id: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    for f in found {
+        match stack_id(&f.rel) {
+            Ok(id) => by_id.entry(id).or_default().push(f),
+            Err(message) => errors.push(StackError {
+                stack: f.rel.clone(),
+                file: f.dir.clone(),
+                message,
+            }),
+        }
+    }
+    let mut candidates: Vec<(String, Found)> = Vec::new();
+    for (id, mut fs) in by_id {
+        if fs.len() > 1 {
+            let paths: Vec<String> = fs.iter().map(|f| f.dir.display().to_string()).collect();
+            for f in fs {
+                errors.push(StackError {
+                    stack: id.clone(),
+                    file: f.compose_file,
+                    message: format!("stack id {id:?} is given by more than one directory: {}", paths.join(" and ")),
+                });
+            }
+        } else {
+            candidates.push((id, fs.remove(0)));
+        }
+    }
+    let known_ids: BTreeSet<&str> = candidates.iter().map(|(id, _)| id.as_str()).collect();
+
+    // Layers named by explicit member lists.
+    let mut listed_layer: BTreeMap<String, String> = BTreeMap::new();
+    for (layer, lc) in &config.layers {
+        for id in lc.stacks.iter().flatten() {
+            if let Some(other) = listed_layer.insert(id.clone(), layer.clone()) {
+                if other != *layer {
+                    return Err(ConfigError {
+                        file: cfg_file.clone(),
+                        message: format!("stack {id:?} is listed in layers.{other}.stacks and layers.{layer}.stacks"),
+                    });
+                }
+            }
+        }
+    }
+    // Config entries for stacks that don't exist are reported, not ignored: they are
+    // usually typos or moved directories.
+    for id in config.stacks.keys() {
+        if !known_ids.contains(id.as_str()) && !errors.iter().any(|e| &e.stack == id) {
+            errors.push(StackError {
+                stack: id.clone(),
+                file: cfg_file.clone(),
+                message: format!("configured stack {id:?} has no directory with a compose file under {}", config.stacks_dir.display()),
+            });
+        }
+    }
+    for (id, layer) in &listed_layer {
+        if !known_ids.contains(id.as_str()) {
+            errors.push(StackError {
+                stack: id.clone(),
+                file: cfg_file.clone(),
+                message: format!("layers.{layer}.stacks names {id:?}, which is not a stack under {}", config.stacks_dir.display()),
+            });
+        }
+    }
+
+    let mut stacks = Vec::new();
+    for (id, f) in &candidates {
+        let sc = config.stacks.get(id).cloned().unwrap_or_default();
+        let first = f.rel.split('/').next().unwrap_or(&f.rel).to_string();
+        let configured = sc.layer.clone().or_else(|| listed_layer.get(id).cloned());
+        let assumed = configured.clone().unwrap_or_else(|| first.clone());
+        let mut parsed = match parse_stack(&config, f, id, &assumed) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let x = parsed.compose.x_hlsys.clone();
+        let layer = configured.or(x.layer.clone()).unwrap_or(first);
+        if layer != assumed {
+            // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
+            parsed = match parse_stack(&config, f, id, &layer) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+        }
+        if let Err(message) = check_name("layer", &layer) {
+            errors.push(StackError { stack: id.clone(), file: f.compose_file.clone(), message });
+            continue;
+        }
+        let mut requires = sc.requires.clone();
+        requires.extend(x.requires.iter().cloned());
+        requires.sort();
+        requires.dedup();
+        let mut wants = sc.wants.clone();
+        wants.extend(x.wants.iter().cloned());
+        wants.sort();
+        wants.dedup();
+        wants.retain(|w| !requires.contains(w));
+        let services = &parsed.compose.services;
+        let mut networks: Vec<String> = services.iter().flat_map(|s| s.networks.iter().cloned()).collect();
+        networks.sort();
+        networks.dedup();
+        stacks.push(Stack {
+            id: id.clone(),
+            layer,
+            dir: f.dir.clone(),
+            compose_file: f.compose_file.clone(),
+            project: id.clone(),
+            env_files: parsed.env_files,
+            services: services.iter().map(|s| s.name.clone()).collect(),
+            networks,
+            gpu: services.iter().any(|s| !s.gpu.is_empty()),
+            requires,
+            wants,
+            unit: format!("{}-{}.service", config.unit_prefix, id),
+            enabled: sc.enabled.or(x.enabled).unwrap_or(true),
+            timeout_start_sec: sc.timeout_start_sec,
+            service_details: parsed.compose.services.clone(),
+            secret_files: parsed.compose.secret_files.clone(),
+        });
+    }
+
+    // Layers: configured ones plus every layer a stack is in.
+    let mut layer_names: BTreeSet<String> = config.layers.keys().cloned().collect();
+    layer_names.extend(stacks.iter().map(|s| s.layer.clone()));
+    for (name, lc) in &config.layers {
+        for dep in lc.after.iter().chain(&lc.requires) {
+            if !layer_names.contains(dep) {
+                return Err(ConfigError {
+                    file: cfg_file.clone(),
+                    message: format!("layers.{name} depends on unknown layer {dep:?}"),
+                });
+            }
+        }
+    }
+    let mut layers: Vec<Layer> = layer_names
+        .iter()
+        .map(|name| {
+            let lc = config.layers.get(name).cloned().unwrap_or_default();
+            let mut after: Vec<String> = lc.after.iter().filter(|a| !lc.requires.contains(a)).cloned().collect();
+            after.sort();
+            after.dedup();
+            let mut requires = lc.requires.clone();
+            requires.sort();
+            requires.dedup();
+            Layer {
+                name: name.clone(),
+                target: layer_target(&config.unit_prefix, name),
+                after,
+                requires,
+                stacks: Vec::new(),
+            }
+        })
+        .collect();
+
+    // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
+    let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
+    let outcome = graph::resolve(&mut stacks, &layers, &failed).map_err(|message| ConfigError { file: cfg_file.clone(), message })?;
+    errors.extend(outcome.errors);
+    let order: BTreeMap<&str, usize> = outcome.layer_order.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    layers.sort_by_key(|l| order.get(l.name.as_str()).copied().unwrap_or(usize::MAX));
+    for l in &mut layers {
+        l.stacks = stacks.iter().filter(|s| s.layer == l.name && s.enabled).map(|s| s.id.clone()).collect();
+    }
+    stacks.sort_by(|a, b| a.id.cmp(&b.id));
+    errors.sort_by(|a, b| (&a.stack, &a.file).cmp(&(&b.stack, &b.file)));
+    errors.dedup();
+
+    let mut inputs = BTreeMap::new();
+    for p in config.input_files() {
+        inputs.insert(p.clone(), fingerprint(&p));
+    }
+    for s in &stacks {
+        inputs.insert(s.compose_file.clone(), fingerprint(&s.compose_file));
+        for e in &s.env_files {
+            // Env files hold secrets: record size and mtime, never a hash of their content
+            // (the report under /run is world-readable).
+            inputs.insert(e.clone(), metadata_fingerprint(e));
+        }
+    }
+    Ok(Model { config, stacks, errors, layers, tree_available, inputs })
+}

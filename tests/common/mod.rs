@@ -1,0 +1,155 @@
+//! Helpers shared by the integration tests: prerequisite gating, running commands,
+//! the host Docker engine, and throw-away systemd machines (tests/harness/machine.sh).
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+
+/// Root of the hlsys repository (where Cargo.toml of the `hlsys` package lives).
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(REPO).join(rel)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// True when we run as root and every tool in `tools` is on PATH. Otherwise prints
+/// "SKIP: <reason>" and returns false — except in CI (CI=true), where a missing
+/// prerequisite is a broken CI setup and this panics.
+pub fn require_root_and(tools: &[&str]) -> bool {
+    let mut missing = Vec::new();
+    // /proc/self is owned by the effective uid of the process reading it.
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX) != 0 {
+        missing.push("not running as root".to_string());
+    }
+    let tools: Vec<_> = tools.iter().filter(|t| !on_path(t)).collect();
+    if !tools.is_empty() {
+        missing.push(format!("not on PATH: {tools:?}"));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = missing.join("; ");
+    if in_ci() {
+        panic!("CI=true but a test prerequisite is missing: {reason} (see scripts/install-deps.sh, .ci/run)");
+    }
+    eprintln!("SKIP: {reason}");
+    false
+}
+
+/// Run `cmd` to completion (stdin closed); returns (status, stdout, stderr).
+/// Panics only if it cannot be started.
+pub fn run(cmd: &mut Command) -> (ExitStatus, String, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like [`run`] but panics, showing both streams, unless the command succeeds.
+pub fn run_ok(cmd: &mut Command) -> (String, String) {
+    let (status, out, err) = run(cmd);
+    assert!(
+        status.success(),
+        "{cmd:?} failed: {status}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+    );
+    (out, err)
+}
+
+/// Make sure the host's Docker engine runs and has local/busybox:latest
+/// (scripts/start-dockerd.sh, once per test process).
+pub fn ensure_dockerd() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        run_ok(Command::new("bash").arg(repo_path("scripts/start-dockerd.sh")));
+    });
+}
+
+/// A throw-away machine with systemd as PID 1 and docker.service inside
+/// (tests/harness/machine.sh). Stopped, leaving no trace, when dropped.
+pub struct Machine {
+    pub name: String,
+}
+
+impl Machine {
+    fn script() -> Command {
+        let mut c = Command::new("bash");
+        c.arg(repo_path("tests/harness/machine.sh"));
+        c
+    }
+
+    /// Boot a machine named `<prefix>-<pid>-<n>`. `pre_boot` is a bash snippet run
+    /// before boot with $ROOT set to the machine's root (install generator, config, ...).
+    pub fn start(prefix: &str, pre_boot: Option<&str>) -> Machine {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let m = Machine { name }; // guard first: a failed start is cleaned up too
+        let mut c = Self::script();
+        c.args(["start", &m.name]);
+        if let Some(p) = pre_boot {
+            c.env("PRE_BOOT", p);
+        }
+        let (out, _) = run_ok(&mut c);
+        eprint!("{out}");
+        m
+    }
+
+    /// Run `args` inside the machine; returns (status, stdout, stderr).
+    pub fn exec(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        run(Self::script().args(["exec", &self.name]).args(args))
+    }
+
+    /// Run `args` inside the machine; panics unless it succeeds. Returns stdout.
+    pub fn exec_ok(&self, args: &[&str]) -> String {
+        run_ok(Self::script().args(["exec", &self.name]).args(args)).0
+    }
+
+    /// Wait for dockerd inside and import local/busybox:latest there.
+    pub fn wait_docker(&self) {
+        run_ok(Self::script().args(["wait-docker", &self.name]));
+    }
+
+    /// Copy a host file or directory into the machine (through its mount namespace).
+    pub fn copy_in(&self, src: impl AsRef<Path>, dst: &str) {
+        run_ok(
+            Self::script()
+                .args(["copy-in", &self.name])
+                .arg(src.as_ref())
+                .arg(dst),
+        );
+    }
+
+    /// The machine's console log (systemd-nspawn output), for failure messages.
+    pub fn log(&self) -> String {
+        run(Self::script().args(["log", &self.name])).1
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        // Never panic here: we may already be unwinding from a failed assertion.
+        let (status, out, err) = run(Self::script().args(["stop", &self.name]));
+        if !status.success() {
+            eprintln!("stopping machine {} failed: {status}\n{out}{err}", self.name);
+        }
+    }
+}
