@@ -1,0 +1,570 @@
+//! `hlsys check`: the preflight. Each check reports ok, warn or fail with a remedy.
+//!
+//! The rule for the two bad levels: `fail` means stacks will not come up right (Docker
+//! down, a missing required file, a port clash, a GPU stack with no working path);
+//! `warn` means they will, but something is off or risky (drift, world-readable secrets,
+//! Docker restarting containers behind systemd's back, bind sources Docker would create
+//! empty).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::query_parameters::ListContainersOptions;
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::docker;
+use crate::gpu;
+use crate::model::{Model, PublishedPort, Stack};
+use crate::network;
+
+/// The label Compose puts on every container of a project.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub status: Status,
+    pub message: String,
+    pub remedy: Option<String>,
+}
+
+impl CheckResult {
+    pub fn ok(name: &str, message: impl Into<String>) -> Self {
+        CheckResult { name: name.into(), status: Status::Ok, message: message.into(), remedy: None }
+    }
+
+    pub fn warn(name: &str, message: impl Into<String>, remedy: impl Into<String>) -> Self {
+        CheckResult { name: name.into(), status: Status::Warn, message: message.into(), remedy: Some(remedy.into()) }
+    }
+
+    pub fn fail(name: &str, message: impl Into<String>, remedy: impl Into<String>) -> Self {
+        CheckResult { name: name.into(), status: Status::Fail, message: message.into(), remedy: Some(remedy.into()) }
+    }
+
+    /// ok when `problems` is empty, else `status` with the problems joined.
+    fn from_problems(name: &str, ok: String, status: Status, problems: Vec<String>, remedy: &str) -> Self {
+        if problems.is_empty() {
+            return CheckResult::ok(name, ok);
+        }
+        CheckResult { name: name.into(), status, message: problems.join("; "), remedy: Some(remedy.into()) }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Only the GPU checks (`--gpu`).
+    pub gpu_only: bool,
+    /// Stack ids to check; empty: every enabled stack.
+    pub stacks: Vec<String>,
+    /// Root for host files (/proc, /dev, /etc/cdi); `/` normally.
+    pub root: PathBuf,
+    /// Docker host; `None`: `DOCKER_HOST` or the default socket.
+    pub docker_host: Option<String>,
+    /// "generated units current", computed by the caller from the generator's report.
+    pub units_current: Option<CheckResult>,
+}
+
+/// Exit status: 1 when any check failed, or (with `strict`) warned.
+pub fn exit_code(results: &[CheckResult], strict: bool) -> u8 {
+    let worst = results.iter().map(|r| r.status).max().unwrap_or(Status::Ok);
+    u8::from(worst == Status::Fail || (strict && worst == Status::Warn))
+}
+
+/// Runs every check. `model` is `Err(message)` when the config could not be loaded.
+pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<CheckResult> {
+    let host = opts.docker_host.clone().unwrap_or_else(docker::host);
+    if opts.gpu_only {
+        let d = docker::connect_to(&host).await.map_err(|e| format!("{e:#}"));
+        return match model {
+            Ok(m) => gpu_checks(m, &select(m, &opts.stacks).0, &opts.root, d.as_ref().map_err(Clone::clone)).await,
+            Err(e) => vec![config_failed(&e)],
+        };
+    }
+    let (d, compose) = tokio::join!(docker::connect_to(&host), compose_version());
+    let mut out = vec![docker_check(&host, d.as_ref()).await, compose];
+    let d = d.map_err(|e| format!("{e:#}"));
+    match model {
+        Err(e) => out.push(config_failed(&e)),
+        Ok(m) => {
+            let src = m.config.source.as_ref().map_or("defaults (no config file)".into(), |p| p.display().to_string());
+            out.push(CheckResult::ok("config", src));
+            let (stacks, unknown) = select(m, &opts.stacks);
+            out.push(stack_tree(m, &opts.stacks, unknown));
+            let dr = d.as_ref().map_err(Clone::clone);
+            let (nets, gpus, restart, ports) = tokio::join!(
+                networks(m, dr.clone(), &opts.root),
+                gpu_checks(m, &stacks, &opts.root, dr.clone()),
+                restart_policies(&stacks, dr.clone()),
+                ports(m, &stacks, dr.clone()),
+            );
+            out.push(nets);
+            out.extend(gpus);
+            out.push(files(m, &stacks));
+            out.push(secret_permissions(m, &stacks));
+            out.push(ports);
+            out.push(restart);
+            out.push(bind_mounts(&stacks));
+        }
+    }
+    out.extend(opts.units_current.clone());
+    out
+}
+
+fn config_failed(e: &str) -> CheckResult {
+    CheckResult::fail("config", e, "fix the config file; `hlsys stacks` shows what it resolves to")
+}
+
+/// The stacks to check: the named ones (even disabled), else every enabled one. Also
+/// returns the names that are no valid stack.
+fn select<'m>(m: &'m Model, names: &[String]) -> (Vec<&'m Stack>, Vec<String>) {
+    if names.is_empty() {
+        return (m.stacks.iter().filter(|s| s.enabled).collect(), Vec::new());
+    }
+    let unknown = names
+        .iter()
+        .filter(|n| m.stack(n).is_none() && !m.errors.iter().any(|e| &e.stack == *n))
+        .cloned()
+        .collect();
+    (m.stacks.iter().filter(|s| names.contains(&s.id)).collect(), unknown)
+}
+
+async fn docker_check(host: &str, d: Result<&Docker, &anyhow::Error>) -> CheckResult {
+    let remedy = "start Docker (systemctl start docker) or point DOCKER_HOST at it";
+    match d {
+        Err(e) => CheckResult::fail("docker", format!("{e:#}"), remedy),
+        Ok(d) => match d.version().await {
+            Ok(v) => CheckResult::ok(
+                "docker",
+                format!(
+                    "Docker {} (API {}) at {host}",
+                    v.version.unwrap_or_default(),
+                    v.api_version.unwrap_or_default()
+                ),
+            ),
+            Err(e) => CheckResult::fail("docker", format!("cannot reach Docker at {host}: {e}"), remedy),
+        },
+    }
+}
+
+/// `docker compose version`: the one place hlsys runs the docker CLI, since the plugin
+/// is what the units run.
+async fn compose_version() -> CheckResult {
+    let remedy = "install the Docker Compose v2 plugin (docker-compose-plugin)";
+    let run = tokio::process::Command::new("docker")
+        .args(["compose", "version"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(Duration::from_secs(30), run).await {
+        Err(_) => return CheckResult::fail("compose", "`docker compose version` did not answer within 30s", remedy),
+        Ok(Err(e)) => return CheckResult::fail("compose", format!("cannot run `docker compose version`: {e}"), remedy),
+        Ok(Ok(o)) => o,
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().last().unwrap_or("").trim_start_matches('v').to_string();
+    let major: Option<u32> = version.split('.').next().and_then(|m| m.parse().ok());
+    match major {
+        _ if !out.status.success() => CheckResult::fail(
+            "compose",
+            format!("`docker compose version` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            remedy,
+        ),
+        Some(m) if m >= 2 => CheckResult::ok("compose", format!("Docker Compose {version}")),
+        _ => CheckResult::fail("compose", format!("Docker Compose v2 required, found {:?}", text.trim()), remedy),
+    }
+}
+
+fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult {
+    let mut problems: Vec<String> = m
+        .errors
+        .iter()
+        .filter(|e| names.is_empty() || names.contains(&e.stack))
+        .map(|e| format!("{}: {}: {}", e.stack, e.file.display(), e.message))
+        .collect();
+    problems.extend(unknown.iter().map(|n| format!("no stack {n:?}")));
+    CheckResult::from_problems(
+        "stacks",
+        format!("{} stacks, {} enabled", m.stacks.len(), m.stacks.iter().filter(|s| s.enabled).count()),
+        Status::Fail,
+        problems,
+        "fix the files named; `hlsys stacks` lists what was understood",
+    )
+}
+
+async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckResult {
+    const NAME: &str = "networks";
+    if m.config.networks.is_empty() {
+        return CheckResult::ok(NAME, "no networks configured");
+    }
+    let d = match d {
+        Ok(d) => d,
+        Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
+    };
+    let existing = match network::list_existing(d, |_, _| false).await {
+        Ok(e) => e,
+        Err(e) => return CheckResult::fail(NAME, format!("{e:#}"), "check Docker's log"),
+    };
+    let routes = match network::read_routes(root) {
+        Ok(r) => r,
+        Err(e) => return CheckResult::warn(NAME, format!("{e:#}"), "check /proc is mounted"),
+    };
+    let plan = network::plan(&m.config, &existing, &routes);
+    if !plan.problems.is_empty() {
+        return CheckResult::fail(
+            NAME,
+            plan.problems.join("; "),
+            "choose subnets that overlap neither each other, other Docker networks nor host routes",
+        );
+    }
+    let mut problems = Vec::new();
+    for np in &plan.networks {
+        match np.action {
+            network::Action::Create => problems.push(format!("{} does not exist", np.name)),
+            network::Action::Drift => {
+                let d: Vec<String> =
+                    np.drift.iter().map(|d| format!("{} {} (wanted {})", d.field, d.found, d.wanted)).collect();
+                problems.push(format!("{} differs: {}", np.name, d.join(", ")));
+            }
+            network::Action::Ok => {}
+        }
+        if !np.duplicates.is_empty() {
+            problems.push(format!("{} exists {} times", np.name, np.duplicates.len() + 1));
+        }
+    }
+    CheckResult::from_problems(
+        NAME,
+        format!("{} networks as configured", plan.networks.len()),
+        Status::Warn,
+        problems,
+        "hlsys network ensure (--recreate for drift, once no container uses the network)",
+    )
+}
+
+async fn gpu_checks(m: &Model, stacks: &[&Stack], root: &Path, d: Result<&Docker, String>) -> Vec<CheckResult> {
+    if !stacks.iter().any(|s| s.gpu) {
+        return vec![CheckResult::ok("gpu", "no stack needs a GPU")];
+    }
+    let host = gpu::detect(root, d).await;
+    gpu::assess(m, &host)
+        .into_iter()
+        .filter(|g| stacks.iter().any(|s| s.id == g.stack))
+        .map(|g| {
+            let name = format!("gpu:{}", g.stack);
+            let describe = |ms: &mut dyn Iterator<Item = &gpu::MechanismStatus>| {
+                ms.map(|s| format!("{}: {}", serde_json::to_value(s.mechanism).unwrap_or_default().as_str().unwrap_or("?"), s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            match g.mechanisms.iter().find(|s| !s.works) {
+                None => CheckResult::ok(&name, describe(&mut g.mechanisms.iter())),
+                Some(bad) => CheckResult::fail(
+                    &name,
+                    describe(&mut g.mechanisms.iter().filter(|s| !s.works)),
+                    bad.remedy.clone().unwrap_or_default(),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Required env files (the config's, the stacks' `--env-file`s, services' `env_file:`)
+/// and `secrets:` files must exist, or Compose refuses to start the stack.
+fn files(m: &Model, stacks: &[&Stack]) -> CheckResult {
+    let mut missing = BTreeSet::new();
+    for f in m.config.env_files.iter().filter(|f| !f.optional) {
+        if !f.path.exists() {
+            missing.insert(format!("env file {}", f.path.display()));
+        }
+    }
+    for s in stacks {
+        let required = s.env_files.iter().chain(s.service_details.iter().flat_map(|svc| {
+            svc.env_files.iter().filter(|(_, req)| *req).map(|(p, _)| p)
+        }));
+        for p in required.filter(|p| !p.exists()) {
+            missing.insert(format!("{}: env file {}", s.id, p.display()));
+        }
+        for p in s.secret_files.iter().filter(|p| !p.exists()) {
+            missing.insert(format!("{}: secret file {}", s.id, p.display()));
+        }
+    }
+    CheckResult::from_problems(
+        "files",
+        "every required env file and secret file exists".into(),
+        Status::Fail,
+        missing.into_iter().collect(),
+        "create the missing files (or mark env files optional: `required: false` / `-path`)",
+    )
+}
+
+fn secret_bearing(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == ".env.local" || n.ends_with(".secret"))
+}
+
+/// `.env.local`, `*.secret` (in the tree's top and each stack's directory) and the
+/// stacks' secret files must not be readable by others.
+fn secret_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
+    let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut scan = |dir: &Path| {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            candidates.extend(rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| secret_bearing(p)));
+        }
+    };
+    scan(&m.config.stacks_dir);
+    for s in stacks {
+        scan(&s.dir);
+    }
+    for s in stacks {
+        candidates.extend(s.secret_files.iter().cloned());
+        candidates.extend(s.env_files.iter().filter(|p| secret_bearing(p)).cloned());
+    }
+    let open: Vec<String> = candidates
+        .iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|md| md.is_file() && md.permissions().mode() & 0o004 != 0))
+        .map(|p| p.display().to_string())
+        .collect();
+    let remedy = format!("chmod o-r {}", open.join(" "));
+    CheckResult::from_problems(
+        "secret-permissions",
+        format!("{} secret-bearing files, none readable by others", candidates.len()),
+        Status::Warn,
+        open.into_iter().map(|p| format!("{p} is readable by others")).collect(),
+        &remedy,
+    )
+}
+
+/// Whether two published ports can clash: same protocol and port, and addresses equal
+/// or one of them all addresses.
+fn clash(a: &PublishedPort, b: &PublishedPort) -> bool {
+    let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
+    a.protocol == b.protocol && a.host_port == b.host_port && (a.host_ip == b.host_ip || any(&a.host_ip) || any(&b.host_ip))
+}
+
+/// Host ports published by two enabled stacks, or already bound on the host by
+/// something other than the stack's own containers.
+async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, String>) -> CheckResult {
+    let mut problems = Vec::new();
+    let published = |s: &Stack| -> Vec<PublishedPort> {
+        let mut v: Vec<PublishedPort> = s.service_details.iter().flat_map(|svc| svc.ports.iter().cloned()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let all: Vec<(&Stack, Vec<PublishedPort>)> =
+        m.stacks.iter().filter(|s| s.enabled || stacks.iter().any(|x| x.id == s.id)).map(|s| (s, published(s))).collect();
+    let mut clashing = BTreeSet::new();
+    for (i, (a, pa)) in all.iter().enumerate() {
+        for (b, pb) in &all[i + 1..] {
+            let selected = stacks.iter().any(|s| s.id == a.id || s.id == b.id);
+            for p in pa.iter().filter(|p| selected && pb.iter().any(|q| clash(p, q))) {
+                problems.push(format!("{}/{} is published by both {} and {}", p.host_port, p.protocol, a.id, b.id));
+                clashing.insert((p.host_port, p.protocol.clone()));
+            }
+        }
+    }
+    // Ports Docker already publishes for each project: the stack running is no clash.
+    let owned = match d {
+        Ok(d) => published_by_projects(d).await.unwrap_or_default(),
+        Err(_) => HashMap::new(),
+    };
+    for s in stacks {
+        for p in published(s) {
+            if clashing.contains(&(p.host_port, p.protocol.clone())) {
+                continue;
+            }
+            if owned.get(&s.project).is_some_and(|o| o.contains(&(p.host_port, p.protocol.clone()))) {
+                continue;
+            }
+            if let Some(why) = bound_elsewhere(&p) {
+                problems.push(format!("{}: {}", s.id, why));
+            }
+        }
+    }
+    let count: usize = stacks.iter().map(|s| published(s).len()).sum();
+    CheckResult::from_problems(
+        "ports",
+        format!("{count} published ports free"),
+        Status::Fail,
+        problems,
+        "change the host port in one of the compose files, or stop what holds it (ss -ltnup)",
+    )
+}
+
+/// Tries to bind the port as Docker would; `Some(why)` when something else holds it.
+fn bound_elsewhere(p: &PublishedPort) -> Option<String> {
+    let ip: IpAddr = if p.host_ip.is_empty() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        p.host_ip.parse().ok()?
+    };
+    let res = match p.protocol.as_str() {
+        "udp" => UdpSocket::bind((ip, p.host_port)).map(drop),
+        _ => TcpListener::bind((ip, p.host_port)).map(drop),
+    };
+    match res {
+        Err(e) if e.kind() == ErrorKind::AddrInUse => {
+            Some(format!("{}:{}/{} is already bound on the host", p.host_ip, p.host_port, p.protocol))
+        }
+        Err(e) if e.kind() == ErrorKind::AddrNotAvailable => {
+            Some(format!("{} (for port {}/{}) is not an address of this host", p.host_ip, p.host_port, p.protocol))
+        }
+        // Anything else (no privilege for low ports) says nothing about a clash.
+        _ => None,
+    }
+}
+
+async fn compose_containers(d: &Docker) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+    let filters = HashMap::from([("label".to_string(), vec![COMPOSE_PROJECT_LABEL.to_string()])]);
+    d.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+        .await
+}
+
+/// project → (host port, protocol) its containers publish.
+async fn published_by_projects(d: &Docker) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
+    let mut out: HashMap<String, BTreeSet<(u16, String)>> = HashMap::new();
+    for c in compose_containers(d).await? {
+        let Some(project) = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL)).cloned() else { continue };
+        let set = out.entry(project).or_default();
+        for p in c.ports.unwrap_or_default() {
+            if let Some(port) = p.public_port {
+                set.insert((port, p.typ.map_or("tcp".into(), |t| t.to_string())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Containers of the checked stacks whose restart policy is not "no": Docker would
+/// start them at boot on its own, before systemd's ordering and outside its control.
+async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> CheckResult {
+    const NAME: &str = "restart-policies";
+    let d = match d {
+        Ok(d) => d,
+        Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
+    };
+    let projects: BTreeMap<&str, &str> = stacks.iter().map(|s| (s.project.as_str(), s.id.as_str())).collect();
+    let containers = match compose_containers(d).await {
+        Ok(c) => c,
+        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e}"), "check Docker's log"),
+    };
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for c in containers {
+        let project = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL));
+        let Some(stack) = project.and_then(|p| projects.get(p.as_str())) else { continue };
+        seen += 1;
+        let id = c.id.unwrap_or_default();
+        let Ok(info) = d.inspect_container(&id, None).await else { continue };
+        let policy = info
+            .host_config
+            .and_then(|h| h.restart_policy)
+            .and_then(|r| r.name)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        if !policy.is_empty() && policy != "no" {
+            let name = info.name.unwrap_or(id).trim_start_matches('/').to_string();
+            problems.push(format!("{stack}: container {name} has restart policy {policy}"));
+        }
+    }
+    CheckResult::from_problems(
+        NAME,
+        format!("{seen} containers of the checked stacks, none restarted by Docker itself"),
+        Status::Warn,
+        problems,
+        "set `restart: \"no\"` (systemd restarts the stack) and recreate the containers",
+    )
+}
+
+/// Bind-mount sources that do not exist: Docker would create them as empty root-owned
+/// directories, which is rarely what the stack wants.
+fn bind_mounts(stacks: &[&Stack]) -> CheckResult {
+    let mut problems = Vec::new();
+    let mut count = 0;
+    for s in stacks {
+        for svc in &s.service_details {
+            for src in &svc.bind_sources {
+                count += 1;
+                if !src.exists() {
+                    problems.push(format!("{}/{}: {} does not exist", s.id, svc.name, src.display()));
+                }
+            }
+        }
+    }
+    CheckResult::from_problems(
+        "bind-mounts",
+        format!("{count} bind-mount sources exist"),
+        Status::Warn,
+        problems,
+        "create the directories or files (with the right owner) before starting the stack",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(ip: &str, p: u16, proto: &str) -> PublishedPort {
+        PublishedPort { host_ip: ip.into(), host_port: p, protocol: proto.into() }
+    }
+
+    #[test]
+    fn port_clash_rules() {
+        assert!(clash(&port("", 80, "tcp"), &port("127.0.0.1", 80, "tcp")));
+        assert!(clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.1", 80, "tcp")));
+        assert!(!clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.2", 80, "tcp")));
+        assert!(!clash(&port("", 80, "tcp"), &port("", 80, "udp")));
+        assert!(!clash(&port("", 80, "tcp"), &port("", 81, "tcp")));
+    }
+
+    #[test]
+    fn bound_port_is_seen() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        assert!(bound_elsewhere(&port("127.0.0.1", p, "tcp")).is_some());
+        drop(l);
+        assert!(bound_elsewhere(&port("127.0.0.1", p, "tcp")).is_none());
+        assert!(bound_elsewhere(&port("192.0.2.77", p, "tcp")).unwrap().contains("not an address"));
+    }
+
+    #[test]
+    fn exit_codes() {
+        let ok = CheckResult::ok("a", "");
+        let warn = CheckResult::warn("b", "", "");
+        let fail = CheckResult::fail("c", "", "");
+        assert_eq!(exit_code(&[ok.clone()], true), 0);
+        assert_eq!(exit_code(&[ok.clone(), warn.clone()], false), 0);
+        assert_eq!(exit_code(&[ok.clone(), warn], true), 1);
+        assert_eq!(exit_code(&[ok, fail], false), 1);
+    }
+
+    #[test]
+    fn secret_names() {
+        assert!(secret_bearing(Path::new("/a/.env.local")));
+        assert!(secret_bearing(Path::new("/a/db.secret")));
+        assert!(!secret_bearing(Path::new("/a/.env")));
+    }
+}

@@ -627,6 +627,31 @@ fn service(
             depends_on.push((dep, required));
         }
     }
+    // Compose adds a (required) dependency for every other service this one shares a
+    // namespace or volumes with, or links to, unless depends_on already names it.
+    let mut implicit = Vec::new();
+    for field in ["network_mode", "ipc", "pid"] {
+        if let Some(v) = get(field) {
+            if let Some(dep) = string(v, &sub(field))?.strip_prefix("service:") {
+                implicit.push(dep.to_string());
+            }
+        }
+    }
+    for field in ["volumes_from", "links"] {
+        if let Some(v) = get(field) {
+            for entry in strings(v, &sub(field))? {
+                let dep = entry.split(':').next().unwrap_or_default();
+                if !(field == "volumes_from" && entry.starts_with("container:")) {
+                    implicit.push(dep.to_string());
+                }
+            }
+        }
+    }
+    for dep in implicit {
+        if !depends_on.iter().any(|(d, _)| *d == dep) {
+            depends_on.push((dep, true));
+        }
+    }
 
     let service = Service {
         name: name.to_string(),
@@ -943,6 +968,8 @@ services:
         assert_eq!(s[0].depends_on, ["b"]);
         let text = "services:\n  a:\n    image: x\n    depends_on:\n      b: {condition: service_healthy}\n      c: {condition: service_started, required: false}\n  b: {image: x}\n  c: {image: x, profiles: [p]}\n";
         assert_eq!(ok(text).services[0].depends_on, ["b", "c"]);
+        let text = "services:\n  a:\n    image: x\n    network_mode: service:b\n    ipc: service:c\n    pid: host\n    volumes_from: [\"d:ro\", \"container:zz\"]\n    links: [\"e:alias\"]\n    depends_on: {b: {condition: service_healthy}}\n  b: {image: x}\n  c: {image: x}\n  d: {image: x}\n  e: {image: x}\n";
+        assert_eq!(ok(text).services[0].depends_on, ["b", "c", "d", "e"]);
         // required target disabled by profile, or not defined at all: Compose refuses
         let e =
             err("services:\n  a: {image: x, depends_on: [c]}\n  c: {image: x, profiles: [p]}\n");

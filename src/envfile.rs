@@ -53,7 +53,9 @@ impl fmt::Display for EnvFileError {
 impl std::error::Error for EnvFileError {}
 
 /// Parses .env text. Variables in values resolve first from keys defined earlier in this same
-/// text, then from `lookup` (compose-go's order). A bare `KEY` line consults `lookup` only.
+/// text, then from `lookup` (compose resolves from one map of all files read so far, in which
+/// the current file's keys override earlier files'). A bare `KEY` line keeps the key's value
+/// from earlier in this text, else takes it from `lookup`, else is ignored.
 ///
 /// Returns the pairs in order of first definition; a redefined key keeps its first position and
 /// takes the new value (the file behaves as a map, as in compose).
@@ -80,8 +82,13 @@ pub fn parse(
             return Err(err("key cannot contain a space".into()));
         }
         if inherited {
-            if let Some(value) = lookup(key) {
-                set(&mut out, key, value);
+            // compose fills a bare `KEY` from the process environment only, which hlsys does
+            // not have; in a layered load its net effect is that the key keeps the value it
+            // already has (from this text, else from earlier files), which is what we report.
+            if !out.iter().any(|(k, _)| k == key) {
+                if let Some(value) = lookup(key) {
+                    set(&mut out, key, value);
+                }
             }
             cur = rest;
             continue;
@@ -386,10 +393,10 @@ mod tests {
             "X" => Some("x1".to_owned()),
             _ => None,
         };
-        // compose resolves the same file's earlier keys before the lookup; a bare key copies
-        // the lookup value.
+        // The same file's earlier keys win over the lookup, also for a bare key; otherwise a
+        // bare key copies the lookup value.
         assert_eq!(
-            parse("A=2\nB=${A}\nC=$X\nX\nU\n", &lookup).unwrap(),
+            parse("A=2\nB=${A}\nA\nC=$X\nX\nU\n", &lookup).unwrap(),
             pairs(&[("A", "2"), ("B", "2"), ("C", "x1"), ("X", "x1")])
         );
     }

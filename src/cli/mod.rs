@@ -15,7 +15,9 @@ use crate::config::{Config, ConfigError};
 use crate::model::Model;
 
 pub mod plan;
+pub mod reload;
 pub mod stacks;
+pub mod supervise;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -55,6 +57,10 @@ pub enum Command {
     Stacks(stacks::StacksArgs),
     /// Print the units the generator would write (a dry run), or the start order
     Plan(plan::PlanArgs),
+    /// Reload systemd over D-Bus so the generator runs again [--start: then start homelab.target]
+    Reload(reload::ReloadArgs),
+    /// Run a stack as the main process of its unit (used by the generated units)
+    Supervise(supervise::SuperviseArgs),
 }
 
 impl Cli {
@@ -62,6 +68,8 @@ impl Cli {
         match &self.command {
             Command::Stacks(a) => stacks::run(&self.global, a),
             Command::Plan(a) => plan::run(&self.global, a),
+            Command::Reload(a) => reload::run(&self.global, a),
+            Command::Supervise(a) => supervise::run(&self.global, a),
         }
     }
 }
