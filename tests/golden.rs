@@ -1,0 +1,77 @@
+//! Golden test: the units for examples/homelab, diffed against tests/golden/homelab/.
+//! The tree's absolute path is replaced by `@TREE@` so the test runs from any checkout.
+//! After an intended change: `UPDATE_GOLDEN=1 cargo test --test golden`, then review
+//! the diff of tests/golden/ like any other code change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn read_dir_files(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let meta = p.symlink_metadata().unwrap();
+            if meta.file_type().is_symlink() {
+                out.insert(rel, format!("-> {}\n", std::fs::read_link(&p).unwrap().display()));
+            } else if meta.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(rel, std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        if x != y {
+            return format!("line {}:\n  expected: {x}\n  actual:   {y}", i + 1);
+        }
+    }
+    format!("line counts differ: expected {}, actual {}", a.lines().count(), b.lines().count())
+}
+
+#[test]
+fn example_homelab_units_match_golden_directory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tree = root.join("examples/homelab");
+    let config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+    let model = hlsys::tree::build(config).unwrap();
+    assert!(model.errors.is_empty(), "example tree has errors: {:?}", model.errors);
+    let generated = hlsys::units::render(&model);
+    let out = tempfile::tempdir().unwrap();
+    hlsys::generator::write_all(out.path(), &model, &generated).unwrap();
+
+    let tree_str = tree.to_string_lossy().into_owned();
+    let mut actual = read_dir_files(out.path());
+    for v in actual.values_mut() {
+        *v = v.replace(&tree_str, "@TREE@");
+    }
+    // The report carries fingerprints of files that differ between checkouts (mtimes).
+    let report = actual.remove(hlsys::generator::REPORT_NAME).expect("report written");
+    assert!(report.contains("\"tree_available\": true"), "{report}");
+
+    let golden: PathBuf = root.join("tests/golden/homelab");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&golden);
+        for (rel, content) in &actual {
+            let p = golden.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        eprintln!("golden directory rewritten: {}", golden.display());
+        return;
+    }
+    let expected = read_dir_files(&golden);
+    let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&expected), names(&actual), "set of generated files differs from {}", golden.display());
+    for (rel, exp) in &expected {
+        let act = &actual[rel];
+        assert!(exp == act, "{rel} differs from the golden copy ({})", first_difference(exp, act));
+    }
+}
