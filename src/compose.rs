@@ -104,7 +104,7 @@ pub fn parse(
     let active = active_profiles(env);
     let mut defined = BTreeSet::new();
     let mut services = Vec::new();
-    let mut required_deps = Vec::new();
+    let mut deps = Vec::new();
     for (name, def) in entries(top.get("services"), "services")? {
         let key = format!("services.{name}");
         let def = def
@@ -114,9 +114,9 @@ pub fn parse(
         if !runs_by_default(def, &active, &key)? {
             continue;
         }
-        let (service, required) = service(&name, def, &key, &networks, &ctx)?;
-        required_deps.extend(
-            required
+        let (service, service_deps) = service(&name, def, &key, &networks, &ctx)?;
+        deps.extend(
+            service_deps
                 .into_iter()
                 .map(|(dep, req)| (name.clone(), dep, req)),
         );
@@ -127,7 +127,7 @@ pub fn parse(
     // Compose refuses a project whose running services depend on a service that is
     // missing, or disabled by profiles unless `required: false`; say so now rather
     // than when the unit starts.
-    for (name, dep, required) in required_deps {
+    for (name, dep, required) in deps {
         let running = services.iter().any(|s| s.name == dep);
         if !running && (required || !defined.contains(&dep)) {
             return Err(ComposeError::at(

@@ -118,6 +118,9 @@ fn check(dir: &Path) -> Result<(), String> {
 
     let mut diffs = Vec::new();
     let summary = summarize(&json);
+    if summary.services.is_empty() {
+        diffs.push("fixture runs no service: it checks nothing".to_string());
+    }
     let our_services: BTreeSet<_> = ours.services.iter().map(|s| s.name.clone()).collect();
     let our_networks: BTreeSet<_> = ours
         .services

@@ -1,5 +1,5 @@
 //! `hlsys reload`: daemon-reload over D-Bus (the generator runs again), optionally
-//! followed by starting homelab.target. `homelab-tree.service` runs `reload --start`
+//! followed by starting homelab.target and every enabled stack. `homelab-tree.service` runs `reload --start`
 //! when a stack tree that was not mounted at boot appears.
 
 use std::process::ExitCode;
@@ -24,9 +24,20 @@ pub fn run(global: &Global, args: &ReloadArgs) -> anyhow::Result<ExitCode> {
         crate::systemd::reload(&conn).await?;
         eprintln!("systemd reloaded: units regenerated");
         if args.start {
+            // Starting an already active target does not pull in Wants= added by the
+            // reload (systemd drops the redundant job with what it would pull in), so
+            // the enabled stacks are started one by one as well; their After= keeps
+            // the layer order across the separately enqueued jobs.
             let target = format!("{}.target", config.unit_prefix);
-            let job = crate::systemd::start_unit(&conn, &target).await?;
-            eprintln!("start of {target} enqueued ({job})");
+            let mut units = vec![target];
+            match crate::tree::build(config) {
+                Ok(model) => units.extend(model.stacks.iter().filter(|s| s.enabled).map(|s| s.unit.clone())),
+                Err(e) => eprintln!("hlsys: config error, starting only the root target: {e}"),
+            }
+            for unit in &units {
+                let job = crate::systemd::start_unit(&conn, unit).await?;
+                eprintln!("start of {unit} enqueued ({job})");
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -1,0 +1,49 @@
+//! Every valid stack of the example tree (and of every fixture tree with an hlsys.toml)
+//! must have the services, networks and GPU need that the real Compose v2 resolves with
+//! exactly the env files `hlsys stacks` reports.
+
+mod common;
+#[path = "common/compose_cli.rs"]
+mod compose_cli;
+
+use std::path::{Path, PathBuf};
+
+fn config_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v = vec![root.join("examples/homelab/hlsys.toml")];
+    for dir in ["tests/fixtures/units", "tests/fixtures/trees"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
+            let mut cases: Vec<PathBuf> = rd.map(|e| e.unwrap().path().join("hlsys.toml")).filter(|p| p.is_file()).collect();
+            cases.sort();
+            v.extend(cases);
+        }
+    }
+    v
+}
+
+#[test]
+fn model_matches_docker_compose_config() {
+    if !common::require_root_and(&["docker"]) || !compose_cli::compose_available() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "docker compose v2 missing in CI");
+        eprintln!("SKIP: docker compose v2 not available");
+        return;
+    }
+    let mut checked = 0;
+    for cfg_path in config_files() {
+        let config = hlsys::config::Config::load(&cfg_path, true).unwrap();
+        let model = hlsys::tree::build(config).unwrap();
+        for s in &model.stacks {
+            let want = compose_cli::compose_config_summary(&s.project, &s.dir, &s.compose_file, &s.env_files);
+            let got = compose_cli::Summary {
+                services: s.services.iter().cloned().collect(),
+                networks: s.networks.iter().cloned().collect(),
+                gpu: s.gpu,
+            };
+            assert_eq!(got, want, "stack {} of {}", s.id, cfg_path.display());
+            checked += 1;
+        }
+    }
+    // The example tree alone has 7 valid stacks: an empty walk must not pass.
+    assert!(checked >= 7, "only {checked} stacks checked");
+    eprintln!("{checked} stacks match docker compose config");
+}
