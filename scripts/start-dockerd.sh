@@ -16,7 +16,7 @@ if docker info >/dev/null 2>&1; then
   log "dockerd already running"
 else
   log "starting dockerd (log: $LOG)"
-  setsid dockerd >"$LOG" 2>&1 </dev/null &
+  setsid dockerd >"$LOG" 2>&1 </dev/null 9>&- &   # 9>&-: dockerd must not hold the lock
   for ((i = 0; ; i++)); do
     docker info >/dev/null 2>&1 && break
     if ((i >= 300)); then            # 300 x 0.2 s = 60 s

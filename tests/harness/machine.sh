@@ -5,7 +5,8 @@
 # (scripts/install-deps.sh). See README.md next to this file.
 #
 #   machine.sh start NAME              boot; stops a leftover NAME first. PRE_BOOT='cmds'
-#                                      runs before boot with $ROOT = the machine's root
+#                                      runs before boot with $ROOT = the machine's root;
+#                                      BOOT_TIMEOUT (s, default 90)
 #   machine.sh exec NAME CMD...        run CMD inside (all namespaces of its PID 1, cwd /)
 #   machine.sh wait-docker NAME        wait for dockerd inside, import local/busybox:latest
 #   machine.sh copy-in NAME SRC DST    copy host file/dir SRC to DST inside the machine
@@ -71,15 +72,16 @@ start)
     -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service \
     </dev/null >"$base.log" 2>&1 &
   echo $! >"$base.pid"
-  t0=${EPOCHREALTIME/./}
-  for _ in $(seq 300); do
+  t0=${EPOCHREALTIME/./}; deadline=$((EPOCHSECONDS + ${BOOT_TIMEOUT:-90}))
+  while ((EPOCHSECONDS < deadline)); do
     init=$(pgrep -P "$(cat "$base.pid")" -x systemd || true)
     if [ -n "$init" ]; then
+      echo "$init" >"$base.init"
       # --wait blocks until boot is finished; "degraded" (a failed unit) still counts as
       # booted: tests may install generators/units that fail on purpose.
-      state=$(nsenter -t "$init" -a systemctl is-system-running --wait 2>/dev/null || true)
+      state=$(timeout $((deadline - EPOCHSECONDS + 1)) \
+        nsenter -t "$init" -a systemctl is-system-running --wait 2>/dev/null || true)
       if [ "$state" = running ] || [ "$state" = degraded ]; then
-        echo "$init" >"$base.init"
         echo "booted $name in $(( (${EPOCHREALTIME/./} - t0) / 1000 )) ms (state $state, PID 1 is host pid $init)"
         [ "$state" = running ] || nsenter -t "$init" -a systemctl --failed --no-legend --no-pager >&2 || true
         exit 0
