@@ -8,7 +8,8 @@
 //! - `homelab-<layer>.target`: wants its enabled stacks and the layers it depends on,
 //!   ordered after all of them, so reaching it means its stacks are ready (healthy).
 //! - `homelab.target`: wants every layer; wanted by multi-user.target and by
-//!   docker.service (stacks come back after Docker restarts).
+//!   docker.service; the targets are bound to docker.service, so the stacks stop with
+//!   Docker and come back when it starts again.
 //! - `homelab-networks.service`, `homelab-gpu.service`: oneshots the stacks require.
 //! - `homelab-tree.service`: only while the stack tree is not there (a disk mounted
 //!   later): started when that mount appears, it reloads systemd so this generator runs
@@ -24,6 +25,13 @@ use crate::model::{Model, Stack, StackError};
 /// Default `TimeoutStartSec=` of a stack: first pulls can be slow, and the supervisor
 /// extends the timeout while it makes progress, so this only has to catch hangs.
 pub const DEFAULT_TIMEOUT_START_SEC: u64 = 300;
+
+/// The targets go down with Docker, whatever stops it (a crash too), taking their
+/// stacks with them (PartOf=). That is what makes the stacks come back: when Docker
+/// starts again, `docker.service.wants/homelab.target` starts an *inactive* target, which
+/// pulls its layers and stacks in again; starting a target that is still active would
+/// pull in nothing.
+const BOUND_TO_DOCKER: &str = "BindsTo=docker.service\nAfter=docker.service\n";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitFile {
@@ -162,6 +170,7 @@ fn layer_unit(model: &Model, n: &Names, layer: &crate::model::Layer) -> String {
     o.push_str("[Unit]\n");
     let _ = writeln!(o, "Description=hlsys layer {}", layer.name);
     o.push_str("Documentation=man:hlsys(1)\n");
+    o.push_str(BOUND_TO_DOCKER);
     let wants_layers: Vec<String> = layer.after.iter().map(|l| n.layer(l)).collect();
     let req_layers: Vec<String> = layer.requires.iter().map(|l| n.layer(l)).collect();
     line_list(&mut o, "Wants", &wants_layers);
@@ -189,6 +198,7 @@ fn root_unit(model: &Model, n: &Names, extra_wants: &[String]) -> String {
     o.push_str("[Unit]\n");
     o.push_str("Description=hlsys homelab: every layer of Compose stacks\n");
     o.push_str("Documentation=man:hlsys(1)\n");
+    o.push_str(BOUND_TO_DOCKER);
     let layers: Vec<String> = model.layers.iter().map(|l| n.layer(&l.name)).collect();
     line_list(&mut o, "Wants", &[layers.clone(), extra_wants.to_vec()].concat());
     line_list(&mut o, "After", &layers);
