@@ -3,17 +3,22 @@
 //! It runs the real `docker compose` v2 (never a re-implementation): `up --detach --wait`
 //! returns once every service with a healthcheck is healthy and the others run, and only
 //! then does the unit report READY=1, so a layer target is reached when its stacks are
-//! usable, not merely created. Afterwards it watches the project's containers through the
+//! usable, not merely created. While images pull or health is pending it extends the
+//! start timeout (EXTEND_TIMEOUT_USEC), so a slow first pull survives TimeoutStartSec
+//! but a hang does not. Once ready it watches the project's containers through the
 //! Docker events API and exits non-zero when one dies or turns unhealthy, so systemd's
 //! `Restart=on-failure` brings the stack back.
 
+use std::collections::HashMap;
 use std::process::{ExitCode, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use bollard::Docker;
 use futures_util::StreamExt;
 use libsystemd::daemon::{notify, NotifyState};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 
 use crate::model::Stack;
 
@@ -27,6 +32,11 @@ const PASS_ENV: &[&str] = &[
 ];
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How often progress is looked at during start-up, and how far each sign of progress
+/// pushes the start timeout out.
+const PROGRESS_TICK: Duration = Duration::from_secs(5);
+const EXTEND_BY: Duration = Duration::from_secs(30);
 
 /// `compose --project-name … --project-directory … --file … --env-file …` for a stack:
 /// the same project, directory, file and env files (in precedence order) as the model.
@@ -58,6 +68,8 @@ fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
     if std::env::var_os("PATH").is_none() {
         c.env("PATH", DEFAULT_PATH);
     }
+    // Compose's own progress output, one line per event: readable in the journal.
+    c.env("COMPOSE_PROGRESS", "plain").env("COMPOSE_ANSI", "never");
     c
 }
 
@@ -68,65 +80,105 @@ fn sd(states: &[NotifyState]) {
 }
 
 fn status(text: &str) {
-    tracing::info!("{text}");
+    eprintln!("{text}");
     sd(&[NotifyState::Status(text.to_string())]);
 }
 
-/// `compose up --detach --wait --remove-orphans`, with its progress lines forwarded to
-/// the journal and to `systemctl status` (STATUS=).
-async fn up(stack: &Stack) -> Result<()> {
+fn extend_timeout() {
+    sd(&[NotifyState::Other(format!("EXTEND_TIMEOUT_USEC={}", EXTEND_BY.as_micros()))]);
+}
+
+/// The project's containers (not one-off `compose run` ones).
+async fn containers(docker: &Docker, project: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
+    let mut filters = HashMap::new();
+    filters.insert("label", vec![format!("com.docker.compose.project={project}"), "com.docker.compose.oneoff=False".into()]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    docker.list_containers(Some(opts)).await.context("listing the stack's containers")
+}
+
+fn name_of(c: &bollard::models::ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
+}
+
+/// Containers whose healthcheck has not decided yet (Docker's status text says
+/// "health: starting"; it is the same on every API version).
+fn health_pending(cs: &[bollard::models::ContainerSummary]) -> Vec<String> {
+    cs.iter()
+        .filter(|c| c.status.as_deref().is_some_and(|s| s.contains("health: starting")))
+        .map(name_of)
+        .collect()
+}
+
+/// `compose up --detach --wait --remove-orphans`, with its progress forwarded to the
+/// journal and to `systemctl status`, and the start timeout extended while it moves.
+async fn up(stack: &Stack, docker: &Docker) -> Result<()> {
     status("starting: docker compose up");
     let mut child = compose(stack, &["up", "--detach", "--wait", "--remove-orphans"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .context("cannot run `docker compose` (is docker with the compose v2 plugin installed?)")?;
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    let mut lines = futures_util::stream::select(
-        tokio_stream_lines(BufReader::new(out)),
-        tokio_stream_lines(BufReader::new(err)),
-    );
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    drop(tx);
+    let mut tick = tokio::time::interval(PROGRESS_TICK);
+    let mut moved = false;
     let mut last = String::new();
-    while let Some(line) = lines.next().await {
-        let line = line.trim().to_string();
-        if line.is_empty() {
-            continue;
+    let mut open = true;
+    loop {
+        tokio::select! {
+            line = rx.recv(), if open => match line {
+                Some(line) => {
+                    let line = line.trim().to_string();
+                    if line.is_empty() { continue; }
+                    eprintln!("{line}");
+                    let lower = line.to_lowercase();
+                    let phase = if lower.contains("pull") { "pulling" }
+                        else if lower.contains("waiting") || lower.contains("healthy") { "waiting for health" }
+                        else { "creating" };
+                    sd(&[NotifyState::Status(format!("{phase}: {line}"))]);
+                    moved = true;
+                    last = line;
+                }
+                None => open = false,
+            },
+            _ = tick.tick() => {
+                // Progress: compose printed something, or a healthcheck is still deciding.
+                let pending = containers(docker, &stack.project).await.map(|c| health_pending(&c)).unwrap_or_default();
+                if !pending.is_empty() {
+                    sd(&[NotifyState::Status(format!("waiting for {} health", pending.join(", ")))]);
+                }
+                if moved || !pending.is_empty() {
+                    extend_timeout();
+                }
+                moved = false;
+            },
+            st = child.wait(), if !open => {
+                let st = st.context("waiting for docker compose up")?;
+                if !st.success() {
+                    bail!("docker compose up failed ({st}): {last}");
+                }
+                return Ok(());
+            }
         }
-        eprintln!("{line}");
-        let lower = line.to_lowercase();
-        let shown = if lower.contains("pull") {
-            Some(format!("pulling: {line}"))
-        } else if lower.contains("waiting") {
-            Some(format!("waiting for health: {line}"))
-        } else if lower.contains("creat") || lower.contains("start") {
-            Some(format!("creating: {line}"))
-        } else {
-            None
-        };
-        if let Some(s) = shown {
-            sd(&[NotifyState::Status(s)]);
-        }
-        last = line;
     }
-    let st = child.wait().await.context("waiting for docker compose up")?;
-    if !st.success() {
-        bail!("docker compose up failed ({st}): {last}");
-    }
-    Ok(())
-}
-
-fn tokio_stream_lines<R: tokio::io::AsyncBufRead + Unpin + Send + 'static>(
-    r: R,
-) -> futures_util::stream::BoxStream<'static, String> {
-    futures_util::stream::unfold(r.lines(), |mut l| async move {
-        match l.next_line().await {
-            Ok(Some(s)) => Some((s, l)),
-            _ => None,
-        }
-    })
-    .boxed()
 }
 
 /// Brings the stack down (`down`, never `-v`: named volumes hold the data).
@@ -142,57 +194,98 @@ pub async fn down(stack: &Stack) -> Result<()> {
     Ok(())
 }
 
-/// Waits until a container of the project dies or turns unhealthy; returns why.
-async fn watch(project: &str) -> Result<String> {
-    let docker = crate::docker::connect().await?;
-    let mut filters = std::collections::HashMap::new();
+/// After `up --wait`: every container runs (or completed with 0) and none is unhealthy.
+async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
+    let cs = containers(docker, &stack.project).await?;
+    for c in &cs {
+        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        let st = c.status.clone().unwrap_or_default();
+        let completed = state == "exited" && st.starts_with("Exited (0)");
+        if !(state == "running" || completed) || st.contains("(unhealthy)") {
+            bail!("container {} is {state} ({st}) after docker compose up", name_of(c));
+        }
+    }
+    Ok(cs.len())
+}
+
+/// Waits until a container of the project dies or turns unhealthy after `since`
+/// (events are replayed from then, so nothing between ready and subscribing is lost).
+async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
+    let mut filters = HashMap::new();
     let label = format!("com.docker.compose.project={project}");
     filters.insert("type", vec!["container"]);
     filters.insert("label", vec![label.as_str()]);
-    let opts = bollard::query_parameters::EventsOptionsBuilder::default().filters(&filters).build();
+    let opts = bollard::query_parameters::EventsOptionsBuilder::default().since(since).filters(&filters).build();
     let mut events = docker.events(Some(opts));
     while let Some(ev) = events.next().await {
         let ev = ev.context("reading Docker events")?;
         let action = ev.action.unwrap_or_default();
-        let name = ev
-            .actor
-            .and_then(|a| a.attributes)
-            .and_then(|a| a.get("name").cloned())
-            .unwrap_or_default();
+        let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
+        if attrs.get("com.docker.compose.oneoff").map(String::as_str) == Some("True") {
+            continue;
+        }
+        let name = attrs.get("name").cloned().unwrap_or_default();
         if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
-            return Ok(format!("container {name}: {action}"));
+            let code = attrs.get("exitCode").map(|c| format!(" (exit code {c})")).unwrap_or_default();
+            return Ok(format!("container {name}: {action}{code}"));
         }
     }
-    bail!("the Docker event stream ended (Docker stopping?)")
+    bail!("the Docker event stream ended (Docker stopped?)")
 }
 
-/// Main entry: `down` for ExecStop, else up + ready + watch.
-pub fn run(stack: &Stack, down_only: bool) -> Result<ExitCode> {
+fn unix_now() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// How the process was asked to act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Main process: up, ready, watch.
+    Run,
+    /// ExecStop: `compose down`.
+    Down,
+    /// ExecStopPost: `compose down` only if containers are left (a start that failed or
+    /// was interrupted, when ExecStop does not run).
+    Cleanup,
+}
+
+pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
     let rt = crate::docker::runtime()?;
     rt.block_on(async {
-        if down_only {
-            // ExecStop: tell the main process first, so it does not take the containers
-            // going away for a failure, then bring the stack down.
-            if let Some(pid) = std::env::var("MAINPID").ok().and_then(|p| p.parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        match mode {
+            Mode::Down => {
+                // Tell the main process first, so it does not take the containers going
+                // away for a failure, then bring the stack down.
+                if let Some(pid) = std::env::var("MAINPID").ok().and_then(|p| p.parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                }
+                down(stack).await?;
+                return Ok(ExitCode::SUCCESS);
             }
-            down(stack).await?;
-            return Ok(ExitCode::SUCCESS);
+            Mode::Cleanup => {
+                let docker = crate::docker::connect().await?;
+                if !containers(&docker, &stack.project).await?.is_empty() {
+                    down(stack).await?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Mode::Run => {}
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let docker = crate::docker::connect().await?;
         tokio::select! {
-            r = up(stack) => r?,
+            r = up(stack, &docker) => r?,
             _ = term.recv() => return Ok(ExitCode::SUCCESS),
         }
-        let n = stack.services.len();
-        sd(&[NotifyState::Ready, NotifyState::Status(format!("ready ({n} services)"))]);
+        let since = unix_now();
+        let n = verify_running(&docker, stack).await?;
+        sd(&[NotifyState::Ready, NotifyState::Status(format!("ready ({n} containers)"))]);
+        eprintln!("ready ({n} containers)");
         tokio::select! {
-            r = watch(&stack.project) => {
+            r = watch(&docker, &stack.project, &since) => {
                 let why = r?;
                 status(&format!("failed: {why}"));
-                eprintln!("hlsys: {}: {why}", stack.id);
-                // Give the journal the reason before systemd restarts us.
-                tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(ExitCode::from(1))
             }
             _ = term.recv() => {

@@ -157,6 +157,11 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack) -> Result<String, String> {
     let mut stop = hlsys_cmd(model);
     stop.extend(["supervise".to_string(), "--down".to_string(), s.id.clone()]);
     let _ = writeln!(o, "ExecStop={}", exec_line(&stop));
+    // ExecStop runs only after a successful start; a start that failed or timed out
+    // would leave half a stack running without this.
+    let mut post = hlsys_cmd(model);
+    post.extend(["supervise".to_string(), "--cleanup".to_string(), s.id.clone()]);
+    let _ = writeln!(o, "ExecStopPost={}", exec_line(&post));
     o.push_str("Restart=on-failure\nRestartSec=5s\n");
     let _ = writeln!(o, "TimeoutStartSec={}", s.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC));
     o.push_str("TimeoutStopSec=2min\n");
@@ -245,9 +250,15 @@ pub fn render(model: &Model) -> Generated {
     let n = Names { prefix: &model.config.unit_prefix };
     let mut g = Generated::default();
     let mut layer_drops: Vec<String> = Vec::new();
+    // Every GPU stack unit requires the GPU check unit, a disabled one too (it can be
+    // started by hand), so the check unit exists whenever such a unit does.
+    let mut needs_gpu = false;
     for s in &model.stacks {
         match stack_unit(model, &n, s) {
-            Ok(content) => g.units.push(UnitFile { name: n.stack(&s.id), content }),
+            Ok(content) => {
+                needs_gpu |= s.gpu;
+                g.units.push(UnitFile { name: n.stack(&s.id), content });
+            }
             Err(message) => {
                 layer_drops.push(s.id.clone());
                 g.skipped.push(StackError { stack: s.id.clone(), file: s.compose_file.clone(), message });
@@ -277,7 +288,7 @@ pub fn render(model: &Model) -> Generated {
         name: n.networks(),
         content: oneshot_unit(model, "hlsys: ensure the configured Docker networks", &["network", "ensure"]),
     });
-    if model.needs_gpu() {
+    if needs_gpu {
         g.units.push(UnitFile {
             name: n.gpu(),
             // Failing here holds back exactly the stacks that require this unit.

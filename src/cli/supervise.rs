@@ -1,16 +1,29 @@
-//! `hlsys supervise`: main process (and ExecStop) of each generated stack unit.
+//! `hlsys supervise`: main process (and ExecStop/ExecStopPost) of each generated stack unit.
 
 use std::process::ExitCode;
 
+use libsystemd::daemon::{notify, NotifyState};
+
 use super::{config_failure, Global, EXIT_FAILURE};
+use crate::supervise::Mode;
 
 #[derive(Debug, clap::Args)]
 pub struct SuperviseArgs {
     /// Bring the stack down instead (`docker compose down`, volumes kept); used as ExecStop
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cleanup")]
     pub down: bool,
+    /// Bring the stack down only if containers are left over; used as ExecStopPost
+    #[arg(long)]
+    pub cleanup: bool,
     /// Stack id
     pub stack: String,
+}
+
+/// Says why in `systemctl status` (STATUS=) as well as in the journal.
+fn fail(msg: &str) -> ExitCode {
+    let _ = notify(false, &[NotifyState::Status(format!("failed: {msg}"))]);
+    eprintln!("hlsys: {msg}");
+    ExitCode::from(EXIT_FAILURE)
 }
 
 pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
@@ -25,10 +38,17 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
             .find(|e| e.stack == args.stack)
             .map(|e| format!("{}: {}", e.file.display(), e.message))
             .unwrap_or_else(|| "no such stack in the tree".into());
-        let msg = format!("stack {} cannot be started: {why}", args.stack);
-        let _ = libsystemd::daemon::notify(false, &[libsystemd::daemon::NotifyState::Status(msg.clone())]);
-        eprintln!("hlsys: {msg}");
-        return Ok(ExitCode::from(EXIT_FAILURE));
+        return Ok(fail(&format!("stack {} cannot be started: {why}", args.stack)));
     };
-    crate::supervise::run(stack, args.down)
+    let mode = if args.down {
+        Mode::Down
+    } else if args.cleanup {
+        Mode::Cleanup
+    } else {
+        Mode::Run
+    };
+    match crate::supervise::run(stack, mode) {
+        Ok(code) => Ok(code),
+        Err(e) => Ok(fail(&format!("{}: {e:#}", stack.id))),
+    }
 }
