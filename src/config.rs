@@ -348,7 +348,51 @@ impl Config {
             cfg.networks.insert(name, net);
         }
         cfg.merge_tree_files()?;
+        cfg.merge_dropins(&file)?;
         Ok(cfg)
+    }
+
+    /// The drop-in directory next to the config: `hlsys.toml.d/` for `hlsys.toml`.
+    pub fn dropin_dir(config_file: &Path) -> PathBuf {
+        let name = config_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        config_file.with_file_name(format!("{name}.d"))
+    }
+
+    /// Merges `<config>.d/*.toml` in name order. Drop-ins record machine state that
+    /// tools change (`hlsys enable|disable`) without rewriting the user's file, so they
+    /// may only set `[stacks.ID] enabled`; a later file wins.
+    fn merge_dropins(&mut self, config_file: &Path) -> Result<(), ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct DropIn {
+            #[serde(default)]
+            stacks: BTreeMap<String, DropInStack>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct DropInStack {
+            enabled: Option<bool>,
+        }
+        let dir = Self::dropin_dir(config_file);
+        let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(()) };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        for f in files {
+            let Some(t) = read_text(&f)? else { continue };
+            let d: DropIn = toml::from_str(&t).map_err(|e| toml_error(&f, &t, e))?;
+            for (id, st) in d.stacks {
+                check_no_control("stack", &id).map_err(|message| ConfigError { file: f.clone(), message })?;
+                if let Some(en) = st.enabled {
+                    self.stacks.entry(id).or_default().enabled = Some(en);
+                }
+            }
+            self.tree_files.push(f);
+        }
+        Ok(())
     }
 
     /// Merges `<stacks_dir>/networks.toml` and `<stacks_dir>/service.toml`. The same name
@@ -540,6 +584,20 @@ mod tests {
         let e = Config::load(&p, true).unwrap_err();
         assert!(e.message.contains("want"), "{}", e.message);
         assert!(e.file.ends_with("service.toml"));
+    }
+
+    #[test]
+    fn dropins_set_enabled_and_later_files_win() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "hlsys.toml", "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n");
+        write(d.path(), "hlsys.toml.d/10-x.toml", "[stacks.a]\nenabled = false\n[stacks.b]\nenabled = false\n");
+        write(d.path(), "hlsys.toml.d/50-y.toml", "[stacks.b]\nenabled = true\n");
+        let c = Config::load(&p, true).unwrap();
+        assert_eq!(c.stacks["a"].enabled, Some(false));
+        assert_eq!(c.stacks["b"].enabled, Some(true));
+        write(d.path(), "hlsys.toml.d/60-z.toml", "[stacks.b]\nlayer = \"x\"\n");
+        let e = Config::load(&p, true).unwrap_err();
+        assert!(e.file.ends_with("60-z.toml") && e.message.contains("layer"), "{e}");
     }
 
     #[test]
