@@ -53,23 +53,49 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn ok(name: &str, message: impl Into<String>) -> Self {
-        CheckResult { name: name.into(), status: Status::Ok, message: message.into(), remedy: None }
+        CheckResult {
+            name: name.into(),
+            status: Status::Ok,
+            message: message.into(),
+            remedy: None,
+        }
     }
 
     pub fn warn(name: &str, message: impl Into<String>, remedy: impl Into<String>) -> Self {
-        CheckResult { name: name.into(), status: Status::Warn, message: message.into(), remedy: Some(remedy.into()) }
+        CheckResult {
+            name: name.into(),
+            status: Status::Warn,
+            message: message.into(),
+            remedy: Some(remedy.into()),
+        }
     }
 
     pub fn fail(name: &str, message: impl Into<String>, remedy: impl Into<String>) -> Self {
-        CheckResult { name: name.into(), status: Status::Fail, message: message.into(), remedy: Some(remedy.into()) }
+        CheckResult {
+            name: name.into(),
+            status: Status::Fail,
+            message: message.into(),
+            remedy: Some(remedy.into()),
+        }
     }
 
     /// ok when `problems` is empty, else `status` with the problems joined.
-    fn from_problems(name: &str, ok: String, status: Status, problems: Vec<String>, remedy: &str) -> Self {
+    fn from_problems(
+        name: &str,
+        ok: String,
+        status: Status,
+        problems: Vec<String>,
+        remedy: &str,
+    ) -> Self {
         if problems.is_empty() {
             return CheckResult::ok(name, ok);
         }
-        CheckResult { name: name.into(), status, message: problems.join("; "), remedy: Some(remedy.into()) }
+        CheckResult {
+            name: name.into(),
+            status,
+            message: problems.join("; "),
+            remedy: Some(remedy.into()),
+        }
     }
 }
 
@@ -97,9 +123,19 @@ pub fn exit_code(results: &[CheckResult], strict: bool) -> u8 {
 pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<CheckResult> {
     let host = opts.docker_host.clone().unwrap_or_else(docker::host);
     if opts.gpu_only {
-        let d = docker::connect_to(&host).await.map_err(|e| format!("{e:#}"));
+        let d = docker::connect_to(&host)
+            .await
+            .map_err(|e| format!("{e:#}"));
         return match model {
-            Ok(m) => gpu_checks(m, &select(m, &opts.stacks).0, &opts.root, d.as_ref().map_err(Clone::clone)).await,
+            Ok(m) => {
+                gpu_checks(
+                    m,
+                    &select(m, &opts.stacks).0,
+                    &opts.root,
+                    d.as_ref().map_err(Clone::clone),
+                )
+                .await
+            }
             Err(e) => vec![config_failed(&e)],
         };
     }
@@ -109,7 +145,13 @@ pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<Chec
     match model {
         Err(e) => out.push(config_failed(&e)),
         Ok(m) => {
-            let src = m.config.source.as_ref().map_or("defaults (no config file)".into(), |p| p.display().to_string());
+            let src = m
+                .config
+                .source
+                .as_ref()
+                .map_or("defaults (no config file)".into(), |p| {
+                    p.display().to_string()
+                });
             out.push(CheckResult::ok("config", src));
             let (stacks, unknown) = select(m, &opts.stacks);
             out.push(stack_tree(m, &opts.stacks, unknown));
@@ -134,7 +176,11 @@ pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<Chec
 }
 
 fn config_failed(e: &str) -> CheckResult {
-    CheckResult::fail("config", e, "fix the config file; `hlsys stacks` shows what it resolves to")
+    CheckResult::fail(
+        "config",
+        e,
+        "fix the config file; `hlsys stacks` shows what it resolves to",
+    )
 }
 
 /// The stacks to check: the named ones (even disabled), else every enabled one. Also
@@ -148,7 +194,10 @@ fn select<'m>(m: &'m Model, names: &[String]) -> (Vec<&'m Stack>, Vec<String>) {
         .filter(|n| m.stack(n).is_none() && !m.errors.iter().any(|e| &e.stack == *n))
         .cloned()
         .collect();
-    (m.stacks.iter().filter(|s| names.contains(&s.id)).collect(), unknown)
+    (
+        m.stacks.iter().filter(|s| names.contains(&s.id)).collect(),
+        unknown,
+    )
 }
 
 async fn docker_check(host: &str, d: Result<&Docker, &anyhow::Error>) -> CheckResult {
@@ -164,7 +213,11 @@ async fn docker_check(host: &str, d: Result<&Docker, &anyhow::Error>) -> CheckRe
                     v.api_version.unwrap_or_default()
                 ),
             ),
-            Err(e) => CheckResult::fail("docker", format!("cannot reach Docker at {host}: {e}"), remedy),
+            Err(e) => CheckResult::fail(
+                "docker",
+                format!("cannot reach Docker at {host}: {e}"),
+                remedy,
+            ),
         },
     }
 }
@@ -179,21 +232,45 @@ async fn compose_version() -> CheckResult {
         .kill_on_drop(true)
         .output();
     let out = match tokio::time::timeout(Duration::from_secs(30), run).await {
-        Err(_) => return CheckResult::fail("compose", "`docker compose version` did not answer within 30s", remedy),
-        Ok(Err(e)) => return CheckResult::fail("compose", format!("cannot run `docker compose version`: {e}"), remedy),
+        Err(_) => {
+            return CheckResult::fail(
+                "compose",
+                "`docker compose version` did not answer within 30s",
+                remedy,
+            )
+        }
+        Ok(Err(e)) => {
+            return CheckResult::fail(
+                "compose",
+                format!("cannot run `docker compose version`: {e}"),
+                remedy,
+            )
+        }
         Ok(Ok(o)) => o,
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.split_whitespace().last().unwrap_or("").trim_start_matches('v').to_string();
+    let version = text
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .trim_start_matches('v')
+        .to_string();
     let major: Option<u32> = version.split('.').next().and_then(|m| m.parse().ok());
     match major {
         _ if !out.status.success() => CheckResult::fail(
             "compose",
-            format!("`docker compose version` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            format!(
+                "`docker compose version` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
             remedy,
         ),
         Some(m) if m >= 2 => CheckResult::ok("compose", format!("Docker Compose {version}")),
-        _ => CheckResult::fail("compose", format!("Docker Compose v2 required, found {:?}", text.trim()), remedy),
+        _ => CheckResult::fail(
+            "compose",
+            format!("Docker Compose v2 required, found {:?}", text.trim()),
+            remedy,
+        ),
     }
 }
 
@@ -207,7 +284,11 @@ fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult 
     problems.extend(unknown.iter().map(|n| format!("no stack {n:?}")));
     CheckResult::from_problems(
         "stacks",
-        format!("{} stacks, {} enabled", m.stacks.len(), m.stacks.iter().filter(|s| s.enabled).count()),
+        format!(
+            "{} stacks, {} enabled",
+            m.stacks.len(),
+            m.stacks.iter().filter(|s| s.enabled).count()
+        ),
         Status::Fail,
         problems,
         "fix the files named; `hlsys stacks` lists what was understood",
@@ -221,7 +302,9 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
     }
     let d = match d {
         Ok(d) => d,
-        Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
+        Err(_) => {
+            return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker")
+        }
     };
     let existing = match network::list_existing(d, |_, _| false).await {
         Ok(e) => e,
@@ -244,14 +327,21 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
         match np.action {
             network::Action::Create => problems.push(format!("{} does not exist", np.name)),
             network::Action::Drift => {
-                let d: Vec<String> =
-                    np.drift.iter().map(|d| format!("{} {} (wanted {})", d.field, d.found, d.wanted)).collect();
+                let d: Vec<String> = np
+                    .drift
+                    .iter()
+                    .map(|d| format!("{} {} (wanted {})", d.field, d.found, d.wanted))
+                    .collect();
                 problems.push(format!("{} differs: {}", np.name, d.join(", ")));
             }
             network::Action::Ok => {}
         }
         if !np.duplicates.is_empty() {
-            problems.push(format!("{} exists {} times", np.name, np.duplicates.len() + 1));
+            problems.push(format!(
+                "{} exists {} times",
+                np.name,
+                np.duplicates.len() + 1
+            ));
         }
     }
     CheckResult::from_problems(
@@ -263,7 +353,12 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
     )
 }
 
-async fn gpu_checks(m: &Model, stacks: &[&Stack], root: &Path, d: Result<&Docker, String>) -> Vec<CheckResult> {
+async fn gpu_checks(
+    m: &Model,
+    stacks: &[&Stack],
+    root: &Path,
+    d: Result<&Docker, String>,
+) -> Vec<CheckResult> {
     if !stacks.iter().any(|s| s.gpu) {
         return vec![CheckResult::ok("gpu", "no stack needs a GPU")];
     }
@@ -274,9 +369,18 @@ async fn gpu_checks(m: &Model, stacks: &[&Stack], root: &Path, d: Result<&Docker
         .map(|g| {
             let name = format!("gpu:{}", g.stack);
             let describe = |ms: &mut dyn Iterator<Item = &gpu::MechanismStatus>| {
-                ms.map(|s| format!("{}: {}", serde_json::to_value(s.mechanism).unwrap_or_default().as_str().unwrap_or("?"), s.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                ms.map(|s| {
+                    format!(
+                        "{}: {}",
+                        serde_json::to_value(s.mechanism)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("?"),
+                        s.reason
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
             };
             match g.mechanisms.iter().find(|s| !s.works) {
                 None => CheckResult::ok(&name, describe(&mut g.mechanisms.iter())),
@@ -300,9 +404,11 @@ fn files(m: &Model, stacks: &[&Stack]) -> CheckResult {
         }
     }
     for s in stacks {
-        let required = s.env_files.iter().chain(s.service_details.iter().flat_map(|svc| {
-            svc.env_files.iter().filter(|(_, req)| *req).map(|(p, _)| p)
-        }));
+        let required = s.env_files.iter().chain(
+            s.service_details
+                .iter()
+                .flat_map(|svc| svc.env_files.iter().filter(|(_, req)| *req).map(|(p, _)| p)),
+        );
         for p in required.filter(|p| !p.exists()) {
             missing.insert(format!("{}: env file {}", s.id, p.display()));
         }
@@ -325,18 +431,31 @@ fn secret_bearing(p: &Path) -> bool {
         .is_some_and(|n| n == ".env.local" || n.ends_with(".secret"))
 }
 
-/// `.env.local`, `*.secret` (in the tree's top and each stack's directory) and the
+/// `.env.local`, `*.secret` (in the tree's top, layer and stack directories) and the
 /// stacks' secret files must not be readable by others.
 fn secret_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
     let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
     let mut scan = |dir: &Path| {
         if let Ok(rd) = std::fs::read_dir(dir) {
-            candidates.extend(rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| secret_bearing(p)));
+            candidates.extend(
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| secret_bearing(p)),
+            );
         }
     };
-    scan(&m.config.stacks_dir);
+    // The tree's top, each layer directory and each stack directory: env layering reads
+    // files at every level in between.
+    let mut dirs = BTreeSet::from([m.config.stacks_dir.clone()]);
     for s in stacks {
-        scan(&s.dir);
+        dirs.extend(
+            s.dir
+                .ancestors()
+                .take_while(|d| d.starts_with(&m.config.stacks_dir))
+                .map(Path::to_path_buf),
+        );
+    }
+    for d in &dirs {
+        scan(d);
     }
     for s in stacks {
         candidates.extend(s.secret_files.iter().cloned());
@@ -344,15 +463,23 @@ fn secret_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
     }
     let open: Vec<String> = candidates
         .iter()
-        .filter(|p| std::fs::metadata(p).is_ok_and(|md| md.is_file() && md.permissions().mode() & 0o004 != 0))
+        .filter(|p| {
+            std::fs::metadata(p)
+                .is_ok_and(|md| md.is_file() && md.permissions().mode() & 0o004 != 0)
+        })
         .map(|p| p.display().to_string())
         .collect();
     let remedy = format!("chmod o-r {}", open.join(" "));
     CheckResult::from_problems(
         "secret-permissions",
-        format!("{} secret-bearing files, none readable by others", candidates.len()),
+        format!(
+            "{} secret-bearing files, none readable by others",
+            candidates.len()
+        ),
         Status::Warn,
-        open.into_iter().map(|p| format!("{p} is readable by others")).collect(),
+        open.into_iter()
+            .map(|p| format!("{p} is readable by others"))
+            .collect(),
         &remedy,
     )
 }
@@ -361,7 +488,9 @@ fn secret_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
 /// or one of them all addresses.
 fn clash(a: &PublishedPort, b: &PublishedPort) -> bool {
     let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
-    a.protocol == b.protocol && a.host_port == b.host_port && (a.host_ip == b.host_ip || any(&a.host_ip) || any(&b.host_ip))
+    a.protocol == b.protocol
+        && a.host_port == b.host_port
+        && (a.host_ip == b.host_ip || any(&a.host_ip) || any(&b.host_ip))
 }
 
 /// Host ports published by two enabled stacks, or already bound on the host by
@@ -369,19 +498,33 @@ fn clash(a: &PublishedPort, b: &PublishedPort) -> bool {
 async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, String>) -> CheckResult {
     let mut problems = Vec::new();
     let published = |s: &Stack| -> Vec<PublishedPort> {
-        let mut v: Vec<PublishedPort> = s.service_details.iter().flat_map(|svc| svc.ports.iter().cloned()).collect();
+        let mut v: Vec<PublishedPort> = s
+            .service_details
+            .iter()
+            .flat_map(|svc| svc.ports.iter().cloned())
+            .collect();
         v.sort();
         v.dedup();
         v
     };
-    let all: Vec<(&Stack, Vec<PublishedPort>)> =
-        m.stacks.iter().filter(|s| s.enabled || stacks.iter().any(|x| x.id == s.id)).map(|s| (s, published(s))).collect();
+    let all: Vec<(&Stack, Vec<PublishedPort>)> = m
+        .stacks
+        .iter()
+        .filter(|s| s.enabled || stacks.iter().any(|x| x.id == s.id))
+        .map(|s| (s, published(s)))
+        .collect();
     let mut clashing = BTreeSet::new();
     for (i, (a, pa)) in all.iter().enumerate() {
         for (b, pb) in &all[i + 1..] {
             let selected = stacks.iter().any(|s| s.id == a.id || s.id == b.id);
-            for p in pa.iter().filter(|p| selected && pb.iter().any(|q| clash(p, q))) {
-                problems.push(format!("{}/{} is published by both {} and {}", p.host_port, p.protocol, a.id, b.id));
+            for p in pa
+                .iter()
+                .filter(|p| selected && pb.iter().any(|q| clash(p, q)))
+            {
+                problems.push(format!(
+                    "{}/{} is published by both {} and {}",
+                    p.host_port, p.protocol, a.id, b.id
+                ));
                 clashing.insert((p.host_port, p.protocol.clone()));
             }
         }
@@ -396,7 +539,10 @@ async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
             if clashing.contains(&(p.host_port, p.protocol.clone())) {
                 continue;
             }
-            if owned.get(&s.project).is_some_and(|o| o.contains(&(p.host_port, p.protocol.clone()))) {
+            if owned
+                .get(&s.project)
+                .is_some_and(|o| o.contains(&(p.host_port, p.protocol.clone())))
+            {
                 continue;
             }
             if let Some(why) = bound_elsewhere(&p) {
@@ -426,28 +572,45 @@ fn bound_elsewhere(p: &PublishedPort) -> Option<String> {
         _ => TcpListener::bind((ip, p.host_port)).map(drop),
     };
     match res {
-        Err(e) if e.kind() == ErrorKind::AddrInUse => {
-            Some(format!("{}:{}/{} is already bound on the host", p.host_ip, p.host_port, p.protocol))
-        }
-        Err(e) if e.kind() == ErrorKind::AddrNotAvailable => {
-            Some(format!("{} (for port {}/{}) is not an address of this host", p.host_ip, p.host_port, p.protocol))
-        }
+        Err(e) if e.kind() == ErrorKind::AddrInUse => Some(format!(
+            "{}:{}/{} is already bound on the host",
+            p.host_ip, p.host_port, p.protocol
+        )),
+        Err(e) if e.kind() == ErrorKind::AddrNotAvailable => Some(format!(
+            "{} (for port {}/{}) is not an address of this host",
+            p.host_ip, p.host_port, p.protocol
+        )),
         // Anything else (no privilege for low ports) says nothing about a clash.
         _ => None,
     }
 }
 
-async fn compose_containers(d: &Docker) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+async fn compose_containers(
+    d: &Docker,
+) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
     let filters = HashMap::from([("label".to_string(), vec![COMPOSE_PROJECT_LABEL.to_string()])]);
-    d.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
-        .await
+    d.list_containers(Some(ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    }))
+    .await
 }
 
 /// project → (host port, protocol) its containers publish.
-async fn published_by_projects(d: &Docker) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
+async fn published_by_projects(
+    d: &Docker,
+) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
     let mut out: HashMap<String, BTreeSet<(u16, String)>> = HashMap::new();
     for c in compose_containers(d).await? {
-        let Some(project) = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL)).cloned() else { continue };
+        let Some(project) = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(COMPOSE_PROJECT_LABEL))
+            .cloned()
+        else {
+            continue;
+        };
         let set = out.entry(project).or_default();
         for p in c.ports.unwrap_or_default() {
             if let Some(port) = p.public_port {
@@ -464,21 +627,36 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
     const NAME: &str = "restart-policies";
     let d = match d {
         Ok(d) => d,
-        Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
+        Err(_) => {
+            return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker")
+        }
     };
-    let projects: BTreeMap<&str, &str> = stacks.iter().map(|s| (s.project.as_str(), s.id.as_str())).collect();
+    let projects: BTreeMap<&str, &str> = stacks
+        .iter()
+        .map(|s| (s.project.as_str(), s.id.as_str()))
+        .collect();
     let containers = match compose_containers(d).await {
         Ok(c) => c,
-        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e}"), "check Docker's log"),
+        Err(e) => {
+            return CheckResult::fail(
+                NAME,
+                format!("cannot list containers: {e}"),
+                "check Docker's log",
+            )
+        }
     };
     let mut problems = Vec::new();
     let mut seen = 0;
     for c in containers {
         let project = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL));
-        let Some(stack) = project.and_then(|p| projects.get(p.as_str())) else { continue };
+        let Some(stack) = project.and_then(|p| projects.get(p.as_str())) else {
+            continue;
+        };
         seen += 1;
         let id = c.id.unwrap_or_default();
-        let Ok(info) = d.inspect_container(&id, None).await else { continue };
+        let Ok(info) = d.inspect_container(&id, None).await else {
+            continue;
+        };
         let policy = info
             .host_config
             .and_then(|h| h.restart_policy)
@@ -487,7 +665,9 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
             .unwrap_or_default();
         if !policy.is_empty() && policy != "no" {
             let name = info.name.unwrap_or(id).trim_start_matches('/').to_string();
-            problems.push(format!("{stack}: container {name} has restart policy {policy}"));
+            problems.push(format!(
+                "{stack}: container {name} has restart policy {policy}"
+            ));
         }
     }
     CheckResult::from_problems(
@@ -509,7 +689,12 @@ fn bind_mounts(stacks: &[&Stack]) -> CheckResult {
             for src in &svc.bind_sources {
                 count += 1;
                 if !src.exists() {
-                    problems.push(format!("{}/{}: {} does not exist", s.id, svc.name, src.display()));
+                    problems.push(format!(
+                        "{}/{}: {} does not exist",
+                        s.id,
+                        svc.name,
+                        src.display()
+                    ));
                 }
             }
         }
@@ -528,14 +713,24 @@ mod tests {
     use super::*;
 
     fn port(ip: &str, p: u16, proto: &str) -> PublishedPort {
-        PublishedPort { host_ip: ip.into(), host_port: p, protocol: proto.into() }
+        PublishedPort {
+            host_ip: ip.into(),
+            host_port: p,
+            protocol: proto.into(),
+        }
     }
 
     #[test]
     fn port_clash_rules() {
         assert!(clash(&port("", 80, "tcp"), &port("127.0.0.1", 80, "tcp")));
-        assert!(clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.1", 80, "tcp")));
-        assert!(!clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.2", 80, "tcp")));
+        assert!(clash(
+            &port("10.0.0.1", 80, "tcp"),
+            &port("10.0.0.1", 80, "tcp")
+        ));
+        assert!(!clash(
+            &port("10.0.0.1", 80, "tcp"),
+            &port("10.0.0.2", 80, "tcp")
+        ));
         assert!(!clash(&port("", 80, "tcp"), &port("", 80, "udp")));
         assert!(!clash(&port("", 80, "tcp"), &port("", 81, "tcp")));
     }
@@ -547,7 +742,9 @@ mod tests {
         assert!(bound_elsewhere(&port("127.0.0.1", p, "tcp")).is_some());
         drop(l);
         assert!(bound_elsewhere(&port("127.0.0.1", p, "tcp")).is_none());
-        assert!(bound_elsewhere(&port("192.0.2.77", p, "tcp")).unwrap().contains("not an address"));
+        assert!(bound_elsewhere(&port("192.0.2.77", p, "tcp"))
+            .unwrap()
+            .contains("not an address"));
     }
 
     #[test]
@@ -555,7 +752,7 @@ mod tests {
         let ok = CheckResult::ok("a", "");
         let warn = CheckResult::warn("b", "", "");
         let fail = CheckResult::fail("c", "", "");
-        assert_eq!(exit_code(&[ok.clone()], true), 0);
+        assert_eq!(exit_code(std::slice::from_ref(&ok), true), 0);
         assert_eq!(exit_code(&[ok.clone(), warn.clone()], false), 0);
         assert_eq!(exit_code(&[ok.clone(), warn], true), 1);
         assert_eq!(exit_code(&[ok, fail], false), 1);

@@ -47,11 +47,15 @@ impl HostGpu {
     }
 
     pub fn nvidia_runtime(&self) -> bool {
-        self.runtimes.as_ref().is_some_and(|r| r.iter().any(|r| r == "nvidia"))
+        self.runtimes
+            .as_ref()
+            .is_some_and(|r| r.iter().any(|r| r == "nvidia"))
     }
 
     pub fn cdi_gpu(&self) -> bool {
-        self.cdi_devices.iter().any(|d| d.starts_with(&format!("{CDI_GPU_KIND}=")))
+        self.cdi_devices
+            .iter()
+            .any(|d| d.starts_with(&format!("{CDI_GPU_KIND}=")))
     }
 }
 
@@ -81,11 +85,16 @@ pub fn detect_host(root: &Path) -> HostGpu {
         ..Default::default()
     };
     for dir in CDI_DIRS {
-        let Ok(rd) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
             })
             .collect();
         files.sort();
@@ -186,9 +195,11 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
             .map(|e| format!("Docker's runtimes are unknown ({e})"))
     };
     let (works, reason, remedy) = match m {
-        GpuMechanism::Runtime if host.nvidia_runtime() => {
-            (true, "the nvidia runtime is registered with Docker".to_string(), None)
-        }
+        GpuMechanism::Runtime if host.nvidia_runtime() => (
+            true,
+            "the nvidia runtime is registered with Docker".to_string(),
+            None,
+        ),
         GpuMechanism::Runtime => (
             false,
             runtime_unknown().unwrap_or_else(|| {
@@ -197,7 +208,10 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
                     host.runtimes.as_deref().unwrap_or_default().join(", ")
                 )
             }),
-            Some("install nvidia-container-toolkit, then `hlsys gpu setup` and restart Docker".into()),
+            Some(
+                "install nvidia-container-toolkit, then `hlsys gpu setup` and restart Docker"
+                    .into(),
+            ),
         ),
         GpuMechanism::DeviceRequest | GpuMechanism::Gpus if !host.driver() => (
             false,
@@ -227,7 +241,15 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
         }
         GpuMechanism::Cdi if host.cdi_gpu() => (
             true,
-            format!("CDI spec lists {}", host.cdi_devices.iter().filter(|d| d.starts_with(CDI_GPU_KIND)).cloned().collect::<Vec<_>>().join(", ")),
+            format!(
+                "CDI spec lists {}",
+                host.cdi_devices
+                    .iter()
+                    .filter(|d| d.starts_with(CDI_GPU_KIND))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             None,
         ),
         GpuMechanism::Cdi => (
@@ -236,7 +258,12 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
             Some("nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml".into()),
         ),
     };
-    MechanismStatus { mechanism: m, works, reason, remedy }
+    MechanismStatus {
+        mechanism: m,
+        works,
+        reason,
+        remedy,
+    }
 }
 
 /// Each GPU stack of the model and whether each of its mechanisms works on `host`.
@@ -258,7 +285,10 @@ pub fn assess(model: &Model, host: &HostGpu) -> Vec<StackGpu> {
             StackGpu {
                 stack: s.id.clone(),
                 enabled: s.enabled,
-                mechanisms: mechs.into_iter().map(|m| mechanism_status(m, host)).collect(),
+                mechanisms: mechs
+                    .into_iter()
+                    .map(|m| mechanism_status(m, host))
+                    .collect(),
                 services,
             }
         })
@@ -274,7 +304,10 @@ pub enum SetupOutcome {
     /// daemon.json already registers it; the file was not touched.
     Unchanged { path: PathBuf },
     /// daemon.json was written; Docker needs a restart to see the runtime.
-    Changed { path: PathBuf, backup: Option<PathBuf> },
+    Changed {
+        path: PathBuf,
+        backup: Option<PathBuf>,
+    },
 }
 
 /// `daemon.json` with the nvidia runtime merged in, or `None` when it already has one
@@ -287,14 +320,28 @@ pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
         }
         _ => json!({}),
     };
-    let Some(obj) = doc.as_object_mut() else { bail!("daemon.json is not a JSON object") };
+    let Some(obj) = doc.as_object_mut() else {
+        bail!("daemon.json is not a JSON object")
+    };
     let runtimes = obj.entry("runtimes").or_insert_with(|| json!({}));
-    let Some(runtimes) = runtimes.as_object_mut() else { bail!("daemon.json: \"runtimes\" is not an object") };
-    let current = runtimes.get("nvidia").and_then(|n| n.get("path")).and_then(Value::as_str);
-    if current.is_some_and(|p| Path::new(p).file_name().is_some_and(|f| f == "nvidia-container-runtime")) {
+    let Some(runtimes) = runtimes.as_object_mut() else {
+        bail!("daemon.json: \"runtimes\" is not an object")
+    };
+    let current = runtimes
+        .get("nvidia")
+        .and_then(|n| n.get("path"))
+        .and_then(Value::as_str);
+    if current.is_some_and(|p| {
+        Path::new(p)
+            .file_name()
+            .is_some_and(|f| f == "nvidia-container-runtime")
+    }) {
         return Ok(None);
     }
-    runtimes.insert("nvidia".into(), json!({"path": "nvidia-container-runtime", "args": []}));
+    runtimes.insert(
+        "nvidia".into(),
+        json!({"path": "nvidia-container-runtime", "args": []}),
+    );
     Ok(Some(serde_json::to_string_pretty(&doc)? + "\n"))
 }
 
@@ -311,7 +358,9 @@ pub fn setup(root: &Path) -> Result<SetupOutcome> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let Some(new) = merge_daemon_json(old.as_deref()).with_context(|| path.display().to_string())? else {
+    let Some(new) =
+        merge_daemon_json(old.as_deref()).with_context(|| path.display().to_string())?
+    else {
         return Ok(SetupOutcome::Unchanged { path });
     };
     let dir = path.parent().expect("daemon.json has a parent");
@@ -322,13 +371,16 @@ pub fn setup(root: &Path) -> Result<SetupOutcome> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let b = dir.join(format!("daemon.json.bak-{secs}"));
-        std::fs::copy(&path, &b).with_context(|| format!("cannot back up {} to {}", path.display(), b.display()))?;
+        std::fs::copy(&path, &b)
+            .with_context(|| format!("cannot back up {} to {}", path.display(), b.display()))?;
         backup = Some(b);
     }
     // Write beside it and rename, so a crash never leaves Docker a half-written file.
     let tmp = dir.join(format!(".daemon.json.hlsys-{}", std::process::id()));
     std::fs::write(&tmp, new).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let mode = path.metadata().map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let mode = path
+        .metadata()
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
@@ -350,7 +402,10 @@ mod tests {
 
     #[test]
     fn cdi_specs_yaml_and_json() {
-        assert_eq!(parse_cdi_spec(CDI_YAML, false).unwrap(), vec!["nvidia.com/gpu=0", "nvidia.com/gpu=all"]);
+        assert_eq!(
+            parse_cdi_spec(CDI_YAML, false).unwrap(),
+            vec!["nvidia.com/gpu=0", "nvidia.com/gpu=all"]
+        );
         let j = r#"{"cdiVersion":"0.6.0","kind":"vendor.com/fpga","devices":[{"name":"f0","containerEdits":{}}]}"#;
         assert_eq!(parse_cdi_spec(j, true).unwrap(), vec!["vendor.com/fpga=f0"]);
         assert!(parse_cdi_spec("devices: []", false).is_err());
@@ -361,7 +416,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let r = d.path();
         assert!(!detect_host(r).driver());
-        put(r, "proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54\nGCC\n", 0o444);
+        put(
+            r,
+            "proc/driver/nvidia/version",
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54\nGCC\n",
+            0o444,
+        );
         put(r, "dev/nvidiactl", "", 0o666);
         put(r, "usr/bin/nvidia-smi", "#!/bin/sh\n", 0o755);
         put(r, "etc/cdi/nvidia.yaml", CDI_YAML, 0o644);
@@ -378,7 +438,10 @@ mod tests {
 
     #[test]
     fn mechanisms() {
-        let mut h = HostGpu { runtimes: Some(vec!["runc".into()]), ..Default::default() };
+        let mut h = HostGpu {
+            runtimes: Some(vec!["runc".into()]),
+            ..Default::default()
+        };
         assert!(!mechanism_status(GpuMechanism::Runtime, &h).works);
         assert!(!mechanism_status(GpuMechanism::Gpus, &h).works);
         h.nvidiactl = true;
@@ -389,19 +452,29 @@ mod tests {
         assert!(!mechanism_status(GpuMechanism::Runtime, &h).works);
         h.runtimes = Some(vec!["nvidia".into(), "runc".into()]);
         assert!(mechanism_status(GpuMechanism::Runtime, &h).works);
-        let unknown = HostGpu { docker_error: Some("down".into()), ..Default::default() };
-        assert!(mechanism_status(GpuMechanism::Runtime, &unknown).reason.contains("down"));
+        let unknown = HostGpu {
+            docker_error: Some("down".into()),
+            ..Default::default()
+        };
+        assert!(mechanism_status(GpuMechanism::Runtime, &unknown)
+            .reason
+            .contains("down"));
     }
 
     #[test]
     fn daemon_json_merge_keeps_other_keys() {
-        let merged = merge_daemon_json(Some(r#"{"log-driver":"journald","runtimes":{"crun":{"path":"/usr/bin/crun"}}}"#))
-            .unwrap()
-            .unwrap();
+        let merged = merge_daemon_json(Some(
+            r#"{"log-driver":"journald","runtimes":{"crun":{"path":"/usr/bin/crun"}}}"#,
+        ))
+        .unwrap()
+        .unwrap();
         let v: Value = serde_json::from_str(&merged).unwrap();
         assert_eq!(v["log-driver"], "journald");
         assert_eq!(v["runtimes"]["crun"]["path"], "/usr/bin/crun");
-        assert_eq!(v["runtimes"]["nvidia"], json!({"path": "nvidia-container-runtime", "args": []}));
+        assert_eq!(
+            v["runtimes"]["nvidia"],
+            json!({"path": "nvidia-container-runtime", "args": []})
+        );
         // Already there (nvidia-ctk writes the same; an absolute path is fine too).
         assert_eq!(merge_daemon_json(Some(&merged)).unwrap(), None);
         let abs = r#"{"runtimes":{"nvidia":{"path":"/usr/bin/nvidia-container-runtime"}}}"#;
@@ -419,22 +492,47 @@ mod tests {
         put(r, "etc/docker/daemon.json", "{\"debug\": true}\n", 0o600);
         assert_eq!(setup(r).unwrap(), SetupOutcome::NoRuntime);
         put(r, "usr/bin/nvidia-container-runtime", "#!/bin/sh\n", 0o755);
-        let SetupOutcome::Changed { path, backup: Some(b) } = setup(r).unwrap() else { panic!("not changed") };
+        let SetupOutcome::Changed {
+            path,
+            backup: Some(b),
+        } = setup(r).unwrap()
+        else {
+            panic!("not changed")
+        };
         assert_eq!(path, daemon);
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "{\"debug\": true}\n");
-        assert!(b.file_name().unwrap().to_str().unwrap().starts_with("daemon.json.bak-"));
+        assert!(b
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("daemon.json.bak-"));
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&daemon).unwrap()).unwrap();
         assert_eq!(v["debug"], true);
         assert_eq!(v["runtimes"]["nvidia"]["path"], "nvidia-container-runtime");
-        assert_eq!(daemon.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            daemon.metadata().unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let before = std::fs::metadata(&daemon).unwrap().modified().unwrap();
         let backups = || std::fs::read_dir(r.join("etc/docker")).unwrap().count();
         let n = backups();
-        assert_eq!(setup(r).unwrap(), SetupOutcome::Unchanged { path: daemon.clone() });
-        assert_eq!(std::fs::metadata(&daemon).unwrap().modified().unwrap(), before);
+        assert_eq!(
+            setup(r).unwrap(),
+            SetupOutcome::Unchanged {
+                path: daemon.clone()
+            }
+        );
+        assert_eq!(
+            std::fs::metadata(&daemon).unwrap().modified().unwrap(),
+            before
+        );
         assert_eq!(backups(), n);
         // No daemon.json yet: created, nothing to back up.
         std::fs::remove_file(&daemon).unwrap();
-        assert!(matches!(setup(r).unwrap(), SetupOutcome::Changed { backup: None, .. }));
+        assert!(matches!(
+            setup(r).unwrap(),
+            SetupOutcome::Changed { backup: None, .. }
+        ));
     }
 }

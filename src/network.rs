@@ -162,7 +162,11 @@ pub fn plan(config: &Config, existing: &[Existing], routes: &[Route]) -> Plan {
         let drift = drift(net, first);
         out.networks.push(NetworkPlan {
             name: name.clone(),
-            action: if drift.is_empty() { Action::Ok } else { Action::Drift },
+            action: if drift.is_empty() {
+                Action::Ok
+            } else {
+                Action::Drift
+            },
             drift,
             existing: Some((*first).clone()),
             duplicates: same[1..].iter().map(|e| (*e).clone()).collect(),
@@ -183,7 +187,10 @@ fn parse_subnet(net: &NetworkConfig) -> Result<Option<IpNet>, String> {
         .parse()
         .map_err(|_| format!("subnet {s:?} is not a CIDR prefix like 10.20.0.0/24"))?;
     if subnet.trunc() != subnet {
-        return Err(format!("subnet {s:?} has host bits set (did you mean {}?)", subnet.trunc()));
+        return Err(format!(
+            "subnet {s:?} has host bits set (did you mean {}?)",
+            subnet.trunc()
+        ));
     }
     if let Some(g) = &net.gateway {
         let gw: IpAddr = g
@@ -201,12 +208,25 @@ fn parse_subnet(net: &NetworkConfig) -> Result<Option<IpNet>, String> {
 pub fn drift(net: &NetworkConfig, found: &Existing) -> Vec<Drift> {
     let mut d = Vec::new();
     let mut push = |field: &str, wanted: String, found: String| {
-        d.push(Drift { field: field.into(), wanted, found })
+        d.push(Drift {
+            field: field.into(),
+            wanted,
+            found,
+        })
     };
-    let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
     if let Some(s) = &net.subnet {
         let want = s.parse::<IpNet>().ok();
-        let same = found.subnets.iter().any(|f| f == s || (want.is_some() && f.parse::<IpNet>().ok() == want));
+        let same = found
+            .subnets
+            .iter()
+            .any(|f| f == s || (want.is_some() && f.parse::<IpNet>().ok() == want));
         if !same {
             push("subnet", s.clone(), list(&found.subnets));
         }
@@ -223,7 +243,11 @@ pub fn drift(net: &NetworkConfig, found: &Existing) -> Vec<Drift> {
         }
     }
     if net.internal != found.internal {
-        push("internal", net.internal.to_string(), found.internal.to_string());
+        push(
+            "internal",
+            net.internal.to_string(),
+            found.internal.to_string(),
+        );
     }
     if net.driver != found.driver {
         push("driver", net.driver.clone(), found.driver.clone());
@@ -256,7 +280,7 @@ fn overlaps(wanted: &[(&str, IpNet)], existing: &[Existing], routes: &[Route]) -
                 }
             }
         }
-        for r in routes.iter().filter(|r| !docker_iface(&r.iface, existing)) {
+        for r in routes.iter().filter(|r| !docker_route(r, existing)) {
             if overlap(sa, &r.net) {
                 problems.push(format!(
                     "network {a} ({sa}) overlaps the host route {} on {}",
@@ -269,12 +293,19 @@ fn overlaps(wanted: &[(&str, IpNet)], existing: &[Existing], routes: &[Route]) -
 }
 
 /// Docker's own bridges carry routes for Docker networks, which the Docker-network check
-/// already covers (with the same-name exception a route check could not make).
-fn docker_iface(iface: &str, existing: &[Existing]) -> bool {
-    iface == "docker0"
-        || iface.strip_prefix("br-").is_some_and(|id| {
-            id.len() >= 12 && existing.iter().any(|e| e.id.starts_with(id))
-        })
+/// already covers (with the same-name exception a route check could not make). Any
+/// `br-<12 hex>` counts, not only those of listed networks: a concurrent run may create
+/// or remove one between reading the routes and listing the networks.
+fn docker_route(r: &Route, existing: &[Existing]) -> bool {
+    let bridge = r.iface == "docker0"
+        || r.iface
+            .strip_prefix("br-")
+            .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    bridge
+        || existing
+            .iter()
+            .flat_map(|e| &e.subnets)
+            .any(|s| s.parse::<IpNet>().ok() == Some(r.net))
 }
 
 /// Reads the host's routes below `root` (`/` in production, a fixture tree in tests).
@@ -304,7 +335,10 @@ pub fn parse_ipv4_routes(text: &str) -> Vec<Route> {
             let dest = Ipv4Addr::from(u32::from_str_radix(dest, 16).ok()?.to_ne_bytes());
             let prefix = u32::from_str_radix(mask, 16).ok()?.count_ones() as u8;
             let net = IpNet::new(IpAddr::V4(dest), prefix).ok()?;
-            (prefix > 0 && *iface != "lo").then(|| Route { iface: iface.to_string(), net })
+            (prefix > 0 && *iface != "lo").then(|| Route {
+                iface: iface.to_string(),
+                net,
+            })
         })
         .collect()
 }
@@ -323,14 +357,20 @@ pub fn parse_ipv6_routes(text: &str) -> Vec<Route> {
                 || *iface == "lo"
                 || (seg & 0xffc0) == 0xfe80
                 || (seg & 0xff00) == 0xff00;
-            (!skip).then(|| Route { iface: iface.to_string(), net })
+            (!skip).then(|| Route {
+                iface: iface.to_string(),
+                net,
+            })
         })
         .collect()
 }
 
 /// Every Docker network; inspected (for attached containers) when `inspect` says so.
 /// A network removed between list and inspect is simply left out.
-pub async fn list_existing(docker: &Docker, inspect: impl Fn(&str, bool) -> bool) -> Result<Vec<Existing>> {
+pub async fn list_existing(
+    docker: &Docker,
+    inspect: impl Fn(&str, bool) -> bool,
+) -> Result<Vec<Existing>> {
     let list = docker
         .list_networks(None)
         .await
@@ -421,7 +461,11 @@ pub struct Report {
 impl Report {
     /// No problems and no drift left behind.
     pub fn success(&self) -> bool {
-        self.problems.is_empty() && self.networks.iter().all(|n| n.outcome != Outcome::DriftKept)
+        self.problems.is_empty()
+            && self
+                .networks
+                .iter()
+                .all(|n| n.outcome != Outcome::DriftKept)
     }
 }
 
@@ -431,7 +475,10 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
     let existing = list_existing(docker, |n, _| config.networks.contains_key(n)).await?;
     let routes = read_routes(&opts.root)?;
     let plan = plan(config, &existing, &routes);
-    let mut report = Report { problems: plan.problems, ..Default::default() };
+    let mut report = Report {
+        problems: plan.problems,
+        ..Default::default()
+    };
     if !report.problems.is_empty() {
         return Ok(report);
     }
@@ -449,7 +496,11 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
             Action::Create => {
                 let (id, mine) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                 r.id = Some(id);
-                r.outcome = if mine { Outcome::Created } else { Outcome::Exists };
+                r.outcome = if mine {
+                    Outcome::Created
+                } else {
+                    Outcome::Exists
+                };
             }
             Action::Ok => {
                 if !np.duplicates.is_empty() && !opts.dry_run {
@@ -458,20 +509,29 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
                         Err(SettleError::Other(e)) => return Err(e),
                         // Removed meanwhile by someone else: create it again.
                         Err(SettleError::Vanished) => {
-                            let (id, _) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
+                            let (id, _) =
+                                create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                             r.id = Some(id);
                         }
                     }
                 }
             }
             Action::Drift => {
-                let e = np.existing.as_ref().expect("drift implies an existing network");
+                let e = np
+                    .existing
+                    .as_ref()
+                    .expect("drift implies an existing network");
                 let keep = if !opts.recreate {
                     Some("run with --recreate to replace it".to_string())
                 } else if e.in_use() {
-                    Some(format!("in use by {}; not touched", e.containers.join(", ")))
+                    Some(format!(
+                        "in use by {}; not touched",
+                        e.containers.join(", ")
+                    ))
                 } else if !e.managed() {
-                    Some(format!("not managed by hlsys (no {MANAGED_LABEL}=true label); not touched"))
+                    Some(format!(
+                        "not managed by hlsys (no {MANAGED_LABEL}=true label); not touched"
+                    ))
                 } else {
                     None
                 };
@@ -483,13 +543,15 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
                 } else {
                     match remove(docker, &e.id).await? {
                         Removed::Yes | Removed::Gone => {
-                            let (id, _) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
+                            let (id, _) =
+                                create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                             r.id = Some(id);
                             r.outcome = Outcome::Recreated;
                         }
                         Removed::InUse(msg) => {
                             r.outcome = Outcome::DriftKept;
-                            r.notes.push(format!("Docker refused to remove it ({msg}); not touched"));
+                            r.notes
+                                .push(format!("Docker refused to remove it ({msg}); not touched"));
                         }
                     }
                 }
@@ -522,7 +584,7 @@ fn create_request(name: &str, net: &NetworkConfig) -> NetworkCreateRequest {
 }
 
 /// Creates the network, then settles duplicates. A failed create is fine when the network
-/// exists afterwards: a concurrent run got there first (409 on engines that refuse
+/// shows up afterwards: a concurrent run got there first (409 on engines that refuse
 /// duplicate names, "pool overlaps" when both asked for the same subnet).
 /// Returns the surviving ID and whether it is the one this call created.
 async fn create_and_settle(
@@ -531,41 +593,69 @@ async fn create_and_settle(
     net: &NetworkConfig,
     notes: &mut Vec<String>,
 ) -> Result<(String, bool)> {
-    // A few rounds only matter if someone outside hlsys removes the network meanwhile.
-    for _ in 0..3 {
+    const ATTEMPTS: usize = 4;
+    for attempt in 1..=ATTEMPTS {
         let created = match docker.create_network(create_request(name, net)).await {
             Ok(resp) => Some(resp.id),
-            Err(e) => {
-                if same_named(docker, name).await?.is_empty() {
+            // The other run's network holds the name or the pool before it is listed, and
+            // its creation may still fail and roll back: wait for it, else try again.
+            Err(e) if !appears(docker, name).await? => {
+                if attempt == ATTEMPTS {
                     return Err(e).with_context(|| format!("cannot create Docker network {name}"));
                 }
-                None
+                continue;
             }
+            Err(_) => None,
         };
         match settle(docker, name, notes).await {
             Ok(winner) => {
                 let mine = created.as_deref() == Some(winner.id.as_str());
                 return Ok((winner.id, mine));
             }
+            // Removed by someone outside hlsys meanwhile: create it again.
             Err(SettleError::Vanished) => continue,
             Err(SettleError::Other(e)) => return Err(e),
         }
     }
-    bail!("Docker network {name} keeps disappearing right after creation; is something removing it?")
+    bail!(
+        "Docker network {name} keeps disappearing right after creation; is something removing it?"
+    )
+}
+
+/// Whether a network named `name` is listed within about two seconds.
+async fn appears(docker: &Docker, name: &str) -> Result<bool> {
+    for _ in 0..20 {
+        if !same_named(docker, name).await?.is_empty() {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(false)
 }
 
 /// Keeps the first network named `name` in settle order and removes the other managed,
 /// unused ones. Another run removing the same duplicate first is fine (404).
-async fn settle(docker: &Docker, name: &str, notes: &mut Vec<String>) -> Result<Existing, SettleError> {
+async fn settle(
+    docker: &Docker,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Result<Existing, SettleError> {
     let all = same_named(docker, name).await.map_err(SettleError::Other)?;
     let mut it = all.into_iter();
-    let Some(winner) = it.next() else { return Err(SettleError::Vanished) };
+    let Some(winner) = it.next() else {
+        return Err(SettleError::Vanished);
+    };
     for dup in it {
         let short = &dup.id[..dup.id.len().min(12)];
         if !dup.managed() {
-            notes.push(format!("duplicate {short} is not managed by hlsys; left alone"));
+            notes.push(format!(
+                "duplicate {short} is not managed by hlsys; left alone"
+            ));
         } else if dup.in_use() {
-            notes.push(format!("duplicate {short} is in use by {}; left alone", dup.containers.join(", ")));
+            notes.push(format!(
+                "duplicate {short} is in use by {}; left alone",
+                dup.containers.join(", ")
+            ));
         } else {
             match remove(docker, &dup.id).await.map_err(SettleError::Other)? {
                 Removed::Yes => notes.push(format!("removed duplicate {short}")),
@@ -597,7 +687,9 @@ async fn remove(docker: &Docker, id: &str) -> Result<Removed> {
             Some(404) => Ok(Removed::Gone),
             Some(403 | 409) => Ok(Removed::InUse(e.to_string())),
             // Some engines answer 500 for "has active endpoints".
-            Some(500) if e.to_string().contains("active endpoints") => Ok(Removed::InUse(e.to_string())),
+            Some(500) if e.to_string().contains("active endpoints") => {
+                Ok(Removed::InUse(e.to_string()))
+            }
             _ => Err(e).with_context(|| format!("cannot remove Docker network {id}")),
         },
     }
@@ -620,7 +712,10 @@ pub struct NetworkStatus {
 
 /// Every configured network and every other hlsys-managed network.
 pub async fn status(docker: &Docker, config: &Config) -> Result<Vec<NetworkStatus>> {
-    let existing = list_existing(docker, |n, managed| managed || config.networks.contains_key(n)).await?;
+    let existing = list_existing(docker, |n, managed| {
+        managed || config.networks.contains_key(n)
+    })
+    .await?;
     let p = plan(config, &existing, &[]);
     let mut out: Vec<NetworkStatus> = p
         .networks
@@ -662,7 +757,9 @@ fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
     let mut rest = s.get(19..)?;
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
-        let len = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
+        let len = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
         let digits = &frac[..len.min(9)];
         nanos = format!("{digits:0<9}").parse().ok()?;
         rest = &frac[len..];
@@ -671,7 +768,8 @@ fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
         "Z" | "z" => 0,
         o if o.len() == 6 => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
+                + o.get(4..6)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -728,11 +826,30 @@ mod tests {
         let mut b = ex("bb", "b", "10.2.0.0/24", "2024-01-01T00:00:00Z");
         b.gateways = vec!["10.2.0.254".into()];
         b.internal = true;
-        let p = plan(&c, &[b, ex("cc", "c", "172.30.0.0/16", "2024-01-01T00:00:00Z")], &[]);
+        let p = plan(
+            &c,
+            &[b, ex("cc", "c", "172.30.0.0/16", "2024-01-01T00:00:00Z")],
+            &[],
+        );
         assert!(p.problems.is_empty(), "{:?}", p.problems);
-        let act: Vec<_> = p.networks.iter().map(|n| (n.name.as_str(), n.action.clone())).collect();
-        assert_eq!(act, vec![("a", Action::Create), ("b", Action::Drift), ("c", Action::Ok)]);
-        let fields: Vec<_> = p.networks[1].drift.iter().map(|d| d.field.as_str()).collect();
+        let act: Vec<_> = p
+            .networks
+            .iter()
+            .map(|n| (n.name.as_str(), n.action.clone()))
+            .collect();
+        assert_eq!(
+            act,
+            vec![
+                ("a", Action::Create),
+                ("b", Action::Drift),
+                ("c", Action::Ok)
+            ]
+        );
+        let fields: Vec<_> = p.networks[1]
+            .drift
+            .iter()
+            .map(|d| d.field.as_str())
+            .collect();
         assert_eq!(fields, vec!["gateway", "internal"]);
         assert_eq!(p.networks[1].drift[0].found, "10.2.0.254");
     }
@@ -743,13 +860,27 @@ mod tests {
         let mut e = ex("aa", "a", "10.9.0.0/24", "2024-01-01T00:00:00Z");
         e.driver = "macvlan".into();
         let p = plan(&c, &[e], &[]);
-        let d: Vec<_> = p.networks[0].drift.iter().map(|d| (d.field.as_str(), d.wanted.as_str(), d.found.as_str())).collect();
-        assert_eq!(d, vec![("subnet", "10.1.0.0/24", "10.9.0.0/24"), ("driver", "bridge", "macvlan")]);
+        let d: Vec<_> = p.networks[0]
+            .drift
+            .iter()
+            .map(|d| (d.field.as_str(), d.wanted.as_str(), d.found.as_str()))
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                ("subnet", "10.1.0.0/24", "10.9.0.0/24"),
+                ("driver", "bridge", "macvlan")
+            ]
+        );
     }
 
     #[test]
     fn overlaps_are_problems() {
-        let c = cfg(&[("a", Some("10.1.0.0/16"), None), ("b", Some("10.1.2.0/24"), None), ("d", Some("192.168.5.0/24"), None)]);
+        let c = cfg(&[
+            ("a", Some("10.1.0.0/16"), None),
+            ("b", Some("10.1.2.0/24"), None),
+            ("d", Some("192.168.5.0/24"), None),
+        ]);
         let other = ex("x1", "other", "192.168.0.0/16", "2024-01-01T00:00:00Z");
         // Same name: its subnet is drift, not an overlap.
         let same = ex("x2", "a", "10.1.0.0/16", "2024-01-01T00:00:00Z");
@@ -773,7 +904,8 @@ mod tests {
         assert!(p.problems[2].contains("outside"));
     }
 
-    const ROUTE: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+    const ROUTE: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
         eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
         docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
         br-0123456789ab\t0000FB0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
@@ -810,14 +942,22 @@ mod tests {
     fn host_routes_overlap_except_docker_bridges() {
         let mut routes = parse_ipv4_routes(ROUTE);
         routes.extend(parse_ipv6_routes(ROUTE6));
-        let existing = [ex("0123456789abcdef", "mine", "10.251.0.0/24", "2024-01-01T00:00:00Z")];
+        let existing = [ex(
+            "0123456789abcdef",
+            "mine",
+            "10.251.0.0/24",
+            "2024-01-01T00:00:00Z",
+        )];
         // 10.x collides with wg0's 10.0.0.0/8; the br- route is Docker's own (and "mine"
         // is the same name, so no Docker-network overlap either).
         let c = cfg(&[("mine", Some("10.251.0.0/24"), None)]);
         let p = plan(&c, &existing, &routes);
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
         assert!(p.problems[0].contains("host route 10.0.0.0/8 on wg0"));
-        let c = cfg(&[("v6", Some("fd00::/80"), None), ("free", Some("172.31.0.0/24"), None)]);
+        let c = cfg(&[
+            ("v6", Some("fd00::/80"), None),
+            ("free", Some("172.31.0.0/24"), None),
+        ]);
         let p = plan(&c, &existing, &routes);
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
         assert!(p.problems[0].contains("fd00::/64 on eth0"));
@@ -834,15 +974,25 @@ mod tests {
         ];
         let p = plan(&c, &e, &[]);
         assert_eq!(p.networks[0].existing.as_ref().unwrap().id, "00");
-        let dups: Vec<_> = p.networks[0].duplicates.iter().map(|d| d.id.as_str()).collect();
+        let dups: Vec<_> = p.networks[0]
+            .duplicates
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect();
         assert_eq!(dups, vec!["dd", "ee", "ff"]);
     }
 
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
-        assert_eq!(parse_rfc3339("2000-03-01T00:00:00.5Z"), Some((951_868_800, 500_000_000)));
-        assert_eq!(parse_rfc3339("2000-03-01T02:00:00+02:00"), Some((951_868_800, 0)));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T00:00:00.5Z"),
+            Some((951_868_800, 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2000-03-01T02:00:00+02:00"),
+            Some((951_868_800, 0))
+        );
         assert_eq!(parse_rfc3339("garbage"), None);
     }
 }

@@ -14,6 +14,9 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError};
 use crate::model::Model;
 
+pub mod check;
+pub mod gpu;
+pub mod network;
 pub mod plan;
 pub mod reload;
 pub mod stacks;
@@ -61,6 +64,12 @@ pub enum Command {
     Reload(reload::ReloadArgs),
     /// Run a stack as the main process of its unit (used by the generated units)
     Supervise(supervise::SuperviseArgs),
+    /// Create the configured Docker networks, or show their state and drift
+    Network(network::NetworkArgs),
+    /// Register the nvidia runtime with Docker, or show GPU support per stack
+    Gpu(gpu::GpuArgs),
+    /// Preflight: Docker, Compose, config, tree, networks, GPU, files, ports, restart policies
+    Check(check::CheckArgs),
 }
 
 impl Cli {
@@ -70,6 +79,9 @@ impl Cli {
             Command::Plan(a) => plan::run(&self.global, a),
             Command::Reload(a) => reload::run(&self.global, a),
             Command::Supervise(a) => supervise::run(&self.global, a),
+            Command::Network(a) => network::run(&self.global, a),
+            Command::Gpu(a) => gpu::run(&self.global, a),
+            Command::Check(a) => check::run(&self.global, a),
         }
     }
 }

@@ -34,7 +34,11 @@ fn on_path(tool: &str) -> bool {
 pub fn require_root_and(tools: &[&str]) -> bool {
     let mut missing = Vec::new();
     // /proc/self is owned by the effective uid of the process reading it.
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX) != 0 {
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+        != 0
+    {
         missing.push("not running as root".to_string());
     }
     let tools: Vec<_> = tools.iter().filter(|t| !on_path(t)).collect();
@@ -101,7 +105,11 @@ impl Machine {
     /// before boot with $ROOT set to the machine's root (install generator, config, ...).
     pub fn start(prefix: &str, pre_boot: Option<&str>) -> Machine {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         let m = Machine { name }; // guard first: a failed start is cleaned up too
         let mut c = Self::script();
         c.args(["start", &m.name]);
@@ -149,7 +157,10 @@ impl Drop for Machine {
         // Never panic here: we may already be unwinding from a failed assertion.
         let (status, out, err) = run(Self::script().args(["stop", &self.name]));
         if !status.success() {
-            eprintln!("stopping machine {} failed: {status}\n{out}{err}", self.name);
+            eprintln!(
+                "stopping machine {} failed: {status}\n{out}{err}",
+                self.name
+            );
         }
     }
 }

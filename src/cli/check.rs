@@ -1,0 +1,121 @@
+//! `hlsys check`: the preflight, as a table or (`--json`) for programs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::{color_enabled, paint, Global};
+use crate::check::{self, CheckOptions, CheckResult, Status};
+use crate::model::Model;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Print JSON: {"ok": bool, "checks": [{name, status, message, remedy}]}
+    #[arg(long)]
+    pub json: bool,
+    /// Run only the GPU checks
+    #[arg(long)]
+    pub gpu: bool,
+    /// Warnings fail too (exit 1)
+    #[arg(long)]
+    pub strict: bool,
+    /// Host root for /proc, /dev and /etc/cdi (for tests)
+    #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
+    pub root: PathBuf,
+    /// Check only these stacks (default: every enabled stack)
+    #[arg(value_name = "STACK")]
+    pub stacks: Vec<String>,
+}
+
+pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let model = global.load_model().map_err(|e| e.to_string());
+    let opts = CheckOptions {
+        gpu_only: args.gpu,
+        stacks: args.stacks.clone(),
+        root: args.root.clone(),
+        docker_host: None,
+        units_current: if args.gpu {
+            None
+        } else {
+            model.as_ref().ok().and_then(units_current)
+        },
+    };
+    let results =
+        crate::docker::runtime()?.block_on(check::run(model.as_ref().map_err(Clone::clone), &opts));
+    let code = check::exit_code(&results, args.strict);
+    if args.json {
+        let doc = json!({ "ok": code == 0, "checks": results });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_results(&results);
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// The "generated units current" check: whether the units systemd has loaded match
+/// what the generator would write now. `None` leaves the check out.
+// Wiring point for the generator's report (owned by the generator side).
+pub fn units_current(_model: &Model) -> Option<CheckResult> {
+    None
+}
+
+fn print_results(results: &[CheckResult]) {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| vec![r.name.clone(), r.status.as_str().into(), r.message.clone()])
+        .collect();
+    print_status_table(&["CHECK", "STATUS", "MESSAGE"], &rows, 1);
+    let bad: Vec<&CheckResult> = results.iter().filter(|r| r.status != Status::Ok).collect();
+    if !bad.is_empty() {
+        println!();
+        for r in bad {
+            if let Some(remedy) = r.remedy.as_deref().filter(|s| !s.is_empty()) {
+                println!("{}: {remedy}", r.name);
+            }
+        }
+    }
+}
+
+/// Colour for a status word: green ok, yellow warn, red fail (and their synonyms).
+pub(super) fn status_color(word: &str) -> Option<u8> {
+    match word {
+        "ok" | "created" | "exists" | "recreated" | "yes" => Some(32),
+        "warn" | "would-create" | "would-recreate" | "missing" | "orphan" => Some(33),
+        "fail" | "drift" | "drift-kept" | "duplicate" | "no" => Some(31),
+        _ => None,
+    }
+}
+
+/// Like [`super::print_table`], with column `status_col` coloured by [`status_color`]:
+/// widths come from the plain text so escape codes do not break the alignment.
+pub(super) fn print_status_table(header: &[&str], rows: &[Vec<String>], status_col: usize) {
+    let color = color_enabled(&std::io::stdout());
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>, paint_status: bool| {
+        let last = cells.len().saturating_sub(1);
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = if i == last {
+                0
+            } else {
+                widths[i] - c.chars().count() + 2
+            };
+            match status_color(c).filter(|_| paint_status && i == status_col) {
+                Some(code) => s.push_str(&paint(color, code, c)),
+                None => s.push_str(c),
+            }
+            s.push_str(&" ".repeat(pad));
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec(), false);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), true);
+    }
+}

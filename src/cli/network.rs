@@ -1,0 +1,183 @@
+//! `hlsys network ensure|status`: the configured Docker networks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::check::print_status_table;
+use super::{config_failure, Global, EXIT_FAILURE, EXIT_OK};
+use crate::network::{self, EnsureOptions, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct NetworkArgs {
+    #[command(subcommand)]
+    pub command: NetworkCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NetworkCommand {
+    /// Create the configured networks that are missing (idempotent, safe to run concurrently)
+    Ensure(EnsureArgs),
+    /// Show each configured network and each other hlsys-managed one: drift, containers
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnsureArgs {
+    /// Show what would be done, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace drifted networks that hlsys manages and no container uses
+    #[arg(long)]
+    pub recreate: bool,
+    /// Print JSON: {"ok": bool, "networks": [...], "problems": [...]}
+    #[arg(long)]
+    pub json: bool,
+    /// Host root for /proc/net/route (for tests)
+    #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON: [{name, configured, exists, id, managed, drift, containers, duplicates}]
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &Global, args: &NetworkArgs) -> anyhow::Result<ExitCode> {
+    let config = match global.load_config() {
+        Ok(c) => c,
+        Err(e) => return Ok(config_failure(&e)),
+    };
+    let rt = crate::docker::runtime()?;
+    match &args.command {
+        NetworkCommand::Ensure(a) => {
+            let opts = EnsureOptions {
+                dry_run: a.dry_run,
+                recreate: a.recreate,
+                root: a.root.clone(),
+            };
+            let report = rt.block_on(async {
+                let docker = crate::docker::connect().await?;
+                network::ensure(&docker, &config, &opts)
+                    .await
+                    .context("network ensure")
+            })?;
+            if a.json {
+                let doc = json!({ "ok": report.success(), "networks": report.networks, "problems": report.problems });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                for p in &report.problems {
+                    eprintln!("hlsys: refused: {p}");
+                }
+                if !report.problems.is_empty() {
+                    eprintln!("hlsys: no network was created or changed");
+                }
+                let rows: Vec<Vec<String>> = report
+                    .networks
+                    .iter()
+                    .map(|n| {
+                        let mut details: Vec<String> = n
+                            .drift
+                            .iter()
+                            .map(|d| format!("{}: {} (wanted {})", d.field, d.found, d.wanted))
+                            .collect();
+                        details.extend(n.notes.iter().cloned());
+                        vec![
+                            n.name.clone(),
+                            outcome_word(n.outcome).into(),
+                            short(n.id.as_deref()),
+                            if details.is_empty() {
+                                "-".into()
+                            } else {
+                                details.join("; ")
+                            },
+                        ]
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    print_status_table(&["NETWORK", "RESULT", "ID", "DETAILS"], &rows, 1);
+                }
+            }
+            Ok(ExitCode::from(if report.success() {
+                EXIT_OK
+            } else {
+                EXIT_FAILURE
+            }))
+        }
+        NetworkCommand::Status(a) => {
+            let status = rt.block_on(async {
+                let docker = crate::docker::connect().await?;
+                network::status(&docker, &config).await
+            })?;
+            let good = status
+                .iter()
+                .all(|s| s.exists && s.drift.is_empty() && s.duplicates == 0);
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                let rows: Vec<Vec<String>> = status
+                    .iter()
+                    .map(|s| {
+                        let state = if !s.exists {
+                            "missing"
+                        } else if !s.configured {
+                            "orphan"
+                        } else if !s.drift.is_empty() {
+                            "drift"
+                        } else if s.duplicates > 0 {
+                            "duplicate"
+                        } else {
+                            "ok"
+                        };
+                        let drift: Vec<String> = s
+                            .drift
+                            .iter()
+                            .map(|d| format!("{}: {} (wanted {})", d.field, d.found, d.wanted))
+                            .collect();
+                        vec![
+                            s.name.clone(),
+                            state.into(),
+                            short(s.id.as_deref()),
+                            if s.managed { "yes" } else { "-" }.into(),
+                            if s.containers.is_empty() {
+                                "-".into()
+                            } else {
+                                s.containers.join(",")
+                            },
+                            if drift.is_empty() {
+                                "-".into()
+                            } else {
+                                drift.join("; ")
+                            },
+                        ]
+                    })
+                    .collect();
+                print_status_table(
+                    &["NETWORK", "STATE", "ID", "MANAGED", "CONTAINERS", "DRIFT"],
+                    &rows,
+                    1,
+                );
+            }
+            Ok(ExitCode::from(if good { EXIT_OK } else { EXIT_FAILURE }))
+        }
+    }
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Created => "created",
+        Outcome::Exists => "exists",
+        Outcome::Recreated => "recreated",
+        Outcome::WouldCreate => "would-create",
+        Outcome::WouldRecreate => "would-recreate",
+        Outcome::DriftKept => "drift-kept",
+    }
+}
+
+fn short(id: Option<&str>) -> String {
+    id.map_or("-".into(), |i| i.chars().take(12).collect())
+}
