@@ -180,3 +180,40 @@ pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog)
         }
     }
 }
+
+/// Where systemd runs generators with their normal output directory.
+pub const SYSTEM_GENERATOR_DIR: &str = "run/systemd/generator";
+
+/// How the units in a generator directory compare with what the tree gives now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Currency {
+    /// No report there: the generator never ran (not installed, or no reload since).
+    NotGenerated,
+    Current { units: usize },
+    /// Units that differ, are missing or are left over.
+    Stale { changed: Vec<String> },
+}
+
+/// Compares `dir` (e.g. /run/systemd/generator) with a fresh render of `model`: the
+/// same renderer as the generator, so any difference means the tree changed since the
+/// last daemon-reload.
+pub fn currency(model: &Model, dir: &Path) -> Currency {
+    let Ok(text) = std::fs::read_to_string(dir.join(REPORT_NAME)) else {
+        return Currency::NotGenerated;
+    };
+    let previous: Vec<String> = serde_json::from_str::<Report>(&text).map(|r| r.units).unwrap_or_default();
+    let g = render(model);
+    let mut changed: Vec<String> = g
+        .units
+        .iter()
+        .filter(|u| std::fs::read_to_string(dir.join(&u.name)).ok().as_deref() != Some(u.content.as_str()))
+        .map(|u| u.name.clone())
+        .collect();
+    changed.extend(previous.into_iter().filter(|p| !g.units.iter().any(|u| &u.name == p)));
+    changed.sort();
+    if changed.is_empty() {
+        Currency::Current { units: g.units.len() }
+    } else {
+        Currency::Stale { changed }
+    }
+}

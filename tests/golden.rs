@@ -75,3 +75,31 @@ fn example_homelab_units_match_golden_directory() {
         assert!(exp == act, "{rel} differs from the golden copy ({})", first_difference(exp, act));
     }
 }
+
+#[test]
+fn units_currency_follows_the_tree() {
+    use hlsys::generator::{currency, Currency};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homelab");
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let status = std::process::Command::new("cp").arg("-r").arg(&src).arg(&tree).status().unwrap();
+    assert!(status.success());
+    let load = || hlsys::tree::build(hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap()).unwrap();
+    let out = work.path().join("gen");
+    assert_eq!(currency(&load(), &out), Currency::NotGenerated);
+    let model = load();
+    hlsys::generator::write_all(&out, &model, &hlsys::units::render(&model)).unwrap();
+    assert_eq!(currency(&load(), &out), Currency::Current { units: 14 });
+    // A new stack: its unit and its layer target are stale.
+    std::fs::create_dir_all(tree.join("media/jellyfin")).unwrap();
+    std::fs::write(tree.join("media/jellyfin/compose.yaml"), "services:\n  jf:\n    image: x\n").unwrap();
+    assert_eq!(
+        currency(&load(), &out),
+        Currency::Stale { changed: vec!["homelab-media-jellyfin.service".into(), "homelab-media.target".into()] }
+    );
+    // A removed stack is left over in the generated directory.
+    std::fs::remove_dir_all(tree.join("media/jellyfin")).unwrap();
+    std::fs::remove_dir_all(tree.join("media/stash")).unwrap();
+    let Currency::Stale { changed } = currency(&load(), &out) else { panic!("expected stale") };
+    assert!(changed.contains(&"homelab-media-stash.service".to_string()), "{changed:?}");
+}

@@ -38,7 +38,7 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         units_current: if args.gpu {
             None
         } else {
-            model.as_ref().ok().and_then(units_current)
+            model.as_ref().ok().and_then(|m| units_current(m, &args.root))
         },
     };
     let results =
@@ -53,11 +53,24 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// The "generated units current" check: whether the units systemd has loaded match
-/// what the generator would write now. `None` leaves the check out.
-// Wiring point for the generator's report (owned by the generator side).
-pub fn units_current(_model: &Model) -> Option<CheckResult> {
-    None
+/// The "generated units current" check: whether the units in systemd's generator
+/// directory (below `root`) match what the generator would write now.
+pub fn units_current(model: &Model, root: &std::path::Path) -> Option<CheckResult> {
+    use crate::generator::{currency, Currency, SYSTEM_GENERATOR_DIR};
+    const NAME: &str = "units current";
+    Some(match currency(model, &root.join(SYSTEM_GENERATOR_DIR)) {
+        Currency::Current { units } => CheckResult::ok(NAME, format!("{units} generated units match the tree")),
+        Currency::NotGenerated => CheckResult::warn(
+            NAME,
+            "no units generated yet (no hlsys-generator.json in /run/systemd/generator)",
+            "install hlsys-generator in /usr/lib/systemd/system-generators/ and run systemctl daemon-reload",
+        ),
+        Currency::Stale { changed } => CheckResult::warn(
+            NAME,
+            format!("the tree changed since the units were generated: {}", changed.join(", ")),
+            "run systemctl daemon-reload",
+        ),
+    })
 }
 
 fn print_results(results: &[CheckResult]) {
