@@ -6,8 +6,10 @@
 //! lines, blank lines; unquoted values end at the line end, lose a ` #…` inline comment and
 //! trailing whitespace, and are interpolated; single-quoted values are literal; double-quoted
 //! values process escapes (`\n`, `\t`, `\"`, `\\`, `\$`, `\0NNN` octal, …) and are then
-//! interpolated; quoted values may span lines; a bare `KEY` copies the key's value from the
-//! lookup (earlier files), if any.
+//! interpolated; quoted values may span lines. A bare `KEY` line is compose's "inherit from the
+//! process environment"; here it keeps the key's value from earlier lines or files, if any.
+//! (A bare `KEY` on the last line *without* a newline is, as in compose, the value of the
+//! empty key.)
 //!
 //! Unlike compose, no process environment is consulted anywhere: hlsys resolves stacks from
 //! files alone, so the only variables visible to a file are those of earlier files and earlier
@@ -268,7 +270,10 @@ fn expand_escapes(s: &str) -> String {
                 let digits = &rest[..n];
                 rest = &rest[n..];
                 // Go's octal escape needs exactly three octal digits with a value <= 0o377.
-                match u32::from_str_radix(digits, 8).ok().filter(|v| n == 3 && *v <= 0o377) {
+                match u32::from_str_radix(digits, 8)
+                    .ok()
+                    .filter(|v| n == 3 && *v <= 0o377)
+                {
                     Some(v) => out.extend(char::from_u32(v)),
                     None => {
                         out.push('\\');
@@ -311,7 +316,9 @@ mod tests {
             .collect()
     }
 
-    fn err(line: usize, message: &str) -> Result<Vec<(String, String)>, EnvParseError> {
+    type Parsed = Result<Vec<(String, String)>, EnvParseError>;
+
+    fn err(line: usize, message: &str) -> Parsed {
         Err(EnvParseError {
             line,
             message: message.into(),
@@ -324,7 +331,7 @@ mod tests {
     #[test]
     fn table() {
         let ok = |list: &[(&str, &str)]| Ok(pairs(list));
-        let cases: &[(&str, Result<Vec<(String, String)>, EnvParseError>)] = &[
+        let cases: &[(&str, Parsed)] = &[
             ("A=1\n", ok(&[("A", "1")])),
             ("A=1", ok(&[("A", "1")])),
             ("export B=2\n", ok(&[("B", "2")])),
@@ -412,15 +419,39 @@ mod tests {
         let l1 = write("l1", "A=1\nX=x1\nKEEP=k\n");
         let l2 = write("l2", "A=2\nB=${A}\nA\nX\nU\nC=$X\n");
         let env = load_layered(&[l1.clone(), l2.clone()]).unwrap();
-        let want: BTreeMap<String, String> = pairs(&[("A", "2"), ("B", "2"), ("C", "x1"), ("KEEP", "k"), ("X", "x1")])
-            .into_iter()
-            .collect();
+        let want: BTreeMap<String, String> = pairs(&[
+            ("A", "2"),
+            ("B", "2"),
+            ("C", "x1"),
+            ("KEEP", "k"),
+            ("X", "x1"),
+        ])
+        .into_iter()
+        .collect();
+        assert_eq!(env, want);
+
+        // References see earlier files until this file redefines the key.
+        let l3 = write("l3", "B=$A\nA=2\nC=$A\nX\nD=$X\n");
+        let env = load_layered(&[l1.clone(), l3]).unwrap();
+        let want: BTreeMap<String, String> = pairs(&[
+            ("A", "2"),
+            ("B", "1"),
+            ("C", "2"),
+            ("D", "x1"),
+            ("KEEP", "k"),
+            ("X", "x1"),
+        ])
+        .into_iter()
+        .collect();
         assert_eq!(env, want);
 
         let bad = write("bad", "OK=1\nA B=1\n");
         let e = load_layered(&[l1.clone(), bad.clone()]).unwrap_err();
         assert_eq!((e.file.clone(), e.line), (bad.clone(), Some(2)));
-        assert_eq!(e.to_string(), format!("{}:2: key cannot contain a space", bad.display()));
+        assert_eq!(
+            e.to_string(),
+            format!("{}:2: key cannot contain a space", bad.display())
+        );
 
         let missing = dir.path().join("missing");
         let e = load_layered(&[l1, missing.clone()]).unwrap_err();

@@ -367,11 +367,16 @@ mod tests {
     #[test]
     fn error_display_matches_compose_wording() {
         let e = run("${UNSET:?boom}").unwrap_err();
-        assert_eq!(e.to_string(), "required variable UNSET is missing a value: boom");
+        assert_eq!(
+            e.to_string(),
+            "required variable UNSET is missing a value: boom"
+        );
         let e = run("${UNSET?}").unwrap_err();
         assert_eq!(e.to_string(), "required variable UNSET is missing a value");
         let e = run("${}").unwrap_err();
-        assert!(e.to_string().starts_with("invalid interpolation format for \"${}\""));
+        assert!(e
+            .to_string()
+            .starts_with("invalid interpolation format for \"${}\""));
     }
 
     #[test]
@@ -394,9 +399,16 @@ mod tests {
             let mut doc: Value = serde_yaml_ng::from_str(src).unwrap();
             interpolate_yaml(&mut doc, &env).unwrap_err()
         };
-        let (path, err) = path_of("services:\n  web:\n    environment:\n      FOO: ${UNSET:?nope}\n");
+        let (path, err) =
+            path_of("services:\n  web:\n    environment:\n      FOO: ${UNSET:?nope}\n");
         assert_eq!(path, "services.web.environment.FOO");
-        assert_eq!(err, InterpolateError::Required { var: "UNSET".into(), message: "nope".into() });
+        assert_eq!(
+            err,
+            InterpolateError::Required {
+                var: "UNSET".into(),
+                message: "nope".into()
+            }
+        );
         let (path, _) = path_of("services:\n  web:\n    ports: [\"80\", \"${}\"]\n");
         assert_eq!(path, "services.web.ports.1");
     }
