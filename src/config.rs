@@ -237,6 +237,10 @@ pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
     if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
         return Err(format!("{what} {value:?} contains a newline or NUL, which hlsys refuses"));
     }
+    if value.ends_with('\\') {
+        // Would continue the line of the unit file it is written into.
+        return Err(format!("{what} {value:?} ends with a backslash, which hlsys refuses"));
+    }
     Ok(())
 }
 
@@ -324,6 +328,13 @@ impl Config {
                 )));
             }
             check_no_control("hlsys_path", &p.to_string_lossy()).map_err(err)?;
+            // systemd refuses such an executable path in Exec*= (string_is_safe()).
+            if p.to_string_lossy().chars().any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f')) {
+                return Err(err(format!(
+                    "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
+                    p.display()
+                )));
+            }
             cfg.hlsys_path = p;
         }
         for name in raw.layers.keys() {

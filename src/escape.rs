@@ -9,6 +9,10 @@ pub fn check_value(what: &str, s: &str) -> Result<(), String> {
     if s.contains(['\n', '\r', '\0']) {
         return Err(format!("{what} {s:?} contains a newline or NUL and cannot be written into a unit"));
     }
+    if s.ends_with('\\') {
+        // A unit file line ending in a backslash continues on the next line.
+        return Err(format!("{what} {s:?} ends with a backslash and cannot be written into a unit"));
+    }
     Ok(())
 }
 
@@ -33,7 +37,17 @@ pub fn list_word(s: &str) -> String {
 /// there and splits on whitespace, honouring quotes and C escapes; a lone `;` separates
 /// commands. Plain words stay readable; anything else is double-quoted and escaped.
 pub fn exec_arg(s: &str) -> String {
-    let s = s.replace('%', "%%").replace('$', "$$");
+    exec_word(&s.replace('$', "$$"))
+}
+
+/// The executable of an `Exec*=` line: like [`exec_arg`], but systemd does not expand
+/// `$` in the executable path, so a `$` there stays single (`$$` would be taken literally).
+pub fn exec_path(s: &str) -> String {
+    exec_word(s)
+}
+
+fn exec_word(s: &str) -> String {
+    let s = s.replace('%', "%%");
     let plain = !s.is_empty()
         && s != ";"
         && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\'' | '\\'));
@@ -57,7 +71,11 @@ pub fn exec_arg(s: &str) -> String {
 
 /// A whole command line for `Exec*=`.
 pub fn exec_line<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter().map(|a| exec_arg(a.as_ref())).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| if i == 0 { exec_path(a.as_ref()) } else { exec_arg(a.as_ref()) })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The unit-name form of an absolute path, as `systemd-escape --path` makes it: the name
@@ -99,6 +117,7 @@ mod tests {
         assert_eq!(exec_arg(";"), "\";\"");
         assert_eq!(exec_arg(""), "\"\"");
         assert_eq!(exec_arg("ünïcødé"), "ünïcødé");
+        assert_eq!(exec_line(&["/opt/a$b 1%/x", "$y"]), "\"/opt/a$b 1%%/x\" $$y");
     }
 
     #[test]
@@ -123,5 +142,6 @@ mod tests {
     fn newlines_refused() {
         assert!(check_value("path", "/a\nb").is_err());
         assert!(check_value("path", "/a b").is_ok());
+        assert!(check_value("path", "/a\\").is_err());
     }
 }

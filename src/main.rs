@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`hlsys plan | head`) like other Unix tools, instead
+    // of panicking in println!.
+    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any threads.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
     let cli = hlsys::cli::Cli::parse();
     hlsys::cli::init_logging();
     match cli.run() {

@@ -68,8 +68,9 @@ fn walk(
         .collect();
     if !rel.is_empty() && !present.is_empty() {
         if present.len() > 1 {
+            // Under the id it would have had, so a stack requiring it is told it is in error.
             errors.push(StackError {
-                stack: rel.clone(),
+                stack: stack_id(&rel).unwrap_or_else(|_| rel.clone()),
                 file: dir.join(present[1]),
                 message: format!(
                     "more than one compose file in {}: {}; keep one",
