@@ -13,7 +13,8 @@
 //! - `homelab-networks.service`, `homelab-gpu.service`: oneshots the stacks require.
 //! - `homelab-tree.service`: only while the stack tree is not there (a disk mounted
 //!   later): started when that mount appears, it reloads systemd so this generator runs
-//!   again on the real tree, then starts `homelab.target`.
+//!   again on the real tree, then starts `homelab.target`. Until then there are no layer
+//!   targets either: an empty layer reached at boot would order nothing later.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -197,14 +198,14 @@ fn config_name(model: &Model) -> String {
         .unwrap_or_else(|| format!("{DEFAULT_CONFIG} (absent: defaults)"))
 }
 
-fn root_unit(model: &Model, n: &Names, extra_wants: &[String]) -> String {
+fn root_unit(model: &Model, n: &Names, layers: &[crate::model::Layer], extra_wants: &[String]) -> String {
     let mut o = String::new();
     header(&mut o, &config_name(model));
     o.push_str("[Unit]\n");
     o.push_str("Description=hlsys homelab: every layer of Compose stacks\n");
     o.push_str("Documentation=man:hlsys(1)\n");
     o.push_str(BOUND_TO_DOCKER);
-    let layers: Vec<String> = model.layers.iter().map(|l| n.layer(&l.name)).collect();
+    let layers: Vec<String> = layers.iter().map(|l| n.layer(&l.name)).collect();
     line_list(&mut o, "Wants", &[layers.clone(), extra_wants.to_vec()].concat());
     line_list(&mut o, "After", &layers);
     o
@@ -265,7 +266,12 @@ pub fn render(model: &Model) -> Generated {
             }
         }
     }
-    for layer in &model.layers {
+    // No tree, no layer targets: reached empty at boot, they would still be active when
+    // the tree appears, and an active target orders nothing, so `reload --start` would
+    // start every layer at once. Created by that reload instead, they start with (and
+    // order) their stacks as at boot.
+    let layers: &[crate::model::Layer] = if model.tree_available { &model.layers } else { &[] };
+    for layer in layers {
         let mut l = layer.clone();
         l.stacks.retain(|s| !layer_drops.contains(s));
         g.units.push(UnitFile { name: n.layer(&l.name), content: layer_unit(model, &n, &l) });
@@ -283,7 +289,7 @@ pub fn render(model: &Model) -> Generated {
             g.links.push(WantsLink { dir: format!("{}.mount.wants", path_unit_name(&prefix)), unit: n.tree() });
         }
     }
-    g.units.push(UnitFile { name: n.root(), content: root_unit(model, &n, &extra_wants) });
+    g.units.push(UnitFile { name: n.root(), content: root_unit(model, &n, layers, &extra_wants) });
     g.units.push(UnitFile {
         name: n.networks(),
         content: oneshot_unit(model, "hlsys: ensure the configured Docker networks", &["network", "ensure"]),

@@ -92,6 +92,10 @@ pub fn ensure_dockerd() {
 /// (tests/harness/machine.sh). Stopped, leaving no trace, when dropped.
 pub struct Machine {
     pub name: String,
+    /// Host-wide lock held while the machine lives: machines share the host's cgroup
+    /// tree (--keep-unit, /sys/fs/cgroup bound in), so two at once would step on each
+    /// other's /system.slice; test binaries or threads booting machines take turns.
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl Machine {
@@ -110,7 +114,16 @@ impl Machine {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let m = Machine { name }; // guard first: a failed start is cleaned up too
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/hlsys-machines.lock")
+            .expect("opening /run/hlsys-machines.lock");
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("locking /run/hlsys-machines.lock");
+        let m = Machine { name, _lock: lock }; // guard first: a failed start is cleaned up too
         let mut c = Self::script();
         c.args(["start", &m.name]);
         if let Some(p) = pre_boot {
