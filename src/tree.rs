@@ -46,13 +46,15 @@ fn walk(
     root: &Path,
     dir: &Path,
     found: &mut Vec<Found>,
-    seen: &mut BTreeSet<PathBuf>,
+    seen: &mut BTreeSet<(u64, u64)>,
     errors: &mut Vec<StackError>,
 ) {
-    // Symlinked directories are followed, but each real directory is read once, so a
-    // link loop cannot make the generator spin.
-    if let Ok(real) = dir.canonicalize() {
-        if !seen.insert(real) {
+    // Symlinked directories are followed, but each real directory (device and inode) is
+    // read once, so a link loop cannot make the generator spin. One stat, where
+    // canonicalize() would cost a readlink per path component.
+    if let Ok(m) = std::fs::metadata(dir) {
+        use std::os::unix::fs::MetadataExt;
+        if !seen.insert((m.dev(), m.ino())) {
             return;
         }
     }
@@ -103,8 +105,14 @@ fn walk(
     let mut subdirs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        // The entry's type comes with the directory listing (std falls back to lstat
+        // where the file system does not report it); only a symlink needs a stat to see
+        // whether it leads to a directory.
+        .filter(|e| match e.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => e.path().is_dir(),
+        })
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
         .collect();
     subdirs.sort();
     for d in subdirs {
@@ -132,9 +140,25 @@ pub fn stack_id(rel: &str) -> Result<String, String> {
     Ok(id)
 }
 
-/// The env files of a stack, lowest precedence first, that exist (optional config ones
-/// that are missing are dropped; the stack's own are optional by nature).
-fn env_files_for(config: &Config, stack_dir: &Path, layer_dir: Option<&Path>) -> Result<Vec<PathBuf>, (PathBuf, String)> {
+/// Env files (lowest precedence first) and the variables they define, or the file at
+/// fault and why.
+type EnvResult = Result<(Vec<PathBuf>, BTreeMap<String, String>), (PathBuf, String)>;
+
+/// What the config's env_files and a layer's `.env` define: the same for every stack of
+/// the layer, so [`stack_env`] reads and parses it once per layer, not once per stack.
+type EnvCache = BTreeMap<Option<PathBuf>, EnvResult>;
+
+fn env_file_error(e: crate::envfile::EnvFileError) -> (PathBuf, String) {
+    let message = match e.line {
+        Some(l) => format!("line {l}: {}", e.message),
+        None => e.message,
+    };
+    (e.file, message)
+}
+
+/// The config's env files that exist (optional ones that are missing are dropped), then
+/// the layer's `.env`, loaded in that order.
+fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
     let mut files = Vec::new();
     for f in &config.env_files {
         if f.path.is_file() {
@@ -152,21 +176,43 @@ fn env_files_for(config: &Config, stack_dir: &Path, layer_dir: Option<&Path>) ->
             files.push(p);
         }
     }
+    let env = crate::envfile::load_layered(&files).map_err(env_file_error)?;
+    Ok((files, env))
+}
+
+/// The env files of a stack, lowest precedence first, and the variables they define: the
+/// shared ones of [`shared_env`], then the stack's own `.env` and `.env.local` (optional by
+/// nature), layered exactly as [`crate::envfile::load_layered`] would over the whole list.
+fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir: Option<&Path>) -> EnvResult {
+    let (mut files, mut env) = cache
+        .entry(layer_dir.map(Path::to_path_buf))
+        .or_insert_with(|| shared_env(config, layer_dir))
+        .clone()?;
     for name in [".env", ".env.local"] {
         let p = stack_dir.join(name);
         if p.is_file() {
+            // One step of load_layered: the file's variables resolve against `env`.
+            let text = std::fs::read_to_string(&p).map_err(|e| (p.clone(), e.to_string()))?;
+            let parsed = crate::envfile::parse(&text, &|k| env.get(k).cloned())
+                .map_err(|e| (p.clone(), format!("line {}: {}", e.line, e.message)))?;
+            env.extend(parsed);
             files.push(p);
         }
     }
-    Ok(files)
+    Ok((files, env))
 }
 
 /// Content fingerprint of a file, for telling later whether the units are stale.
 pub fn fingerprint(path: &Path) -> String {
     match std::fs::read(path) {
-        Ok(bytes) => format!("{:x}", Sha256::digest(&bytes)),
+        Ok(bytes) => fingerprint_bytes(&bytes),
         Err(_) => "missing".to_string(),
     }
+}
+
+/// [`fingerprint`] of content already read.
+pub fn fingerprint_bytes(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Size and modification time of a file, for files whose content must not leak.
@@ -181,22 +227,16 @@ pub fn metadata_fingerprint(path: &Path) -> String {
 struct Parsed {
     compose: ComposeFile,
     env_files: Vec<PathBuf>,
+    /// [`fingerprint`] of the compose text parsed (not read a second time).
+    compose_fingerprint: String,
 }
 
 /// Reads env files and the compose file for a stack assumed to be in `layer`.
-fn parse_stack(config: &Config, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
+fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
     let layer_dir = config.stacks_dir.join(layer);
     let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
-    let env_files = env_files_for(config, &f.dir, below_layer.then_some(layer_dir.as_path()))
+    let (env_files, env) = stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path()))
         .map_err(|(file, message)| StackError { stack: id.to_string(), file, message })?;
-    let env = crate::envfile::load_layered(&env_files).map_err(|e| StackError {
-        stack: id.to_string(),
-        file: e.file.clone(),
-        message: match e.line {
-            Some(l) => format!("line {l}: {}", e.message),
-            None => e.message.clone(),
-        },
-    })?;
     let text = std::fs::read_to_string(&f.compose_file).map_err(|e| StackError {
         stack: id.to_string(),
         file: f.compose_file.clone(),
@@ -207,7 +247,7 @@ fn parse_stack(config: &Config, f: &Found, id: &str, layer: &str) -> Result<Pars
         file: f.compose_file.clone(),
         message: e.to_string(),
     })?;
-    Ok(Parsed { compose, env_files })
+    Ok(Parsed { compose, env_files, compose_fingerprint: fingerprint_bytes(text.as_bytes()) })
 }
 
 /// Builds the model. `Err` only for config problems that leave nothing to build on.
@@ -292,12 +332,14 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     }
 
     let mut stacks = Vec::new();
+    let mut compose_prints: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut envs = EnvCache::new();
     for (id, f) in &candidates {
         let sc = config.stacks.get(id).cloned().unwrap_or_default();
         let first = f.rel.split('/').next().unwrap_or(&f.rel).to_string();
         let configured = sc.layer.clone().or_else(|| listed_layer.get(id).cloned());
         let assumed = configured.clone().unwrap_or_else(|| first.clone());
-        let mut parsed = match parse_stack(&config, f, id, &assumed) {
+        let mut parsed = match parse_stack(&config, &mut envs, f, id, &assumed) {
             Ok(p) => p,
             Err(e) => {
                 errors.push(e);
@@ -308,7 +350,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         let layer = configured.or(x.layer.clone()).unwrap_or(first);
         if layer != assumed {
             // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
-            parsed = match parse_stack(&config, f, id, &layer) {
+            parsed = match parse_stack(&config, &mut envs, f, id, &layer) {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(e);
@@ -329,6 +371,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         wants.sort();
         wants.dedup();
         wants.retain(|w| !requires.contains(w));
+        compose_prints.insert(f.compose_file.clone(), std::mem::take(&mut parsed.compose_fingerprint));
         let services = &parsed.compose.services;
         let mut networks: Vec<String> = services.iter().flat_map(|s| s.networks.iter().cloned()).collect();
         networks.sort();
@@ -404,12 +447,14 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         inputs.insert(p.clone(), fingerprint(&p));
     }
     for s in &stacks {
-        inputs.insert(s.compose_file.clone(), fingerprint(&s.compose_file));
-        for e in &s.env_files {
-            // Env files hold secrets: record size and mtime, never a hash of their content
-            // (the report under /run is world-readable).
-            inputs.insert(e.clone(), metadata_fingerprint(e));
-        }
+        let print = compose_prints.remove(&s.compose_file).unwrap_or_else(|| fingerprint(&s.compose_file));
+        inputs.insert(s.compose_file.clone(), print);
+    }
+    // Env files hold secrets: record size and mtime, never a hash of their content (the
+    // report under /run is world-readable). Shared ones are looked at once.
+    let env_files: BTreeSet<&PathBuf> = stacks.iter().flat_map(|s| &s.env_files).collect();
+    for e in env_files {
+        inputs.insert(e.clone(), metadata_fingerprint(e));
     }
     Ok(Model { config, stacks, errors, layers, tree_available, inputs })
 }
