@@ -17,6 +17,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod model;
 pub mod network;
+pub mod resolve;
 pub mod supervise;
 pub mod systemd;
 pub mod tree;

@@ -1,32 +1,404 @@
 //! The systemd manager over the system bus (org.freedesktop.systemd1), with zbus.
 //! hlsys never runs systemctl.
+//!
+//! Besides plain calls (reload, list units, read properties) this module follows jobs:
+//! [`Events::subscribe`] adds the match rules for the manager's `JobNew`/`JobRemoved`
+//! signals and the units' `PropertiesChanged`, then calls `Subscribe`, all before any job
+//! is enqueued, and a task drains the signals into a channel from then on; so no signal
+//! of a job can be missed, however fast the job ends, and a full queue can never hold up
+//! the reply to a later call. [`enqueue`] uses `EnqueueUnitJob`, whose reply lists every
+//! job the transaction installed (the jobs it pulled in as well as the one asked for).
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use anyhow::{Context, Result};
-use zbus::Connection;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use zbus::message::Type as MsgType;
+use zbus::{Connection, MatchRule, Message, MessageStream, OwnedObjectPath, OwnedVariant};
 
-const DEST: &str = "org.freedesktop.systemd1";
-const PATH: &str = "/org/freedesktop/systemd1";
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+pub const DEST: &str = "org.freedesktop.systemd1";
+pub const PATH: &str = "/org/freedesktop/systemd1";
+pub const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+pub const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
+pub const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+/// Object paths of units live below this one.
+pub const UNIT_PATH_PREFIX: &str = "/org/freedesktop/systemd1/unit";
+
+/// D-Bus errors that mean "you may not do this" (no root, no polkit authorisation).
+const DENIED: &[&str] = &[
+    "org.freedesktop.DBus.Error.AccessDenied",
+    "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+    "org.freedesktop.PolicyKit1.Error.NotAuthorized",
+];
+
+/// A call that systemd refused for lack of privilege. Commands turn it into a plain
+/// "needs root" message instead of a D-Bus error dump.
+#[derive(Debug, thiserror::Error)]
+#[error("systemd refused {method}: {error}")]
+pub struct AccessDenied {
+    pub method: String,
+    /// The D-Bus error name.
+    pub error: String,
+}
+
+/// The D-Bus error name of a method error reply, if `e` is one.
+pub fn error_name(e: &zbus::Error) -> Option<String> {
+    use zbus::DBusError;
+    match e {
+        zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
+        zbus::Error::FDO(f) => Some(f.name().to_string()),
+        _ => None,
+    }
+}
+
+fn call_error(method: &str, what: String, e: zbus::Error) -> anyhow::Error {
+    match error_name(&e) {
+        Some(name) if DENIED.contains(&name.as_str()) => {
+            anyhow::Error::new(AccessDenied { method: method.to_string(), error: name })
+        }
+        _ => anyhow::Error::new(e).context(what),
+    }
+}
 
 pub async fn system_bus() -> Result<Connection> {
     Connection::system().await.context("cannot connect to the system D-Bus")
 }
 
+async fn manager_call<B>(conn: &Connection, method: &str, body: &B, what: impl FnOnce() -> String) -> Result<Message>
+where
+    B: serde::Serialize + zbus::DynamicType,
+{
+    conn.call_method(Some(DEST), PATH, Some(MANAGER), method, body).await.map_err(|e| call_error(method, what(), e))
+}
+
 /// `systemctl daemon-reload`: reruns the generators. The call returns once the reload
 /// is done.
 pub async fn reload(conn: &Connection) -> Result<()> {
-    conn.call_method(Some(DEST), PATH, Some(MANAGER), "Reload", &())
-        .await
-        .context("systemd Reload failed")?;
+    manager_call(conn, "Reload", &(), || "systemd Reload failed".into()).await?;
     Ok(())
 }
 
 /// Enqueues a start job (mode "replace") and returns its object path without waiting.
 pub async fn start_unit(conn: &Connection, unit: &str) -> Result<String> {
-    let reply = conn
-        .call_method(Some(DEST), PATH, Some(MANAGER), "StartUnit", &(unit, "replace"))
-        .await
-        .with_context(|| format!("systemd StartUnit {unit} failed"))?;
-    let job: zbus::OwnedObjectPath = reply.body().deserialize().context("StartUnit reply")?;
+    let reply =
+        manager_call(conn, "StartUnit", &(unit, "replace"), || format!("systemd StartUnit {unit} failed")).await?;
+    let job: OwnedObjectPath = reply.body().deserialize().context("StartUnit reply")?;
     Ok(job.to_string())
+}
+
+/// The object path of a unit, computed as systemd does (`bus_label_escape`): every byte
+/// but ASCII letters and digits becomes `_xx`, so no `GetUnit` round trip is needed.
+pub fn unit_path(unit: &str) -> String {
+    let mut p = String::from(UNIT_PATH_PREFIX);
+    p.push('/');
+    if unit.is_empty() {
+        p.push('_');
+        return p;
+    }
+    for (i, b) in unit.bytes().enumerate() {
+        if b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()) {
+            p.push(b as char);
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    p
+}
+
+/// One job of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: u32,
+    pub path: String,
+    pub unit: String,
+    /// "start", "stop", "restart", "verify-active", …
+    pub job_type: String,
+}
+
+/// What [`enqueue`] got back: the job asked for and every job the transaction installed
+/// (that one included).
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub job: Job,
+    pub affected: Vec<Job>,
+    /// `affected` is exactly the transaction (EnqueueUnitJob); false: an approximation.
+    pub exact: bool,
+}
+
+/// Enqueues a job of `job_type` ("start", "stop", "restart") for `unit` in mode
+/// "replace" and returns the jobs of the transaction, without waiting for them.
+///
+/// `EnqueueUnitJob` (systemd ≥ 243) reports the whole transaction. On an older systemd
+/// this falls back to StartUnit/StopUnit/RestartUnit plus the jobs in the queue created
+/// after it (`ListJobs`): a close approximation of the same set.
+pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<Enqueued> {
+    type Affected = Vec<(u32, OwnedObjectPath, String, OwnedObjectPath, String)>;
+    let r = conn.call_method(Some(DEST), PATH, Some(MANAGER), "EnqueueUnitJob", &(unit, job_type, "replace")).await;
+    match r {
+        Ok(reply) => {
+            let (id, path, unit_id, _unit_path, jt, affected): (
+                u32,
+                OwnedObjectPath,
+                String,
+                OwnedObjectPath,
+                String,
+                Affected,
+            ) = reply.body().deserialize().context("EnqueueUnitJob reply")?;
+            let job = Job { id, path: path.to_string(), unit: unit_id, job_type: jt };
+            let mut all: Vec<Job> = affected
+                .into_iter()
+                .map(|(id, p, u, _, t)| Job { id, path: p.to_string(), unit: u, job_type: t })
+                .collect();
+            if !all.iter().any(|j| j.id == job.id) {
+                all.insert(0, job.clone());
+            }
+            Ok(Enqueued { job, affected: all, exact: true })
+        }
+        Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.DBus.Error.UnknownMethod") => {
+            let method = match job_type {
+                "start" => "StartUnit",
+                "stop" => "StopUnit",
+                "restart" => "RestartUnit",
+                other => anyhow::bail!("job type {other} needs EnqueueUnitJob (systemd ≥ 243)"),
+            };
+            let reply =
+                manager_call(conn, method, &(unit, "replace"), || format!("systemd {method} {unit} failed")).await?;
+            let path: OwnedObjectPath = reply.body().deserialize().context("job path")?;
+            let path = path.to_string();
+            let id: u32 = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let job = Job { id, path, unit: unit.to_string(), job_type: job_type.to_string() };
+            let mut affected = vec![job.clone()];
+            for j in list_jobs(conn).await? {
+                if j.id > id {
+                    affected.push(j);
+                }
+            }
+            Ok(Enqueued { job, affected, exact: false })
+        }
+        Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
+            Err(anyhow::Error::new(e)
+                .context(format!("systemd does not know {unit}: run `hlsys reload` to regenerate the units")))
+        }
+        Err(e) => Err(call_error("EnqueueUnitJob", format!("systemd could not {job_type} {unit}"), e)),
+    }
+}
+
+/// The jobs in the queue now (`ListJobs`).
+pub async fn list_jobs(conn: &Connection) -> Result<Vec<Job>> {
+    let reply = manager_call(conn, "ListJobs", &(), || "systemd ListJobs failed".into()).await?;
+    let jobs: Vec<(u32, String, String, String, OwnedObjectPath, OwnedObjectPath)> =
+        reply.body().deserialize().context("ListJobs reply")?;
+    Ok(jobs
+        .into_iter()
+        .map(|(id, unit, jt, _state, path, _)| Job { id, path: path.to_string(), unit, job_type: jt })
+        .collect())
+}
+
+/// One row of `ListUnitsByNames`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitState {
+    pub name: String,
+    pub description: String,
+    /// "loaded", "not-found", "masked", …
+    pub load_state: String,
+    /// "active", "activating", "inactive", "failed", …
+    pub active_state: String,
+    pub sub_state: String,
+    pub path: String,
+    /// 0 when no job is queued for the unit.
+    pub job_id: u32,
+    pub job_type: String,
+}
+
+impl UnitState {
+    pub fn is_active(&self) -> bool {
+        matches!(self.active_state.as_str(), "active" | "reloading")
+    }
+}
+
+/// The state of `names` in one call (`ListUnitsByNames`, allowed to every user). Units
+/// that do not exist come back with load state "not-found".
+pub async fn list_units_by_names(conn: &Connection, names: &[String]) -> Result<Vec<UnitState>> {
+    type Row = (String, String, String, String, String, String, OwnedObjectPath, u32, String, OwnedObjectPath);
+    let reply = manager_call(conn, "ListUnitsByNames", &(names,), || "systemd ListUnitsByNames failed".into()).await?;
+    let rows: Vec<Row> = reply.body().deserialize().context("ListUnitsByNames reply")?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, description, load_state, active_state, sub_state, _followed, path, job_id, job_type, _)| {
+            UnitState {
+                name,
+                description,
+                load_state,
+                active_state,
+                sub_state,
+                path: path.to_string(),
+                job_id,
+                job_type,
+            }
+        })
+        .collect())
+}
+
+/// One property of the object at `path` (`org.freedesktop.DBus.Properties.Get`).
+pub async fn get_property(conn: &Connection, path: &str, interface: &str, name: &str) -> Result<OwnedVariant> {
+    let reply = conn
+        .call_method(Some(DEST), path, Some(PROPERTIES), "Get", &(interface, name))
+        .await
+        .map_err(|e| call_error("Get", format!("reading {interface}.{name} of {path}"), e))?;
+    let v: OwnedVariant = reply.body().deserialize().with_context(|| format!("{name} reply"))?;
+    Ok(v)
+}
+
+/// A `u64` property (timestamps are µs since the epoch, 0 for "never").
+pub async fn get_u64(conn: &Connection, path: &str, interface: &str, name: &str) -> Result<u64> {
+    let v = get_property(conn, path, interface, name).await?;
+    u64::try_from(v).with_context(|| format!("{name} is not a u64"))
+}
+
+/// A string property.
+pub async fn get_string(conn: &Connection, path: &str, interface: &str, name: &str) -> Result<String> {
+    let v = get_property(conn, path, interface, name).await?;
+    String::try_from(v).with_context(|| format!("{name} is not a string"))
+}
+
+/// A signal from the manager or a unit, as far as hlsys cares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    JobNew {
+        id: u32,
+        job: String,
+        unit: String,
+    },
+    /// `result`: done, canceled, timeout, failed, dependency, skipped, …
+    JobRemoved {
+        id: u32,
+        job: String,
+        unit: String,
+        result: String,
+    },
+    /// `PropertiesChanged` of a unit object: the values hlsys shows, when they changed.
+    Unit {
+        path: String,
+        change: UnitChange,
+    },
+}
+
+/// The properties of a unit that progress shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitChange {
+    pub active_state: Option<String>,
+    pub sub_state: Option<String>,
+    /// The service's `StatusText` (the supervisor's STATUS=).
+    pub status_text: Option<String>,
+}
+
+impl UnitChange {
+    pub fn is_empty(&self) -> bool {
+        self.active_state.is_none() && self.sub_state.is_none() && self.status_text.is_none()
+    }
+}
+
+fn parse_event(msg: &Message) -> Option<Event> {
+    let h = msg.header();
+    let member = h.member()?.as_str().to_string();
+    let path = h.path()?.as_str().to_string();
+    let body = msg.body();
+    match member.as_str() {
+        "JobNew" => {
+            let (id, job, unit): (u32, OwnedObjectPath, String) = body.deserialize().ok()?;
+            Some(Event::JobNew { id, job: job.to_string(), unit })
+        }
+        "JobRemoved" => {
+            let (id, job, unit, result): (u32, OwnedObjectPath, String, String) = body.deserialize().ok()?;
+            Some(Event::JobRemoved { id, job: job.to_string(), unit, result })
+        }
+        "PropertiesChanged" => {
+            let (iface, changed, _invalidated): (String, HashMap<String, OwnedVariant>, Vec<String>) =
+                body.deserialize().ok()?;
+            if iface != UNIT_IFACE && iface != SERVICE_IFACE {
+                return None;
+            }
+            let s = |k: &str| changed.get(k).and_then(|v| v.try_clone().ok()).and_then(|v| String::try_from(v).ok());
+            let change =
+                UnitChange { active_state: s("ActiveState"), sub_state: s("SubState"), status_text: s("StatusText") };
+            (!change.is_empty()).then_some(Event::Unit { path, change })
+        }
+        _ => None,
+    }
+}
+
+/// The manager's job signals and the units' property changes, from before the first job
+/// is enqueued until this is dropped.
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Events {
+    /// Adds the match rules (each `AddMatch` is answered before this goes on), then calls
+    /// `Subscribe`, so that every signal about a job enqueued afterwards arrives.
+    pub async fn subscribe(conn: &Connection) -> Result<Events> {
+        let queue = NonZeroUsize::new(4096);
+        let manager =
+            MatchRule::builder().msg_type(MsgType::Signal).sender(DEST).path(PATH).interface(MANAGER).build()?;
+        let units = MatchRule::builder()
+            .msg_type(MsgType::Signal)
+            .sender(DEST)
+            .path_namespace(UNIT_PATH_PREFIX)
+            .interface(PROPERTIES)
+            .member("PropertiesChanged")
+            .build()?;
+        let a = MessageStream::for_match_rule(manager, conn, queue).await.context("adding a D-Bus match rule")?;
+        let b = MessageStream::for_match_rule(units, conn, queue).await.context("adding a D-Bus match rule")?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Drained from now on, whatever the caller does: a stream left unpolled would
+        // block the connection, the replies to our own calls included.
+        let task = tokio::spawn(async move {
+            let mut merged = futures_util::stream::select(a, b);
+            while let Some(m) = merged.next().await {
+                let Ok(m) = m else { continue };
+                if let Some(ev) = parse_event(&m) {
+                    if tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        manager_call(conn, "Subscribe", &(), || "systemd Subscribe failed".into()).await?;
+        Ok(Events { rx, task })
+    }
+
+    /// The next signal; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// A signal already received, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_paths_are_escaped_like_systemd() {
+        assert_eq!(unit_path("homelab-genai.target"), "/org/freedesktop/systemd1/unit/homelab_2dgenai_2etarget");
+        assert_eq!(unit_path("dbus.service"), "/org/freedesktop/systemd1/unit/dbus_2eservice");
+        assert_eq!(unit_path("a_b@1.service"), "/org/freedesktop/systemd1/unit/a_5fb_401_2eservice");
+        // A leading digit is escaped too (an object path element may not start with one
+        // in systemd's label escaping).
+        assert_eq!(unit_path("1x.service"), "/org/freedesktop/systemd1/unit/_31x_2eservice");
+    }
 }

@@ -15,16 +15,25 @@ use crate::config::{Config, ConfigError};
 use crate::model::Model;
 
 pub mod check;
+pub mod enable;
 pub mod gpu;
+pub mod logs;
 pub mod network;
 pub mod plan;
 pub mod reload;
 pub mod stacks;
+pub mod start;
+pub mod status;
 pub mod supervise;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
+
+/// For the commands that change the system (start, stop, restart, enable, disable).
+const ROOT_HELP: &str = "Needs root. A user whom polkit authorises to manage units may set HLSYS_POLKIT=1 \
+                         to skip hlsys's own check and let systemd decide.\nExit status: 0 every job done, \
+                         1 a job failed or permission denied, 2 unusable config or NAME.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +79,25 @@ pub enum Command {
     Gpu(gpu::GpuArgs),
     /// Preflight: Docker, Compose, config, tree, networks, GPU, files, ports, restart policies
     Check(check::CheckArgs),
+    /// Start stacks, layers or everything over D-Bus, following every job to its end
+    #[command(after_help = ROOT_HELP)]
+    Start(start::StartArgs),
+    /// Stop stacks, layers or everything (what requires them stops too)
+    #[command(after_help = ROOT_HELP)]
+    Stop(start::StartArgs),
+    /// Restart stacks, layers or everything
+    #[command(after_help = ROOT_HELP)]
+    Restart(start::StartArgs),
+    /// The tree: layer → stack → containers, with unit state, supervisor status and health
+    Status(status::StatusArgs),
+    /// The journal of a stack, a layer or everything (journalctl -u …)
+    Logs(logs::LogsArgs),
+    /// Make stacks part of their layer again (recorded in <config>.d/50-hlsys-enable.toml)
+    #[command(after_help = ROOT_HELP)]
+    Enable(enable::EnableArgs),
+    /// Take stacks out of their layer: not started with it, nor at boot
+    #[command(after_help = ROOT_HELP)]
+    Disable(enable::EnableArgs),
 }
 
 impl Cli {
@@ -82,6 +110,13 @@ impl Cli {
             Command::Network(a) => network::run(&self.global, a),
             Command::Gpu(a) => gpu::run(&self.global, a),
             Command::Check(a) => check::run(&self.global, a),
+            Command::Start(a) => start::run(&self.global, a, start::Action::Start),
+            Command::Stop(a) => start::run(&self.global, a, start::Action::Stop),
+            Command::Restart(a) => start::run(&self.global, a, start::Action::Restart),
+            Command::Status(a) => status::run(&self.global, a),
+            Command::Logs(a) => logs::run(&self.global, a),
+            Command::Enable(a) => enable::run(&self.global, a, true),
+            Command::Disable(a) => enable::run(&self.global, a, false),
         }
     }
 }
