@@ -823,7 +823,7 @@ _hlsys() {
             return 0
             ;;
         hlsys__subcmd__plan)
-            opts="-c -h --out --graph --dot --config --help"
+            opts="-c -h --out --graph --dot --json --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

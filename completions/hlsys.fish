@@ -49,6 +49,7 @@ complete -c hlsys -n "__fish_hlsys_using_subcommand plan" -l out -d 'Write the u
 complete -c hlsys -n "__fish_hlsys_using_subcommand plan" -s c -l config -d 'Config file [default: $HLSYS_CONFIG, else /etc/hlsys/hlsys.toml]' -r -F
 complete -c hlsys -n "__fish_hlsys_using_subcommand plan" -l graph -d 'Print layers and stacks in start order instead of the units'
 complete -c hlsys -n "__fish_hlsys_using_subcommand plan" -l dot -d 'Print the dependency graph in Graphviz dot format'
+complete -c hlsys -n "__fish_hlsys_using_subcommand plan" -l json -d 'Print {"units": [{"name","content"}], "links": [{"dir","unit"}], "errors": [...]}'
 complete -c hlsys -n "__fish_hlsys_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c hlsys -n "__fish_hlsys_using_subcommand reload" -s c -l config -d 'Config file [default: $HLSYS_CONFIG, else /etc/hlsys/hlsys.toml]' -r -F
 complete -c hlsys -n "__fish_hlsys_using_subcommand reload" -l start -d 'Also start the root target (homelab.target) after reloading, without waiting'

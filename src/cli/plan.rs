@@ -19,8 +19,11 @@ pub struct PlanArgs {
     #[arg(long, conflicts_with = "dot")]
     pub graph: bool,
     /// Print the dependency graph in Graphviz dot format
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub dot: bool,
+    /// Print {"units": [{"name","content"}], "links": [{"dir","unit"}], "errors": [...]}
+    #[arg(long, conflicts_with = "graph")]
+    pub json: bool,
 }
 
 pub fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
@@ -29,6 +32,16 @@ pub fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(config_failure(&e)),
     };
     let g = render(&model);
+    if args.json {
+        let errors: Vec<&crate::model::StackError> = model.errors.iter().chain(&g.skipped).collect();
+        let doc = serde_json::json!({
+            "units": g.units.iter().map(|u| serde_json::json!({"name": u.name, "content": u.content})).collect::<Vec<_>>(),
+            "links": g.links.iter().map(|l| serde_json::json!({"dir": l.dir, "unit": l.unit})).collect::<Vec<_>>(),
+            "errors": errors,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::from(if errors.is_empty() { EXIT_OK } else { EXIT_FAILURE }));
+    }
     if args.graph {
         print!("{}", graph_text(&model));
     } else if args.dot {
