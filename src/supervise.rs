@@ -3,15 +3,17 @@
 //! It runs the real `docker compose` v2 (never a re-implementation): `up --detach --wait`
 //! returns once every service with a healthcheck is healthy and the others run, and only
 //! then does the unit report READY=1, so a layer target is reached when its stacks are
-//! usable, not merely created. While images pull or health is pending it extends the
-//! start timeout (EXTEND_TIMEOUT_USEC), so a slow first pull survives TimeoutStartSec
-//! but a hang does not. Once ready it watches the project's containers through the
-//! Docker events API and exits non-zero when one dies or turns unhealthy, so systemd's
+//! usable, not merely created. While Compose makes progress (pulling, creating) it
+//! extends the start timeout (EXTEND_TIMEOUT_USEC), so a slow first pull survives
+//! TimeoutStartSec but a hang does not; pending health gets TimeoutStartSec after
+//! Compose's last progress and no more, so a healthcheck that never passes fails the
+//! start then. Once ready it watches the project's containers through the Docker events
+//! API and exits non-zero when one dies or turns unhealthy, so systemd's
 //! `Restart=on-failure` brings the stack back.
 
 use std::collections::HashMap;
 use std::process::{ExitCode, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use bollard::Docker;
@@ -21,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::model::Stack;
+use crate::units::DEFAULT_TIMEOUT_START_SEC;
 
 /// Variables passed through to `docker compose`. Everything else is dropped: Compose
 /// gives the process environment precedence over `--env-file`, so values systemd put
@@ -33,8 +36,9 @@ const PASS_ENV: &[&str] = &[
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// How often progress is looked at during start-up, and how far each sign of progress
-/// pushes the start timeout out.
+/// How often progress is looked at during start-up (at most; twice per TimeoutStartSec
+/// when that is shorter), and how far Compose's progress pushes the start timeout out
+/// (at most TimeoutStartSec).
 const PROGRESS_TICK: Duration = Duration::from_secs(5);
 const EXTEND_BY: Duration = Duration::from_secs(30);
 
@@ -84,8 +88,25 @@ fn status(text: &str) {
     sd(&[NotifyState::Status(text.to_string())]);
 }
 
-fn extend_timeout() {
-    sd(&[NotifyState::Other(format!("EXTEND_TIMEOUT_USEC={}", EXTEND_BY.as_micros()))]);
+/// Until when the start may last, as far as the supervisor can tell at a progress tick
+/// (`None`: no reason to extend). Progress is Compose printing something (pulling,
+/// creating): it keeps the start alive for EXTEND_BY after the last line, never longer
+/// than TimeoutStartSec. A healthcheck still deciding is not progress: it gets
+/// TimeoutStartSec after the last progress (a long pull does not eat into it) and no
+/// more, so a health that never arrives fails the start.
+fn start_deadline(last_progress: Instant, moved: bool, health_pending: bool, start_timeout: Duration) -> Option<Instant> {
+    let by_progress = moved.then(|| last_progress + EXTEND_BY.min(start_timeout));
+    let by_health = health_pending.then(|| last_progress + start_timeout);
+    by_progress.max(by_health)
+}
+
+/// Moves the start deadline to `until` if that is later (systemd never shortens it, and
+/// never below TimeoutStartSec from the start).
+fn extend_timeout(until: Instant) {
+    let left = until.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        sd(&[NotifyState::Other(format!("EXTEND_TIMEOUT_USEC={}", left.as_micros()))]);
+    }
 }
 
 /// The project's containers (not one-off `compose run` ones).
@@ -116,6 +137,8 @@ fn health_pending(cs: &[bollard::models::ContainerSummary]) -> Vec<String> {
 /// `compose up --detach --wait --remove-orphans`, with its progress forwarded to the
 /// journal and to `systemctl status`, and the start timeout extended while it moves.
 async fn up(stack: &Stack, docker: &Docker) -> Result<()> {
+    // The unit's TimeoutStartSec (the generator wrote the same value).
+    let start_timeout = Duration::from_secs(stack.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC));
     status("starting: docker compose up");
     let mut child = compose(stack, &["up", "--detach", "--wait", "--remove-orphans"])
         .stdin(Stdio::null())
@@ -138,8 +161,9 @@ async fn up(stack: &Stack, docker: &Docker) -> Result<()> {
         });
     }
     drop(tx);
-    let mut tick = tokio::time::interval(PROGRESS_TICK);
+    let mut tick = tokio::time::interval(PROGRESS_TICK.min(start_timeout / 2));
     let mut moved = false;
+    let mut last_progress = Instant::now();
     let mut last = String::new();
     let mut open = true;
     loop {
@@ -155,18 +179,19 @@ async fn up(stack: &Stack, docker: &Docker) -> Result<()> {
                         else { "creating" };
                     sd(&[NotifyState::Status(format!("{phase}: {line}"))]);
                     moved = true;
+                    last_progress = Instant::now();
                     last = line;
                 }
                 None => open = false,
             },
             _ = tick.tick() => {
-                // Progress: compose printed something, or a healthcheck is still deciding.
                 let pending = containers(docker, &stack.project).await.map(|c| health_pending(&c)).unwrap_or_default();
                 if !pending.is_empty() {
-                    sd(&[NotifyState::Status(format!("waiting for {} health", pending.join(", ")))]);
+                    let waited = last_progress.elapsed().as_secs();
+                    sd(&[NotifyState::Status(format!("waiting for {} health ({waited} s)", pending.join(", ")))]);
                 }
-                if moved || !pending.is_empty() {
-                    extend_timeout();
+                if let Some(until) = start_deadline(last_progress, moved, !pending.is_empty(), start_timeout) {
+                    extend_timeout(until);
                 }
                 moved = false;
             },
@@ -294,4 +319,24 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_deadline_follows_progress_and_bounds_health() {
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        // Nothing moved, nothing pending: no reason to extend.
+        assert_eq!(start_deadline(t, false, false, s(300)), None);
+        // Compose printing: EXTEND_BY after its last line, at most TimeoutStartSec.
+        assert_eq!(start_deadline(t, true, false, s(300)), Some(t + EXTEND_BY));
+        assert_eq!(start_deadline(t, true, false, s(6)), Some(t + s(6)));
+        // Pending health: TimeoutStartSec after the last progress, however long it stays
+        // pending (the tick keeps asking with the same last_progress).
+        assert_eq!(start_deadline(t, false, true, s(6)), Some(t + s(6)));
+        assert_eq!(start_deadline(t, true, true, s(300)), Some(t + s(300)));
+    }
 }

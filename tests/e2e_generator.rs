@@ -17,22 +17,22 @@
 //! On failure they print the units' status, the journal, the containers and the console
 //! log; the machine is stopped in any case.
 mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{repo_path, require_root_and, run_ok, Machine};
+use common::{repo_path, require_root_and, Machine};
+use e2e::{
+    all_active, assert_recorder_saw_import, containers, events, now_ns, show, show_u64, states, timed, wait_for,
+    with_diagnostics, Event, REPORT,
+};
 
 const TREE: &str = "tests/fixtures/trees/e2e";
 /// The stack units of the tree, in start order.
 const STACKS: [&str; 3] = ["homelab-panel.service", "homelab-database.service", "homelab-genai-webui.service"];
-const REPORT: &str = "/run/systemd/generator/hlsys-generator.json";
-/// Written by the recorder the machines start with docker.service (see [`pre_boot`]).
-const EVENTS: &str = "/run/e2e-docker-events.jsonl";
 
 /// A stack in the genai layer with malformed YAML (an unclosed flow sequence).
 const BROKEN_STACK: &str = "services:\n  broken:\n    image: local/busybox:latest\n    command: [sleep, 3600\n";
@@ -58,149 +58,6 @@ fn one_machine() -> std::sync::MutexGuard<'static, ()> {
     ONE_MACHINE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `hlsys` and `hlsys-generator`, built now (`cargo build --workspace --bins`) so that
-/// both match the sources; found next to the `hlsys` Cargo built for this test.
-fn binaries() -> &'static (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let hlsys = PathBuf::from(env!("CARGO_BIN_EXE_hlsys"));
-        let dir = hlsys.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut c = Command::new(cargo);
-        c.args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"]).arg(repo_path("Cargo.toml"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            c.arg("--release");
-        }
-        run_ok(&mut c);
-        let generator = dir.join("hlsys-generator");
-        assert!(generator.is_file(), "{} was not built", generator.display());
-        (hlsys, generator)
-    })
-}
-
-fn quote(p: &Path) -> String {
-    let s = p.to_str().expect("UTF-8 path");
-    assert!(!s.contains('\''), "path with a quote: {s}");
-    format!("'{s}'")
-}
-
-/// Installs, on the host before boot, what a real install has: the generator, `hlsys`,
-/// the config, and (`with_tree`) the tree at /srv/compose plus `extra` (relative path →
-/// compose file). /srv/compose exists either way.
-///
-/// The machine needs two more things no host has: docker.service (ExecStartPost) imports
-/// local/busybox:latest before any unit ordered after Docker starts (stacks start at boot,
-/// and there is no registry), and starts a recorder of Docker's events first, so the test
-/// can read when each container was created, started and became healthy.
-fn pre_boot(with_tree: bool, extra: &[(&str, &str)]) -> String {
-    let (hlsys, generator) = binaries();
-    let mut s = format!(
-        "install -D -m755 {gen} \"$ROOT/usr/lib/systemd/system-generators/hlsys-generator\"
-install -D -m755 {hlsys} \"$ROOT/usr/bin/hlsys\"
-install -D -m644 {cfg} \"$ROOT/etc/hlsys/hlsys.toml\"
-rm -rf \"$ROOT/srv/compose\" && mkdir -p \"$ROOT/srv/compose\"
-",
-        gen = quote(generator),
-        hlsys = quote(hlsys),
-        cfg = quote(&repo_path(TREE).join("hlsys.toml")),
-    );
-    if with_tree {
-        s += &format!("cp -R {}/. \"$ROOT/srv/compose/\"\n", quote(&repo_path(TREE)));
-        for (rel, content) in extra {
-            assert!(!content.contains("E2E_EOF") && !rel.contains(['\'', ' ']));
-            s += &format!("install -D -m644 /dev/stdin \"$ROOT/srv/compose/{rel}\" <<'E2E_EOF'\n{content}E2E_EOF\n");
-        }
-    }
-    s += r#"install -D -m755 /dev/stdin "$ROOT/usr/local/libexec/e2e-docker-ready" <<'E2E_EOF'
-#!/bin/bash
-# ExecStartPost of docker.service in the e2e test machines (tests/e2e_generator.rs).
-set -euo pipefail
-systemd-run --quiet --collect --unit=e2e-docker-events -p StandardOutput=file:/run/e2e-docker-events.jsonl \
-  docker events --format '{{json .}}' || true
-docker image inspect local/busybox:latest >/dev/null 2>&1 && exit 0
-# As tests/harness/machine.sh wait-docker does: an image from the host's static busybox.
-bb=$(mktemp -d); trap 'rm -rf "$bb"' EXIT
-mkdir -p "$bb/bin" "$bb/tmp" && chmod 1777 "$bb/tmp" && cp /bin/busybox "$bb/bin/"
-for a in sh sleep true echo touch test wget nc httpd cat; do ln -sf busybox "$bb/bin/$a"; done
-tar -C "$bb" -c . | docker import - local/busybox:latest >/dev/null
-# The recorder has seen the import, so it sees everything after it.
-for _ in $(seq 100); do grep -qs '"Action":"import"' /run/e2e-docker-events.jsonl && break; sleep 0.05; done
-E2E_EOF
-install -D -m644 /dev/stdin "$ROOT/etc/systemd/system/docker.service.d/e2e.conf" <<'E2E_EOF'
-[Service]
-ExecStartPost=/usr/local/libexec/e2e-docker-ready
-E2E_EOF
-"#;
-    s
-}
-
-/// Runs `body`; if it panics, prints what explains the failure before the machine guard
-/// (dropped by the caller afterwards) stops the machine.
-fn with_diagnostics(m: &Machine, body: impl FnOnce()) {
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(body)) {
-        eprintln!("===== diagnostics of machine {} =====", m.name);
-        for cmd in [
-            &["systemctl", "list-units", "--all", "--no-pager", "homelab*"][..],
-            &["systemctl", "status", "--no-pager", "-n", "15", "homelab*"],
-            &["systemctl", "--failed", "--no-pager"],
-            &["docker", "ps", "-a"],
-            &["cat", REPORT],
-            &["journalctl", "-b", "-n", "100", "--no-pager"],
-        ] {
-            let (_, out, err) = m.exec(cmd);
-            eprintln!("--- {} ---\n{out}{err}", cmd.join(" "));
-        }
-        let log = m.log();
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
-        eprintln!("--- console log (last 60 lines) ---");
-        for l in tail.iter().rev() {
-            eprintln!("{l}");
-        }
-        resume_unwind(panic);
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn states(m: &Machine, units: &[&str]) -> Vec<String> {
-    let (_, out, _) = m.exec(&[&["systemctl", "is-active"][..], units].concat());
-    out.lines().map(str::to_string).collect()
-}
-
-fn all_active(m: &Machine, units: &[&str]) -> bool {
-    states(m, units).iter().filter(|s| *s == "active").count() == units.len()
-}
-
-/// A property of a unit (`systemctl show -p`).
-fn show(m: &Machine, unit: &str, prop: &str) -> String {
-    m.exec_ok(&["systemctl", "show", "--value", "-p", prop, unit]).trim().to_string()
-}
-
-fn show_u64(m: &Machine, unit: &str, prop: &str) -> u64 {
-    let v = show(m, unit, prop);
-    v.parse().unwrap_or_else(|_| panic!("{unit} {prop}={v:?}"))
-}
-
-/// Nanoseconds since the epoch, inside the machine (the clock Docker's events use).
-fn now_ns(m: &Machine) -> i64 {
-    m.exec_ok(&["date", "+%s%N"]).trim().parse().expect("date +%s%N")
-}
-
-/// Running containers: name → status ("Up 3 seconds (healthy)").
-fn containers(m: &Machine) -> BTreeMap<String, String> {
-    m.exec_ok(&["docker", "ps", "--format", "{{.Names}}\t{{.Status}}"])
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(n, s)| (n.to_string(), s.to_string()))
-        .collect()
-}
-
 const CONTAINERS: [&str; 4] = ["panel-httpd-1", "database-postgres-1", "database-qdrant-1", "genai-webui-webui-1"];
 
 /// Every container of the tree runs, and those with a healthcheck are healthy (which
@@ -216,43 +73,13 @@ fn assert_containers_up(m: &Machine) {
     }
 }
 
-#[derive(Debug)]
-struct Event {
-    ns: i64,
-    kind: String,
-    action: String,
-    project: String,
-    name: String,
-}
-
-fn events(m: &Machine) -> Vec<Event> {
-    m.exec_ok(&["cat", EVENTS])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("event {l:?}: {e}"));
-            let attr = |k: &str| v["Actor"]["Attributes"][k].as_str().unwrap_or_default().to_string();
-            Event {
-                ns: v["timeNano"].as_i64().unwrap_or_else(|| panic!("event without timeNano: {l}")),
-                kind: v["Type"].as_str().unwrap_or_default().to_string(),
-                action: v["Action"].as_str().unwrap_or_default().to_string(),
-                project: attr("com.docker.compose.project"),
-                name: attr("name"),
-            }
-        })
-        .collect()
-}
-
 /// The product's promise, read from Docker's own clock: each layer's containers are
 /// created only once the previous layer is ready — panel running before the database
 /// containers are created, both database containers healthy before the genai
 /// container is created. Only events after `since` (ns) count.
 fn assert_layer_order_in_docker(m: &Machine, since: i64) {
     let all = events(m);
-    assert!(
-        all.iter().any(|e| e.kind == "image" && e.action == "import"),
-        "the event recorder did not see the image import, so it may have missed containers: {all:?}"
-    );
+    assert_recorder_saw_import(&all);
     let evs: Vec<&Event> = all.iter().filter(|e| e.ns >= since && e.kind == "container").collect();
     let first = |project: &str, action: &str, name: &str| -> i64 {
         evs.iter()
@@ -314,10 +141,6 @@ fn assert_generator_never_failed(m: &Machine) {
     }
 }
 
-fn timed(t0: Instant, phase: &str) {
-    eprintln!("[{:>6.1} s] {phase}", t0.elapsed().as_secs_f64());
-}
-
 #[test]
 fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
     if !require_root_and(&["systemd-nspawn", "nsenter", "docker", "dockerd"]) {
@@ -325,11 +148,11 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
     }
     let _one = one_machine();
     let t0 = Instant::now();
-    let pre = pre_boot(true, &[("genai/broken/compose.yaml", BROKEN_STACK)]);
+    let pre = e2e::pre_boot(TREE, true, &[("genai/broken/compose.yaml", BROKEN_STACK)]);
     timed(t0, "binaries built");
     let m = Machine::start("hlsys-e2e-boot", Some(&pre));
     timed(t0, "booted (stacks started by multi-user.target)");
-    with_diagnostics(&m, || {
+    with_diagnostics(&m, &[], || {
         // A broken stack fails neither the generator nor the boot.
         let (_, state, _) = m.exec(&["systemctl", "is-system-running"]);
         assert_eq!(state.trim(), "running", "system state (a failed unit?)");
@@ -423,10 +246,10 @@ fn tree_mounted_after_boot_starts_without_manual_step() {
     }
     let _one = one_machine();
     let t0 = Instant::now();
-    let pre = pre_boot(false, &[]);
+    let pre = e2e::pre_boot(TREE, false, &[]);
     let m = Machine::start("hlsys-e2e-mount", Some(&pre));
     timed(t0, "booted with an empty /srv/compose");
-    with_diagnostics(&m, || {
+    with_diagnostics(&m, &[], || {
         m.wait_docker();
         let rep = report(&m);
         assert_eq!(rep["tree_available"], false, "{rep}");
