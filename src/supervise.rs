@@ -134,9 +134,50 @@ fn health_pending(cs: &[bollard::models::ContainerSummary]) -> Vec<String> {
         .collect()
 }
 
+/// Whether every service the stack runs by default has containers, all running and none
+/// with a pending or failed healthcheck (the image's own healthcheck counts too: Docker's
+/// status text shows it).
+fn ready_now(services: &[String], cs: &[bollard::models::ContainerSummary]) -> bool {
+    !services.is_empty()
+        && services.iter().all(|svc| {
+            let of: Vec<&bollard::models::ContainerSummary> = cs
+                .iter()
+                .filter(|c| c.labels.as_ref().and_then(|l| l.get("com.docker.compose.service")) == Some(svc))
+                .collect();
+            !of.is_empty()
+                && of.iter().all(|c| {
+                    let st = c.status.as_deref().unwrap_or_default();
+                    c.state.map(|s| s.to_string()).as_deref() == Some("running")
+                        && !st.contains("health: starting")
+                        && !st.contains("unhealthy")
+                })
+        })
+}
+
+/// Docker's container events of the project from now on.
+fn project_events(
+    docker: &Docker,
+    project: &str,
+    since: &str,
+) -> impl futures_util::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>> {
+    let mut filters = HashMap::new();
+    filters.insert("type", vec!["container".to_string()]);
+    filters.insert("label", vec![format!("com.docker.compose.project={project}")]);
+    let opts = bollard::query_parameters::EventsOptionsBuilder::default().since(since).filters(&filters).build();
+    docker.events(Some(opts))
+}
+
 /// `compose up --detach --wait --remove-orphans`, with its progress forwarded to the
 /// journal and to `systemctl status`, and the start timeout extended while it moves.
-async fn up(stack: &Stack, docker: &Docker) -> Result<()> {
+///
+/// READY=1 goes out as soon as Docker's own events show every service running and
+/// healthy, which is up to half a second before `up --wait` (which polls) returns;
+/// `on_ready` is called then, once. Compose's exit status is still awaited: a failure
+/// after that point fails the unit like a container dying would.
+async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut()) -> Result<()> {
+    let mut events = Box::pin(project_events(docker, &stack.project, &unix_now()));
+    let mut events_open = true;
+    let mut ready = false;
     // The unit's TimeoutStartSec (the generator wrote the same value).
     let start_timeout = Duration::from_secs(stack.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC));
     status("starting: docker compose up");
@@ -183,6 +224,21 @@ async fn up(stack: &Stack, docker: &Docker) -> Result<()> {
                     last = line;
                 }
                 None => open = false,
+            },
+            ev = events.next(), if events_open && !ready => match ev {
+                Some(Ok(ev)) => {
+                    let action = ev.action.unwrap_or_default();
+                    if action == "start" || action.starts_with("health_status") {
+                        if let Ok(cs) = containers(docker, &stack.project).await {
+                            if ready_now(&stack.services, &cs) {
+                                ready = true;
+                                on_ready();
+                            }
+                        }
+                    }
+                }
+                // Without events, readiness waits for `up --wait` as before.
+                _ => events_open = false,
             },
             _ = tick.tick() => {
                 let pending = containers(docker, &stack.project).await.map(|c| health_pending(&c)).unwrap_or_default();
@@ -236,12 +292,7 @@ async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
 /// Waits until a container of the project dies or turns unhealthy after `since`
 /// (events are replayed from then, so nothing between ready and subscribing is lost).
 async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
-    let mut filters = HashMap::new();
-    let label = format!("com.docker.compose.project={project}");
-    filters.insert("type", vec!["container"]);
-    filters.insert("label", vec![label.as_str()]);
-    let opts = bollard::query_parameters::EventsOptionsBuilder::default().since(since).filters(&filters).build();
-    let mut events = docker.events(Some(opts));
+    let mut events = Box::pin(project_events(docker, project, since));
     while let Some(ev) = events.next().await {
         let ev = ev.context("reading Docker events")?;
         let action = ev.action.unwrap_or_default();
@@ -299,14 +350,23 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let docker = crate::docker::connect().await?;
+        // Set when READY=1 went out early; `watch` replays Docker's events from then.
+        let mut early_since: Option<String> = None;
+        let on_ready = || {
+            early_since = Some(unix_now());
+            sd(&[NotifyState::Ready, NotifyState::Status("ready".into())]);
+            eprintln!("ready: every service running and healthy");
+        };
         tokio::select! {
-            r = up(stack, &docker) => r?,
+            r = up(stack, &docker, on_ready) => r?,
             _ = term.recv() => return Ok(ExitCode::SUCCESS),
         }
-        let since = unix_now();
+        let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;
         sd(&[NotifyState::Ready, NotifyState::Status(format!("ready ({n} containers)"))]);
-        eprintln!("ready ({n} containers)");
+        if early_since.is_none() {
+            eprintln!("ready ({n} containers)");
+        }
         tokio::select! {
             r = watch(&docker, &stack.project, &since) => {
                 let why = r?;
@@ -324,6 +384,31 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn container(service: &str, state: bollard::models::ContainerSummaryStateEnum, status: &str) -> bollard::models::ContainerSummary {
+        bollard::models::ContainerSummary {
+            labels: Some([("com.docker.compose.service".to_string(), service.to_string())].into()),
+            state: Some(state),
+            status: Some(status.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ready_only_when_every_service_runs_healthy() {
+        use bollard::models::ContainerSummaryStateEnum::{CREATED, RUNNING};
+        let svcs = vec!["db".to_string(), "web".to_string()];
+        let db_ok = container("db", RUNNING, "Up 3 seconds (healthy)");
+        let web_ok = container("web", RUNNING, "Up 1 second");
+        assert!(ready_now(&svcs, &[db_ok.clone(), web_ok.clone()]));
+        assert!(!ready_now(&svcs, &[db_ok.clone()]), "web has no container yet");
+        assert!(!ready_now(&svcs, &[container("db", RUNNING, "Up 1 second (health: starting)"), web_ok.clone()]));
+        assert!(!ready_now(&svcs, &[container("db", RUNNING, "Up 9 seconds (unhealthy)"), web_ok.clone()]));
+        assert!(!ready_now(&svcs, &[db_ok.clone(), container("web", CREATED, "Created")]));
+        // A second replica still starting holds readiness back.
+        assert!(!ready_now(&svcs, &[db_ok, web_ok, container("web", RUNNING, "Up 1 second (health: starting)")]));
+        assert!(!ready_now(&[], &[]), "no known services: leave it to compose --wait");
+    }
 
     #[test]
     fn start_deadline_follows_progress_and_bounds_health() {

@@ -143,8 +143,11 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack) -> Result<String, String> {
         let _ = writeln!(o, "PartOf={}", n.layer(&s.layer));
     }
     let _ = writeln!(o, "RequiresMountsFor={}", list_word(&dir));
-    // A stack that keeps failing stops being restarted instead of looping forever.
-    o.push_str("StartLimitIntervalSec=10min\nStartLimitBurst=5\n");
+    // A stack that keeps failing stops being restarted instead of looping forever. The
+    // limit counts every start (boot, by hand, after a Docker restart), not only
+    // restarts, so it leaves room for ordinary use: a crash loop (a start every ~5 s)
+    // still hits it within a minute.
+    o.push_str("StartLimitIntervalSec=10min\nStartLimitBurst=10\n");
     o.push_str("\n[Service]\n");
     o.push_str("Type=notify\nNotifyAccess=main\n");
     for f in &model.config.env_files {
