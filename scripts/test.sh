@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"; }
 
 echo "== cargo test --workspace"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 
 # ---- further test steps go below this line ----

@@ -172,9 +172,9 @@ fn project_events(
 ///
 /// READY=1 goes out as soon as Docker's own events show every service running and
 /// healthy, which is up to half a second before `up --wait` (which polls) returns;
-/// `on_ready` is called then, once. Compose's exit status is still awaited: a failure
+/// `on_ready` is called then, once, with the number of containers. Compose's exit status is still awaited: a failure
 /// after that point fails the unit like a container dying would.
-async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut()) -> Result<()> {
+async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> Result<()> {
     let mut events = Box::pin(project_events(docker, &stack.project, &unix_now()));
     let mut events_open = true;
     let mut ready = false;
@@ -232,7 +232,7 @@ async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut()) -> Resul
                         if let Ok(cs) = containers(docker, &stack.project).await {
                             if ready_now(&stack.services, &cs) {
                                 ready = true;
-                                on_ready();
+                                on_ready(cs.len());
                             }
                         }
                     }
@@ -352,10 +352,10 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         let docker = crate::docker::connect().await?;
         // Set when READY=1 went out early; `watch` replays Docker's events from then.
         let mut early_since: Option<String> = None;
-        let on_ready = || {
+        let on_ready = |n: usize| {
             early_since = Some(unix_now());
-            sd(&[NotifyState::Ready, NotifyState::Status("ready".into())]);
-            eprintln!("ready: every service running and healthy");
+            sd(&[NotifyState::Ready, NotifyState::Status(format!("ready ({n} containers)"))]);
+            eprintln!("ready ({n} containers)");
         };
         tokio::select! {
             r = up(stack, &docker, on_ready) => r?,
