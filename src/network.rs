@@ -559,6 +559,18 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
         }
         report.networks.push(r);
     }
+    // Docker lists a new network a moment after creating it, so a concurrent run's older
+    // duplicate can show up only now: settle once more, and whoever's network lost says
+    // "exists" rather than "created".
+    for r in report.networks.iter_mut().filter(|r| r.outcome == Outcome::Created) {
+        if let Ok(winner) = settle(docker, &r.name, &mut r.notes).await {
+            if r.id.as_deref() != Some(winner.id.as_str()) {
+                r.notes.push("a concurrent run created it too; that one was kept".into());
+                r.outcome = Outcome::Exists;
+                r.id = Some(winner.id);
+            }
+        }
+    }
     Ok(report)
 }
 

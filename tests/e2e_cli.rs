@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
-use std::sync::OnceLock;
+use std::process::ExitStatus;
 use std::time::Instant;
 
 use common::{repo_path, require_root_and, Machine};
@@ -20,35 +18,6 @@ use serde_json::Value;
 
 const HLSYS: &str = env!("CARGO_BIN_EXE_hlsys");
 
-/// `target/<profile>/hlsys-generator`, built once per test process (another package,
-/// so Cargo gives no CARGO_BIN_EXE_ for it).
-fn generator() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(HLSYS).parent().unwrap();
-        let profile = dir.file_name().unwrap().to_str().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "hlsys-generator"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        cmd.arg("--target-dir").arg(dir.parent().unwrap());
-        let out = cmd.output().expect("running cargo");
-        assert!(
-            out.status.success(),
-            "cargo build -p hlsys-generator failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("hlsys-generator")
-    })
-}
 
 fn prerequisites() -> bool {
     require_root_and(&["systemd-nspawn", "nsenter", "docker", "dockerd"])
@@ -93,7 +62,7 @@ impl Lab {
             "install -D -m755 {} \"$ROOT/usr/bin/hlsys\"\n\
              install -D -m755 {} \"$ROOT/usr/lib/systemd/system-generators/hlsys-generator\"\n",
             HLSYS,
-            generator().display()
+            common::generator_bin().display()
         );
         let m = Machine::start(prefix, Some(&pre_boot));
         // The harness waits for boot with `systemctl is-system-running`; from here on,
@@ -461,7 +430,7 @@ fn status_of_100_stacks_benchmark() {
     let pre_boot = format!(
         "install -D -m755 {} \"$ROOT/usr/bin/hlsys\"\ninstall -D -m755 {} \"$ROOT/usr/lib/systemd/system-generators/hlsys-generator\"\n",
         HLSYS,
-        generator().display()
+        common::generator_bin().display()
     );
     let m = Machine::start("hlsys-cli-bench", Some(&pre_boot));
     m.wait_docker();

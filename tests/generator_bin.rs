@@ -8,12 +8,13 @@
 //! not writable, so its log goes to stderr where the test can read it, and the host's
 //! kernel log is left alone.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 const HLSYS: &str = env!("CARGO_BIN_EXE_hlsys");
 const NOBODY: u32 = 65534;
@@ -25,38 +26,6 @@ fn is_root() -> bool {
         == 0
 }
 
-/// `target/<profile>/hlsys-generator`, built once per test process.
-fn generator() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(HLSYS).parent().unwrap();
-        let bin = dir.join("hlsys-generator");
-        let profile = dir.file_name().unwrap().to_str().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "hlsys-generator"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        // The target directory is the one `hlsys` was built into.
-        cmd.arg("--target-dir").arg(dir.parent().unwrap());
-        let out = cmd.output().expect("running cargo");
-        assert!(
-            out.status.success(),
-            "cargo build -p hlsys-generator failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-}
 
 /// A temp dir with a config and tree readable by nobody, and an output parent it can write.
 struct Setup {
@@ -122,7 +91,7 @@ struct Run {
 
 /// Runs the generator with HLSYS_CONFIG=`config` (unless None) and `args`.
 fn run_generator(config: Option<&Path>, args: &[&Path]) -> Run {
-    let mut cmd = Command::new(generator());
+    let mut cmd = Command::new(common::generator_bin());
     cmd.args(args).env_remove("HLSYS_CONFIG").current_dir("/");
     if let Some(c) = config {
         cmd.env("HLSYS_CONFIG", c);

@@ -9,35 +9,20 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{repo_path, run_ok, Machine};
+use crate::common::{repo_path, Machine};
 
 /// The generator's report in its output directory.
 pub const REPORT: &str = "/run/systemd/generator/hlsys-generator.json";
 /// Written by the recorder the machines start with docker.service (see [`pre_boot`]).
 pub const EVENTS: &str = "/run/e2e-docker-events.jsonl";
 
-/// `hlsys` and `hlsys-generator`, built now (`cargo build --workspace --bins`) so that
-/// both match the sources; found next to the `hlsys` Cargo built for this test.
+/// `hlsys` (Cargo built it for this test) and `hlsys-generator`.
 pub fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let hlsys = PathBuf::from(env!("CARGO_BIN_EXE_hlsys"));
-        let dir = hlsys.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut c = Command::new(cargo);
-        c.args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"]).arg(repo_path("Cargo.toml"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            c.arg("--release");
-        }
-        run_ok(&mut c);
-        let generator = dir.join("hlsys-generator");
-        assert!(generator.is_file(), "{} was not built", generator.display());
-        (hlsys, generator)
-    })
+    BINS.get_or_init(|| (PathBuf::from(env!("CARGO_BIN_EXE_hlsys")), crate::common::generator_bin().to_path_buf()))
 }
 
 pub fn quote(p: &Path) -> String {

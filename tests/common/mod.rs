@@ -177,3 +177,31 @@ impl Drop for Machine {
         }
     }
 }
+
+/// `hlsys-generator`, built once per test process into the same target directory and
+/// profile as the `hlsys` binary Cargo built for this test (it is another package, so
+/// Cargo gives no CARGO_BIN_EXE_ variable for it).
+pub fn generator_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_BIN_EXE_hlsys")).parent().unwrap();
+        let bin = dir.join("hlsys-generator");
+        let profile = dir.file_name().unwrap().to_str().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "hlsys-generator"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        cmd.arg("--target-dir").arg(dir.parent().unwrap());
+        run_ok(&mut cmd);
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
