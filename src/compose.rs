@@ -203,47 +203,57 @@ fn resolve_tags(value: &mut Value) {
 /// first so that chains (`<<: *b` where `b` itself merges `a`) work; serde_yaml_ng's
 /// `apply_merge` does not resolve those.
 fn merge_keys(value: &mut Value, path: &str) -> Result<()> {
-    match value {
-        Value::Mapping(map) => {
-            for (k, v) in map.iter_mut() {
-                merge_keys(v, &join(path, &key_display(k)))?;
-            }
-            let Some(merge) = map.remove("<<") else {
-                return Ok(());
-            };
-            let sources = match merge {
-                Value::Mapping(m) => vec![m],
-                Value::Sequence(seq) => seq
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::Mapping(m) => Ok(m),
-                        _ => Err(ComposeError::at(
-                            &join(path, "<<"),
-                            "map merge requires map or sequence of maps as the value",
-                        )),
-                    })
-                    .collect::<Result<_>>()?,
-                _ => {
-                    return Err(ComposeError::at(
-                        &join(path, "<<"),
-                        "map merge requires map or sequence of maps as the value",
-                    ))
+    // The key path of an error is built on the way out (segments pushed innermost
+    // first), so the common case allocates nothing for it.
+    fn walk(value: &mut Value) -> std::result::Result<(), Vec<String>> {
+        match value {
+            Value::Mapping(map) => {
+                for (k, v) in map.iter_mut() {
+                    if matches!(v, Value::Mapping(_) | Value::Sequence(_)) {
+                        walk(v).map_err(|mut p| {
+                            p.push(key_display(k));
+                            p
+                        })?;
+                    }
                 }
-            };
-            for source in sources {
-                for (k, v) in source {
-                    map.entry(k).or_insert(v);
+                let Some(merge) = map.remove("<<") else {
+                    return Ok(());
+                };
+                let sources = match merge {
+                    Value::Mapping(m) => vec![m],
+                    Value::Sequence(seq) => seq
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::Mapping(m) => Ok(m),
+                            _ => Err(vec!["<<".to_string()]),
+                        })
+                        .collect::<std::result::Result<_, _>>()?,
+                    _ => return Err(vec!["<<".to_string()]),
+                };
+                for source in sources {
+                    for (k, v) in source {
+                        map.entry(k).or_insert(v);
+                    }
                 }
             }
-        }
-        Value::Sequence(seq) => {
-            for (i, v) in seq.iter_mut().enumerate() {
-                merge_keys(v, &join(path, &i.to_string()))?;
+            Value::Sequence(seq) => {
+                for (i, v) in seq.iter_mut().enumerate() {
+                    if matches!(v, Value::Mapping(_) | Value::Sequence(_)) {
+                        walk(v).map_err(|mut p| {
+                            p.push(i.to_string());
+                            p
+                        })?;
+                    }
+                }
             }
+            _ => {}
         }
-        _ => {}
+        Ok(())
     }
-    Ok(())
+    walk(value).map_err(|mut p| {
+        p.reverse();
+        ComposeError::at(&join(path, &p.join(".")), "map merge requires map or sequence of maps as the value")
+    })
 }
 
 fn join(path: &str, key: &str) -> String {

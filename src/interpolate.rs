@@ -92,35 +92,40 @@ pub fn interpolate_yaml(
     value: &mut Value,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), (String, InterpolateError)> {
-    fn walk(
-        value: &mut Value,
-        path: &mut Vec<String>,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(), (String, InterpolateError)> {
+    // The key path is built only on the way out of an error: the generator interpolates
+    // every value of every stack at boot, and most have no `$` at all.
+    fn walk(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), (Vec<String>, InterpolateError)> {
         match value {
             Value::String(s) => {
-                *s = interpolate(s, lookup).map_err(|e| (path.join("."), e))?;
+                if s.contains('$') {
+                    *s = interpolate(s, lookup).map_err(|e| (Vec::new(), e))?;
+                }
             }
             Value::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    path.push(i.to_string());
-                    walk(item, path, lookup)?;
-                    path.pop();
+                    walk(item, lookup).map_err(|(mut p, e)| {
+                        p.push(i.to_string());
+                        (p, e)
+                    })?;
                 }
             }
             Value::Mapping(map) => {
                 for (key, item) in map.iter_mut() {
-                    path.push(key_segment(key));
-                    walk(item, path, lookup)?;
-                    path.pop();
+                    walk(item, lookup).map_err(|(mut p, e)| {
+                        p.push(key_segment(key));
+                        (p, e)
+                    })?;
                 }
             }
-            Value::Tagged(tagged) => walk(&mut tagged.value, path, lookup)?,
+            Value::Tagged(tagged) => walk(&mut tagged.value, lookup)?,
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
         Ok(())
     }
-    walk(value, &mut Vec::new(), lookup)
+    walk(value, lookup).map_err(|(mut p, e)| {
+        p.reverse();
+        (p.join("."), e)
+    })
 }
 
 /// Renders a mapping key as a path segment; compose keys are strings, but YAML allows others.
