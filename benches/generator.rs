@@ -45,12 +45,29 @@ fn silence_kmsg() -> Result<(), String> {
             return Err(format!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error()));
         }
         let root = c"/";
-        if libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
             return Err(format!("making / private: {}", std::io::Error::last_os_error()));
         }
         let (null, kmsg) = (c"/dev/null", c"/dev/kmsg");
-        if libc::mount(null.as_ptr(), kmsg.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0 {
-            return Err(format!("binding /dev/null over /dev/kmsg: {}", std::io::Error::last_os_error()));
+        if libc::mount(
+            null.as_ptr(),
+            kmsg.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(format!(
+                "binding /dev/null over /dev/kmsg: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
@@ -82,19 +99,32 @@ fn generator_binary(build: bool) -> Option<PathBuf> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         eprintln!("building: cargo build --release -p hlsys-generator");
         let ok = Command::new(&cargo)
-            .args(["build", "--release", "-q", "-p", "hlsys-generator", "--manifest-path", manifest])
+            .args([
+                "build",
+                "--release",
+                "-q",
+                "-p",
+                "hlsys-generator",
+                "--manifest-path",
+                manifest,
+            ])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            eprintln!("warning: `cargo build --release -p hlsys-generator` failed; using an existing binary if there is one");
+            eprintln!(
+                "warning: `cargo build --release -p hlsys-generator` failed; using an existing binary if there is one"
+            );
         }
     }
     let mut candidates: Vec<PathBuf> = release_dir().into_iter().collect();
     if !build {
         candidates.extend(profile_dir());
     }
-    candidates.into_iter().map(|d| d.join("hlsys-generator")).find(|b| b.is_file())
+    candidates
+        .into_iter()
+        .map(|d| d.join("hlsys-generator"))
+        .find(|b| b.is_file())
 }
 
 /// Where the output directories go: a tmpfs, like the /run/systemd/generator* directories
@@ -104,16 +134,24 @@ fn generator_binary(build: bool) -> Option<PathBuf> {
 fn output_root() -> (tempfile::TempDir, String) {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     let is_tmpfs = |p: &Path| {
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == TMPFS_MAGIC }
     };
     if let Some(dir) = std::env::var_os("HLSYS_BENCH_OUT") {
         let dir = PathBuf::from(dir);
         let kind = if is_tmpfs(&dir) { "tmpfs" } else { "not tmpfs" };
-        return (tempfile::tempdir_in(&dir).expect("tempdir in HLSYS_BENCH_OUT"), format!("{} ({kind}, from HLSYS_BENCH_OUT)", dir.display()));
+        return (
+            tempfile::tempdir_in(&dir).expect("tempdir in HLSYS_BENCH_OUT"),
+            format!("{} ({kind}, from HLSYS_BENCH_OUT)", dir.display()),
+        );
     }
-    let mut candidates: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().collect();
+    let mut candidates: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     candidates.extend(["/dev/shm", "/run", "/tmp"].map(PathBuf::from));
     for c in candidates {
         if is_tmpfs(&c) {
@@ -123,7 +161,10 @@ fn output_root() -> (tempfile::TempDir, String) {
         }
     }
     let t = tempfile::tempdir().expect("tempdir");
-    let where_ = format!("{} (NOT tmpfs: no writable tmpfs found; expect slower, noisier writes than under /run)", t.path().display());
+    let where_ = format!(
+        "{} (NOT tmpfs: no writable tmpfs found; expect slower, noisier writes than under /run)",
+        t.path().display()
+    );
     (t, where_)
 }
 
@@ -168,14 +209,22 @@ fn run_once(bin: &Path, config: &Path, out: &Path) -> Run {
         "generator failed (wait status {status:#x})"
     );
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    Run { wall, cpu: tv(ru.ru_utime) + tv(ru.ru_stime), maxrss_kib: ru.ru_maxrss }
+    Run {
+        wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        maxrss_kib: ru.ru_maxrss,
+    }
 }
 
 fn check_output(out: &Path, expected_units: usize, stacks: usize) {
     let normal = out.join("normal");
     let text = std::fs::read_to_string(normal.join(hlsys::generator::REPORT_NAME)).expect("report written");
     let report: hlsys::generator::Report = serde_json::from_str(&text).expect("report parses");
-    assert!(report.skipped.is_empty(), "generator skipped stacks: {:#?}", report.skipped);
+    assert!(
+        report.skipped.is_empty(),
+        "generator skipped stacks: {:#?}",
+        report.skipped
+    );
     assert_eq!(report.units.len(), expected_units, "units: {:?}", report.units);
     let services = std::fs::read_dir(&normal)
         .unwrap()
@@ -198,7 +247,15 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn measure(label: &str, bin: &Path, config: &Path, work: &Path, warmup: usize, runs: usize, target_ms: Option<f64>) -> bool {
+fn measure(
+    label: &str,
+    bin: &Path,
+    config: &Path,
+    work: &Path,
+    warmup: usize,
+    runs: usize,
+    target_ms: Option<f64>,
+) -> bool {
     let mut walls = Vec::with_capacity(runs);
     let mut rss = Vec::with_capacity(runs);
     let mut cpu = Vec::with_capacity(runs);
@@ -286,7 +343,10 @@ fn main() {
         let out = tmp.path().join("out");
         run_once(&bin, &tree.config, &out);
         check_output(&out, tree.expected_units(), tree.stacks);
-        println!("generator smoke run ok ({}); `cargo bench --bench generator` measures", bin.display());
+        println!(
+            "generator smoke run ok ({}); `cargo bench --bench generator` measures",
+            bin.display()
+        );
         return;
     }
 
@@ -298,14 +358,24 @@ fn main() {
     println!("output: {out_where}");
     match &kmsg {
         Ok(()) => println!("kernel log: /dev/kmsg bound to /dev/null in a private mount namespace\n"),
-        Err(e) => println!("kernel log: not redirected ({e}); the generator logs to stderr (discarded) if it cannot open /dev/kmsg\n"),
+        Err(e) => println!(
+            "kernel log: not redirected ({e}); the generator logs to stderr (discarded) if it cannot open /dev/kmsg\n"
+        ),
     }
 
     // Baseline: the same binary on an empty tree (config read, nothing to parse).
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(empty.join("tree")).unwrap();
     std::fs::write(empty.join("hlsys.toml"), "stacks_dir = \"tree\"\n").unwrap();
-    measure("empty tree (process start-up floor)", &bin, &empty.join("hlsys.toml"), out, warmup, runs, None);
+    measure(
+        "empty tree (process start-up floor)",
+        &bin,
+        &empty.join("hlsys.toml"),
+        out,
+        warmup,
+        runs,
+        None,
+    );
     println!();
 
     let mut all_ok = true;
@@ -325,5 +395,12 @@ fn main() {
         all_ok &= measure(&label, &bin, &tree.config, out, warmup, runs, Some(target));
         println!();
     }
-    println!("{}", if all_ok { "all targets met" } else { "some targets MISSED (see above)" });
+    println!(
+        "{}",
+        if all_ok {
+            "all targets met"
+        } else {
+            "some targets MISSED (see above)"
+        }
+    );
 }

@@ -26,7 +26,11 @@ struct Stats {
 
 fn stats(mut v: Vec<Duration>) -> Stats {
     v.sort();
-    Stats { median: synth::percentile(&v, 50), p90: synth::percentile(&v, 90), min: v[0] }
+    Stats {
+        median: synth::percentile(&v, 50),
+        p90: synth::percentile(&v, 90),
+        min: v[0],
+    }
 }
 
 fn main() {
@@ -42,7 +46,11 @@ fn main() {
         // Correctness first: every stack must make it, or the timing means little.
         let config = Config::load(&tree.config, true).expect("config loads");
         let model = hlsys::tree::build(config.clone()).expect("model builds");
-        assert!(model.errors.is_empty(), "synthetic tree has errors: {:#?}", model.errors);
+        assert!(
+            model.errors.is_empty(),
+            "synthetic tree has errors: {:#?}",
+            model.errors
+        );
         assert_eq!(model.stacks.len(), n);
         let g = hlsys::units::render(&model);
         assert!(g.skipped.is_empty(), "skipped while rendering: {:#?}", g.skipped);
@@ -76,7 +84,11 @@ fn main() {
             tree.compose_bytes / 1024,
             tree.expected_units()
         );
-        for (what, v) in [("Config::load", load), ("tree::build", build), ("units::render", render)] {
+        for (what, v) in [
+            ("Config::load", load),
+            ("tree::build", build),
+            ("units::render", render),
+        ] {
             let s = stats(v);
             println!(
                 "  {what:<14} median {:>10}  p90 {:>10}  min {:>10}   per stack {:.1} µs",

@@ -80,13 +80,7 @@ impl CheckResult {
     }
 
     /// ok when `problems` is empty, else `status` with the problems joined.
-    fn from_problems(
-        name: &str,
-        ok: String,
-        status: Status,
-        problems: Vec<String>,
-        remedy: &str,
-    ) -> Self {
+    fn from_problems(name: &str, ok: String, status: Status, problems: Vec<String>, remedy: &str) -> Self {
         if problems.is_empty() {
             return CheckResult::ok(name, ok);
         }
@@ -123,9 +117,7 @@ pub fn exit_code(results: &[CheckResult], strict: bool) -> u8 {
 pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<CheckResult> {
     let host = opts.docker_host.clone().unwrap_or_else(docker::host);
     if opts.gpu_only {
-        let d = docker::connect_to(&host)
-            .await
-            .map_err(|e| format!("{e:#}"));
+        let d = docker::connect_to(&host).await.map_err(|e| format!("{e:#}"));
         return match model {
             Ok(m) => {
                 gpu_checks(
@@ -149,9 +141,7 @@ pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<Chec
                 .config
                 .source
                 .as_ref()
-                .map_or("defaults (no config file)".into(), |p| {
-                    p.display().to_string()
-                });
+                .map_or("defaults (no config file)".into(), |p| p.display().to_string());
             out.push(CheckResult::ok("config", src));
             let (stacks, unknown) = select(m, &opts.stacks);
             out.push(stack_tree(m, &opts.stacks, unknown));
@@ -194,10 +184,7 @@ fn select<'m>(m: &'m Model, names: &[String]) -> (Vec<&'m Stack>, Vec<String>) {
         .filter(|n| m.stack(n).is_none() && !m.errors.iter().any(|e| &e.stack == *n))
         .cloned()
         .collect();
-    (
-        m.stacks.iter().filter(|s| names.contains(&s.id)).collect(),
-        unknown,
-    )
+    (m.stacks.iter().filter(|s| names.contains(&s.id)).collect(), unknown)
 }
 
 async fn docker_check(host: &str, d: Result<&Docker, &anyhow::Error>) -> CheckResult {
@@ -213,11 +200,7 @@ async fn docker_check(host: &str, d: Result<&Docker, &anyhow::Error>) -> CheckRe
                     v.api_version.unwrap_or_default()
                 ),
             ),
-            Err(e) => CheckResult::fail(
-                "docker",
-                format!("cannot reach Docker at {host}: {e}"),
-                remedy,
-            ),
+            Err(e) => CheckResult::fail("docker", format!("cannot reach Docker at {host}: {e}"), remedy),
         },
     }
 }
@@ -232,20 +215,8 @@ async fn compose_version() -> CheckResult {
         .kill_on_drop(true)
         .output();
     let out = match tokio::time::timeout(Duration::from_secs(30), run).await {
-        Err(_) => {
-            return CheckResult::fail(
-                "compose",
-                "`docker compose version` did not answer within 30s",
-                remedy,
-            )
-        }
-        Ok(Err(e)) => {
-            return CheckResult::fail(
-                "compose",
-                format!("cannot run `docker compose version`: {e}"),
-                remedy,
-            )
-        }
+        Err(_) => return CheckResult::fail("compose", "`docker compose version` did not answer within 30s", remedy),
+        Ok(Err(e)) => return CheckResult::fail("compose", format!("cannot run `docker compose version`: {e}"), remedy),
         Ok(Ok(o)) => o,
     };
     let text = String::from_utf8_lossy(&out.stdout);
@@ -302,9 +273,7 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
     }
     let d = match d {
         Ok(d) => d,
-        Err(_) => {
-            return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker")
-        }
+        Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
     };
     let existing = match network::list_existing(d, |_, _| false).await {
         Ok(e) => e,
@@ -337,11 +306,7 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
             network::Action::Ok => {}
         }
         if !np.duplicates.is_empty() {
-            problems.push(format!(
-                "{} exists {} times",
-                np.name,
-                np.duplicates.len() + 1
-            ));
+            problems.push(format!("{} exists {} times", np.name, np.duplicates.len() + 1));
         }
     }
     CheckResult::from_problems(
@@ -353,12 +318,7 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
     )
 }
 
-async fn gpu_checks(
-    m: &Model,
-    stacks: &[&Stack],
-    root: &Path,
-    d: Result<&Docker, String>,
-) -> Vec<CheckResult> {
+async fn gpu_checks(m: &Model, stacks: &[&Stack], root: &Path, d: Result<&Docker, String>) -> Vec<CheckResult> {
     if !stacks.iter().any(|s| s.gpu) {
         return vec![CheckResult::ok("gpu", "no stack needs a GPU")];
     }
@@ -463,23 +423,15 @@ fn secret_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
     }
     let open: Vec<String> = candidates
         .iter()
-        .filter(|p| {
-            std::fs::metadata(p)
-                .is_ok_and(|md| md.is_file() && md.permissions().mode() & 0o004 != 0)
-        })
+        .filter(|p| std::fs::metadata(p).is_ok_and(|md| md.is_file() && md.permissions().mode() & 0o004 != 0))
         .map(|p| p.display().to_string())
         .collect();
     let remedy = format!("chmod o-r {}", open.join(" "));
     CheckResult::from_problems(
         "secret-permissions",
-        format!(
-            "{} secret-bearing files, none readable by others",
-            candidates.len()
-        ),
+        format!("{} secret-bearing files, none readable by others", candidates.len()),
         Status::Warn,
-        open.into_iter()
-            .map(|p| format!("{p} is readable by others"))
-            .collect(),
+        open.into_iter().map(|p| format!("{p} is readable by others")).collect(),
         &remedy,
     )
 }
@@ -517,10 +469,7 @@ async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
     for (i, (a, pa)) in all.iter().enumerate() {
         for (b, pb) in &all[i + 1..] {
             let selected = stacks.iter().any(|s| s.id == a.id || s.id == b.id);
-            for p in pa
-                .iter()
-                .filter(|p| selected && pb.iter().any(|q| clash(p, q)))
-            {
+            for p in pa.iter().filter(|p| selected && pb.iter().any(|q| clash(p, q))) {
                 problems.push(format!(
                     "{}/{} is published by both {} and {}",
                     p.host_port, p.protocol, a.id, b.id
@@ -585,9 +534,7 @@ fn bound_elsewhere(p: &PublishedPort) -> Option<String> {
     }
 }
 
-async fn compose_containers(
-    d: &Docker,
-) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+async fn compose_containers(d: &Docker) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
     let filters = HashMap::from([("label".to_string(), vec![COMPOSE_PROJECT_LABEL.to_string()])]);
     d.list_containers(Some(ListContainersOptions {
         all: true,
@@ -598,17 +545,10 @@ async fn compose_containers(
 }
 
 /// project → (host port, protocol) its containers publish.
-async fn published_by_projects(
-    d: &Docker,
-) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
+async fn published_by_projects(d: &Docker) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
     let mut out: HashMap<String, BTreeSet<(u16, String)>> = HashMap::new();
     for c in compose_containers(d).await? {
-        let Some(project) = c
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(COMPOSE_PROJECT_LABEL))
-            .cloned()
-        else {
+        let Some(project) = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL)).cloned() else {
             continue;
         };
         let set = out.entry(project).or_default();
@@ -627,23 +567,12 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
     const NAME: &str = "restart-policies";
     let d = match d {
         Ok(d) => d,
-        Err(_) => {
-            return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker")
-        }
+        Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
     };
-    let projects: BTreeMap<&str, &str> = stacks
-        .iter()
-        .map(|s| (s.project.as_str(), s.id.as_str()))
-        .collect();
+    let projects: BTreeMap<&str, &str> = stacks.iter().map(|s| (s.project.as_str(), s.id.as_str())).collect();
     let containers = match compose_containers(d).await {
         Ok(c) => c,
-        Err(e) => {
-            return CheckResult::fail(
-                NAME,
-                format!("cannot list containers: {e}"),
-                "check Docker's log",
-            )
-        }
+        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e}"), "check Docker's log"),
     };
     let mut problems = Vec::new();
     let mut seen = 0;
@@ -665,9 +594,7 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
             .unwrap_or_default();
         if !policy.is_empty() && policy != "no" {
             let name = info.name.unwrap_or(id).trim_start_matches('/').to_string();
-            problems.push(format!(
-                "{stack}: container {name} has restart policy {policy}"
-            ));
+            problems.push(format!("{stack}: container {name} has restart policy {policy}"));
         }
     }
     CheckResult::from_problems(
@@ -689,12 +616,7 @@ fn bind_mounts(stacks: &[&Stack]) -> CheckResult {
             for src in &svc.bind_sources {
                 count += 1;
                 if !src.exists() {
-                    problems.push(format!(
-                        "{}/{}: {} does not exist",
-                        s.id,
-                        svc.name,
-                        src.display()
-                    ));
+                    problems.push(format!("{}/{}: {} does not exist", s.id, svc.name, src.display()));
                 }
             }
         }
@@ -723,14 +645,8 @@ mod tests {
     #[test]
     fn port_clash_rules() {
         assert!(clash(&port("", 80, "tcp"), &port("127.0.0.1", 80, "tcp")));
-        assert!(clash(
-            &port("10.0.0.1", 80, "tcp"),
-            &port("10.0.0.1", 80, "tcp")
-        ));
-        assert!(!clash(
-            &port("10.0.0.1", 80, "tcp"),
-            &port("10.0.0.2", 80, "tcp")
-        ));
+        assert!(clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.1", 80, "tcp")));
+        assert!(!clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.2", 80, "tcp")));
         assert!(!clash(&port("", 80, "tcp"), &port("", 80, "udp")));
         assert!(!clash(&port("", 80, "tcp"), &port("", 81, "tcp")));
     }

@@ -71,24 +71,19 @@ type Result<T, E = ComposeError> = std::result::Result<T, E>;
 /// Reads a compose file the way `docker compose -p <project> --project-directory
 /// <project_dir> config` would, with `env` as the whole environment (the layered env
 /// files; never the process environment, which at boot is not what the units get).
-pub fn parse(
-    text: &str,
-    project: &str,
-    project_dir: &Path,
-    env: &BTreeMap<String, String>,
-) -> Result<ComposeFile> {
+pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<String, String>) -> Result<ComposeFile> {
     let mut root: Value = serde_yaml_ng::from_str(text).map_err(yaml_error)?;
     // compose-go applies `!reset`/`!override` on the YAML nodes, then lets the YAML
     // decoder resolve merge keys, then interpolates: same order here.
     resolve_tags(&mut root);
     merge_keys(&mut root, "")?;
-    crate::interpolate::interpolate_yaml(&mut root, &|name| env.get(name).cloned()).map_err(
-        |(key, err)| ComposeError {
+    crate::interpolate::interpolate_yaml(&mut root, &|name| env.get(name).cloned()).map_err(|(key, err)| {
+        ComposeError {
             line: None,
             key: Some(key),
             message: err.to_string(),
-        },
-    )?;
+        }
+    })?;
 
     let top = match &root {
         Value::Null => return Err(message("empty compose file")),
@@ -115,11 +110,7 @@ pub fn parse(
             continue;
         }
         let (service, service_deps) = service(&name, def, &key, &networks, &ctx)?;
-        deps.extend(
-            service_deps
-                .into_iter()
-                .map(|(dep, req)| (name.clone(), dep, req)),
-        );
+        deps.extend(service_deps.into_iter().map(|(dep, req)| (name.clone(), dep, req)));
         services.push(service);
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -252,7 +243,10 @@ fn merge_keys(value: &mut Value, path: &str) -> Result<()> {
     }
     walk(value).map_err(|mut p| {
         p.reverse();
-        ComposeError::at(&join(path, &p.join(".")), "map merge requires map or sequence of maps as the value")
+        ComposeError::at(
+            &join(path, &p.join(".")),
+            "map merge requires map or sequence of maps as the value",
+        )
     })
 }
 
@@ -337,10 +331,7 @@ fn entries<'v>(value: Option<&'v Value>, key: &str) -> Result<Vec<(String, &'v V
 /// Names of a list-or-mapping field (`networks: [a]` / `networks: {a: {...}}`).
 fn names(value: &Value, key: &str) -> Result<Vec<String>> {
     match value {
-        Value::Mapping(_) => Ok(entries(Some(value), key)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect()),
+        Value::Mapping(_) => Ok(entries(Some(value), key)?.into_iter().map(|(k, _)| k).collect()),
         _ => strings(value, key),
     }
 }
@@ -392,10 +383,7 @@ impl Networks {
         match self.names.get(name) {
             Some(n) => Ok(n.clone()),
             None if name == "default" => Ok(format!("{}_default", self.project)),
-            None => Err(ComposeError::at(
-                key,
-                format!("refers to undefined network {name}"),
-            )),
+            None => Err(ComposeError::at(key, format!("refers to undefined network {name}"))),
         }
     }
 }
@@ -417,10 +405,7 @@ fn runs_by_default(def: &Mapping, active: &Option<BTreeSet<String>>, key: &str) 
         Some(v) => strings(v, &format!("{key}.profiles"))?,
         None => Vec::new(),
     };
-    Ok(profiles.is_empty()
-        || active
-            .as_ref()
-            .is_none_or(|a| profiles.iter().any(|p| a.contains(p))))
+    Ok(profiles.is_empty() || active.as_ref().is_none_or(|a| profiles.iter().any(|p| a.contains(p))))
 }
 
 fn x_hlsys(value: Option<&Value>) -> Result<XHlsys> {
@@ -526,19 +511,14 @@ fn service(
         }
     };
 
-    let restart = get("restart")
-        .map(|v| string(v, &sub("restart")))
-        .transpose()?;
+    let restart = get("restart").map(|v| string(v, &sub("restart"))).transpose()?;
 
     // Any network_mode (host, none, bridge, service:…, container:…) replaces the
     // project networks; Compose itself rejects combining it with `networks:`.
     let mut service_networks = Vec::new();
     if get("network_mode").is_none() {
         let nk = sub("networks");
-        let mut keys = get("networks")
-            .map(|v| names(v, &nk))
-            .transpose()?
-            .unwrap_or_default();
+        let mut keys = get("networks").map(|v| names(v, &nk)).transpose()?.unwrap_or_default();
         if keys.is_empty() {
             keys.push("default".to_string());
         }
@@ -573,8 +553,7 @@ fn service(
             let ik = format!("{ek}.{i}");
             let (path, required) = match item {
                 Value::Mapping(_) => {
-                    let path = field(item, "path", &ik)?
-                        .ok_or_else(|| ComposeError::at(&ik, "missing path"))?;
+                    let path = field(item, "path", &ik)?.ok_or_else(|| ComposeError::at(&ik, "missing path"))?;
                     let required = field(item, "required", &ik)?
                         .map(|r| boolean(r, &format!("{ik}.required")))
                         .transpose()?
@@ -761,10 +740,7 @@ fn port(value: &Value, key: &str) -> Result<Vec<PublishedPort>> {
                 None => ("", rest),
             };
             let (container, proto) = container.split_once('/').unwrap_or((container, "tcp"));
-            let ip = ip
-                .strip_prefix('[')
-                .and_then(|i| i.strip_suffix(']'))
-                .unwrap_or(ip);
+            let ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip);
             (
                 ip.to_string(),
                 host.to_string(),
@@ -821,10 +797,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<ComposeFile> {
@@ -981,8 +954,7 @@ services:
         let text = "services:\n  a:\n    image: x\n    network_mode: service:b\n    ipc: service:c\n    pid: host\n    volumes_from: [\"d:ro\", \"container:zz\"]\n    links: [\"e:alias\"]\n    depends_on: {b: {condition: service_healthy}}\n  b: {image: x}\n  c: {image: x}\n  d: {image: x}\n  e: {image: x}\n";
         assert_eq!(ok(text).services[0].depends_on, ["b", "c", "d", "e"]);
         // required target disabled by profile, or not defined at all: Compose refuses
-        let e =
-            err("services:\n  a: {image: x, depends_on: [c]}\n  c: {image: x, profiles: [p]}\n");
+        let e = err("services:\n  a: {image: x, depends_on: [c]}\n  c: {image: x, profiles: [p]}\n");
         assert_eq!(e.key.as_deref(), Some("services.a.depends_on"));
         let e = err("services:\n  a: {image: x, depends_on: {z: {required: false}}}\n");
         assert!(e.message.contains("\"z\""), "{e}");
@@ -990,12 +962,7 @@ services:
 
     #[test]
     fn healthcheck() {
-        let hc = |h: &str| {
-            one(&format!(
-                "services:\n  a:\n    image: x\n    healthcheck: {h}\n"
-            ))
-            .healthcheck
-        };
+        let hc = |h: &str| one(&format!("services:\n  a:\n    image: x\n    healthcheck: {h}\n")).healthcheck;
         assert!(hc("{test: [CMD, \"true\"]}"));
         assert!(hc("{interval: 5s}"));
         assert!(!hc("{disable: true}"));
@@ -1026,14 +993,7 @@ networks:
   legacy: {external: {name: old}}
   extnamed: {external: true, name: real}
 "#);
-        let by = |n: &str| {
-            f.services
-                .iter()
-                .find(|s| s.name == n)
-                .unwrap()
-                .networks
-                .clone()
-        };
+        let by = |n: &str| f.services.iter().find(|s| s.name == n).unwrap().networks.clone();
         assert_eq!(by("list"), ["ext", "proj_front"]);
         assert_eq!(by("map"), ["mydefault", "n1"]);
         assert_eq!(by("empty"), ["mydefault"]);
@@ -1067,14 +1027,8 @@ networks:
             )),
             [DeviceRequest]
         );
-        assert_eq!(
-            gpu(&format!("{dr}{{capabilities: [gpu]}}]}}}}}}\n")),
-            [DeviceRequest]
-        );
-        assert!(gpu(&format!(
-            "{dr}{{driver: other, capabilities: [tpu]}}]}}}}}}\n"
-        ))
-        .is_empty());
+        assert_eq!(gpu(&format!("{dr}{{capabilities: [gpu]}}]}}}}}}\n")), [DeviceRequest]);
+        assert!(gpu(&format!("{dr}{{driver: other, capabilities: [tpu]}}]}}}}}}\n")).is_empty());
         assert!(gpu("    deploy: {resources: {limits: {cpus: '1'}}}\n").is_empty());
         assert_eq!(gpu("    gpus: all\n"), [Gpus]);
         assert_eq!(gpu("    gpus: [{count: 1}]\n"), [Gpus]);
@@ -1129,11 +1083,9 @@ services:
         );
         let e = err("services:\n  a: {image: x, ports: [\"x:80\"]}\n");
         assert_eq!(e.key.as_deref(), Some("services.a.ports.0"));
-        assert!(
-            err("services:\n  a: {image: x, ports: [\"80-81:90-92\"]}\n")
-                .message
-                .contains("ranges")
-        );
+        assert!(err("services:\n  a: {image: x, ports: [\"80-81:90-92\"]}\n")
+            .message
+            .contains("ranges"));
     }
 
     #[test]
@@ -1181,10 +1133,7 @@ secrets:
                 "/srv/proj/rel"
             ]
         );
-        assert_eq!(
-            f.services[1].env_files,
-            [(PathBuf::from("/srv/proj/one.env"), true)]
-        );
+        assert_eq!(f.services[1].env_files, [(PathBuf::from("/srv/proj/one.env"), true)]);
         assert_eq!(f.secret_files, [PathBuf::from("/srv/proj/s1.txt")]);
     }
 

@@ -235,7 +235,9 @@ pub fn normalize(p: &Path) -> PathBuf {
 /// (or NUL) in any of them could inject unit directives, so they are refused outright.
 pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
     if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
-        return Err(format!("{what} {value:?} contains a newline or NUL, which hlsys refuses"));
+        return Err(format!(
+            "{what} {value:?} contains a newline or NUL, which hlsys refuses"
+        ));
     }
     if value.ends_with('\\') {
         // Would continue the line of the unit file it is written into.
@@ -329,7 +331,10 @@ impl Config {
             }
             check_no_control("hlsys_path", &p.to_string_lossy()).map_err(err)?;
             // systemd refuses such an executable path in Exec*= (string_is_safe()).
-            if p.to_string_lossy().chars().any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f')) {
+            if p.to_string_lossy()
+                .chars()
+                .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
+            {
                 return Err(err(format!(
                     "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
                     p.display()
@@ -365,7 +370,10 @@ impl Config {
 
     /// The drop-in directory next to the config: `hlsys.toml.d/` for `hlsys.toml`.
     pub fn dropin_dir(config_file: &Path) -> PathBuf {
-        let name = config_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = config_file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         config_file.with_file_name(format!("{name}.d"))
     }
 
@@ -396,7 +404,10 @@ impl Config {
             let Some(t) = read_text(&f)? else { continue };
             let d: DropIn = toml::from_str(&t).map_err(|e| toml_error(&f, &t, e))?;
             for (id, st) in d.stacks {
-                check_no_control("stack", &id).map_err(|message| ConfigError { file: f.clone(), message })?;
+                check_no_control("stack", &id).map_err(|message| ConfigError {
+                    file: f.clone(),
+                    message,
+                })?;
                 if let Some(en) = st.enabled {
                     self.stacks.entry(id).or_default().enabled = Some(en);
                 }
@@ -411,8 +422,7 @@ impl Config {
     fn merge_tree_files(&mut self) -> Result<(), ConfigError> {
         let nets_file = self.stacks_dir.join("networks.toml");
         if let Some(t) = read_text(&nets_file)? {
-            let raw: RawNetworksToml =
-                toml::from_str(&t).map_err(|e| toml_error(&nets_file, &t, e))?;
+            let raw: RawNetworksToml = toml::from_str(&t).map_err(|e| toml_error(&nets_file, &t, e))?;
             self.tree_files.push(nets_file.clone());
             for (name, net) in raw.networks {
                 check_name("network", &name).map_err(|message| ConfigError {
@@ -443,10 +453,7 @@ impl Config {
             let raw: BTreeMap<String, ServiceTomlEntry> =
                 toml::from_str(&t).map_err(|e| toml_error(&svc_file, &t, e))?;
             self.tree_files.push(svc_file.clone());
-            let cfg_file = self
-                .source
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            let cfg_file = self.source.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
             for (id, entry) in raw {
                 let st = self.stacks.entry(id.clone()).or_default();
                 for (what, from_cfg, from_svc) in [
@@ -553,8 +560,14 @@ mod tests {
         assert_eq!(
             c.env_files,
             vec![
-                EnvFileRef { path: d.path().join("etc/g.env"), optional: true },
-                EnvFileRef { path: PathBuf::from("/abs.env"), optional: false },
+                EnvFileRef {
+                    path: d.path().join("etc/g.env"),
+                    optional: true
+                },
+                EnvFileRef {
+                    path: PathBuf::from("/abs.env"),
+                    optional: false
+                },
             ]
         );
     }
@@ -576,14 +589,22 @@ mod tests {
         assert!(e.message.contains(&p.display().to_string()), "{}", e.message);
         assert!(e.message.contains(&n.display().to_string()), "{}", e.message);
         // Same values in both places are fine.
-        write(d.path(), "tree/networks.toml", "[networks.proxy]\nsubnet = \"172.20.0.0/24\"\n");
+        write(
+            d.path(),
+            "tree/networks.toml",
+            "[networks.proxy]\nsubnet = \"172.20.0.0/24\"\n",
+        );
         assert!(Config::load(&p, true).is_ok());
     }
 
     #[test]
     fn service_toml_merges_and_conflicts() {
         let d = tempfile::tempdir().unwrap();
-        let p = write(d.path(), "hlsys.toml", "stacks_dir = \"tree\"\n[stacks.a]\nwants = [\"c\"]\n");
+        let p = write(
+            d.path(),
+            "hlsys.toml",
+            "stacks_dir = \"tree\"\n[stacks.a]\nwants = [\"c\"]\n",
+        );
         write(d.path(), "tree/service.toml", "[a]\nrequires = [\"b\"]\n");
         let c = Config::load(&p, true).unwrap();
         assert_eq!(c.stacks["a"].requires, vec!["b"]);
@@ -600,8 +621,16 @@ mod tests {
     #[test]
     fn dropins_set_enabled_and_later_files_win() {
         let d = tempfile::tempdir().unwrap();
-        let p = write(d.path(), "hlsys.toml", "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n");
-        write(d.path(), "hlsys.toml.d/10-x.toml", "[stacks.a]\nenabled = false\n[stacks.b]\nenabled = false\n");
+        let p = write(
+            d.path(),
+            "hlsys.toml",
+            "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n",
+        );
+        write(
+            d.path(),
+            "hlsys.toml.d/10-x.toml",
+            "[stacks.a]\nenabled = false\n[stacks.b]\nenabled = false\n",
+        );
         write(d.path(), "hlsys.toml.d/50-y.toml", "[stacks.b]\nenabled = true\n");
         let c = Config::load(&p, true).unwrap();
         assert_eq!(c.stacks["a"].enabled, Some(false));
@@ -613,8 +642,7 @@ mod tests {
 
     #[test]
     fn newline_in_paths_is_refused() {
-        let e = Config::from_str_at("stacks_dir = \"/srv/a\\nb\"\n", Path::new("/etc/x.toml"))
-            .unwrap_err();
+        let e = Config::from_str_at("stacks_dir = \"/srv/a\\nb\"\n", Path::new("/etc/x.toml")).unwrap_err();
         assert!(e.message.contains("newline"));
     }
 }

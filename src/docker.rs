@@ -40,10 +40,7 @@ pub async fn connect_to(host: &str) -> Result<Docker> {
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => Err(fail(&e)),
-        Err(_) => Err(fail(&format!(
-            "no answer within {}s",
-            CONNECT_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(fail(&format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
     }
 }
 

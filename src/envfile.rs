@@ -61,10 +61,7 @@ impl std::error::Error for EnvFileError {}
 ///
 /// Returns the pairs in order of first definition; a redefined key keeps its first position and
 /// takes the new value (the file behaves as a map, as in compose).
-pub fn parse(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, String)>, EnvParseError> {
+pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, EnvParseError> {
     // Editors on Windows like to prepend a BOM; compose strips it.
     let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut out: Vec<(String, String)> = Vec::new();
@@ -131,10 +128,7 @@ fn set(out: &mut Vec<(String, String)>, key: &str, value: String) {
 
 /// compose's `isSpace`: whitespace that is not a line break.
 fn is_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\u{B}' | '\u{C}' | '\r' | ' ' | '\u{85}' | '\u{A0}'
-    )
+    matches!(c, '\t' | '\u{B}' | '\u{C}' | '\r' | ' ' | '\u{85}' | '\u{A0}')
 }
 
 /// Skips whitespace (including newlines) and `#` comment lines; "" means end of input.
@@ -154,9 +148,7 @@ fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
     // compose matches `^export\s+` (Go's `\s` is ASCII whitespace without \v) but then trims
     // only non-newline spaces, so `export\nKEY=…` leaves an empty inherited key behind.
     let src = match src.strip_prefix("export") {
-        Some(rest) if rest.starts_with(['\t', '\n', '\u{C}', '\r', ' ']) => {
-            rest.trim_start_matches(is_space)
-        }
+        Some(rest) if rest.starts_with(['\t', '\n', '\u{C}', '\r', ' ']) => rest.trim_start_matches(is_space),
         _ => src,
     };
     if src.is_empty() {
@@ -270,10 +262,7 @@ fn expand_escapes(s: &str) -> String {
                 let digits = &rest[..n];
                 rest = &rest[n..];
                 // Go's octal escape needs exactly three octal digits with a value <= 0o377.
-                match u32::from_str_radix(digits, 8)
-                    .ok()
-                    .filter(|v| n == 3 && *v <= 0o377)
-                {
+                match u32::from_str_radix(digits, 8).ok().filter(|v| n == 3 && *v <= 0o377) {
                     Some(v) => out.extend(char::from_u32(v)),
                     None => {
                         out.push('\\');
@@ -311,9 +300,7 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     type Parsed = Result<Vec<(String, String)>, EnvParseError>;
@@ -335,14 +322,20 @@ mod tests {
             ("A=1\n", ok(&[("A", "1")])),
             ("A=1", ok(&[("A", "1")])),
             ("export B=2\n", ok(&[("B", "2")])),
-            ("export  A=1\nexportB=2\nexport\tC=3\n", ok(&[("A", "1"), ("exportB", "2"), ("C", "3")])),
+            (
+                "export  A=1\nexportB=2\nexport\tC=3\n",
+                ok(&[("A", "1"), ("exportB", "2"), ("C", "3")]),
+            ),
             ("  C = 3  \n", ok(&[("C", "3")])),
             ("# comment\n\n  # indented\nA=1 # trailing\n", ok(&[("A", "1")])),
             ("D=x #c\nE=x#c\nF= #c\n", ok(&[("D", "x"), ("E", "x#c"), ("F", "#c")])),
             ("B=a\tb\t#c\n", ok(&[("B", "a\tb\t#c")])),
             ("G=\nH=", ok(&[("G", ""), ("H", "")])),
             ("I: yaml\n", ok(&[("I", "yaml")])),
-            ("1A=x\nA.b-c[0]=x\nÉ=1\n", ok(&[("1A", "x"), ("A.b-c[0]", "x"), ("É", "1")])),
+            (
+                "1A=x\nA.b-c[0]=x\nÉ=1\n",
+                ok(&[("1A", "x"), ("A.b-c[0]", "x"), ("É", "1")]),
+            ),
             ("A\tB=1\n", ok(&[("A\tB", "1")])), // only a space is rejected in keys
             ("A=1\nA=2\n", ok(&[("A", "2")])),
             // single quotes: literal, except that `\'` is an escaped quote
@@ -358,7 +351,13 @@ mod tests {
             ("A=\"a\\\\\"\nB=2\n", ok(&[("A", "a\\"), ("B", "2")])),
             (
                 "A=\"\\0\"\nB=\"\\0101\"\nC=\"\\a\\c\\x41\\e\"\nD=\"\\01\"\nE=\"\\0377\"\n",
-                ok(&[("A", "\\"), ("B", "A"), ("C", "\u{7}\\c\\x41\\e"), ("D", "\\1"), ("E", "ÿ")]),
+                ok(&[
+                    ("A", "\\"),
+                    ("B", "A"),
+                    ("C", "\u{7}\\c\\x41\\e"),
+                    ("D", "\\1"),
+                    ("E", "ÿ"),
+                ]),
             ),
             ("A = \"quoted\" # comment\n", ok(&[("A", "quoted")])),
             // text after a closing quote starts the next statement
@@ -380,13 +379,22 @@ mod tests {
             ("export ", err(1, "zero length string")),
             ("x=1\nA B=1\n", err(2, "key cannot contain a space")),
             ("A!=1\n", err(1, "unexpected character \"!\" in variable name \"A!=1\"")),
-            ("A=\"unterminated\nB=1\n", err(1, "unterminated quoted value \"unterminated")),
+            (
+                "A=\"unterminated\nB=1\n",
+                err(1, "unterminated quoted value \"unterminated"),
+            ),
             ("A='a\\'\nB=1\n", err(1, "unterminated quoted value 'a\\'")),
             (
                 "\nA=${\n",
-                err(2, "invalid interpolation format for \"${\": you may need to escape any $ with another $"),
+                err(
+                    2,
+                    "invalid interpolation format for \"${\": you may need to escape any $ with another $",
+                ),
             ),
-            ("A=${UNSET:?boom}\n", err(1, "required variable UNSET is missing a value: boom")),
+            (
+                "A=${UNSET:?boom}\n",
+                err(1, "required variable UNSET is missing a value: boom"),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(&parse(input, &no_lookup), want, "input {input:?}");
@@ -419,15 +427,9 @@ mod tests {
         let l1 = write("l1", "A=1\nX=x1\nKEEP=k\n");
         let l2 = write("l2", "A=2\nB=${A}\nA\nX\nU\nC=$X\n");
         let env = load_layered(&[l1.clone(), l2.clone()]).unwrap();
-        let want: BTreeMap<String, String> = pairs(&[
-            ("A", "2"),
-            ("B", "2"),
-            ("C", "x1"),
-            ("KEEP", "k"),
-            ("X", "x1"),
-        ])
-        .into_iter()
-        .collect();
+        let want: BTreeMap<String, String> = pairs(&[("A", "2"), ("B", "2"), ("C", "x1"), ("KEEP", "k"), ("X", "x1")])
+            .into_iter()
+            .collect();
         assert_eq!(env, want);
 
         // References see earlier files until this file redefines the key.

@@ -7,11 +7,15 @@
 /// Refuses values that cannot be written into a unit file safely.
 pub fn check_value(what: &str, s: &str) -> Result<(), String> {
     if s.contains(['\n', '\r', '\0']) {
-        return Err(format!("{what} {s:?} contains a newline or NUL and cannot be written into a unit"));
+        return Err(format!(
+            "{what} {s:?} contains a newline or NUL and cannot be written into a unit"
+        ));
     }
     if s.ends_with('\\') {
         // A unit file line ending in a backslash continues on the next line.
-        return Err(format!("{what} {s:?} ends with a backslash and cannot be written into a unit"));
+        return Err(format!(
+            "{what} {s:?} ends with a backslash and cannot be written into a unit"
+        ));
     }
     Ok(())
 }
@@ -50,7 +54,8 @@ fn exec_word(s: &str) -> String {
     let s = s.replace('%', "%%");
     let plain = !s.is_empty()
         && s != ";"
-        && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\'' | '\\'));
+        && s.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\'' | '\\'));
     if plain {
         s
     } else {
@@ -73,7 +78,13 @@ fn exec_word(s: &str) -> String {
 pub fn exec_line<S: AsRef<str>>(args: &[S]) -> String {
     args.iter()
         .enumerate()
-        .map(|(i, a)| if i == 0 { exec_path(a.as_ref()) } else { exec_arg(a.as_ref()) })
+        .map(|(i, a)| {
+            if i == 0 {
+                exec_path(a.as_ref())
+            } else {
+                exec_arg(a.as_ref())
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -40,7 +40,11 @@ pub struct ReportError {
 
 impl From<&StackError> for ReportError {
     fn from(e: &StackError) -> Self {
-        ReportError { stack: e.stack.clone(), file: e.file.clone(), message: e.message.clone() }
+        ReportError {
+            stack: e.stack.clone(),
+            file: e.file.clone(),
+            message: e.message.clone(),
+        }
     }
 }
 
@@ -63,7 +67,8 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     ));
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(content).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(content)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     drop(f);
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
@@ -125,7 +130,9 @@ impl KmsgLog {
         // One record per line: a newline inside a message would forge a second record.
         let msg = msg.replace('\n', " ");
         if let Some(k) = &mut self.kmsg {
-            if k.write_all(format!("<{level}>hlsys-generator[{pid}]: {msg}\n").as_bytes()).is_ok() {
+            if k.write_all(format!("<{level}>hlsys-generator[{pid}]: {msg}\n").as_bytes())
+                .is_ok()
+            {
                 return;
             }
         }
@@ -189,9 +196,13 @@ pub const SYSTEM_GENERATOR_DIR: &str = "run/systemd/generator";
 pub enum Currency {
     /// No report there: the generator never ran (not installed, or no reload since).
     NotGenerated,
-    Current { units: usize },
+    Current {
+        units: usize,
+    },
     /// Units that differ, are missing or are left over.
-    Stale { changed: Vec<String> },
+    Stale {
+        changed: Vec<String>,
+    },
 }
 
 /// Compares `dir` (e.g. /run/systemd/generator) with a fresh render of `model`: the
@@ -201,7 +212,9 @@ pub fn currency(model: &Model, dir: &Path) -> Currency {
     let Ok(text) = std::fs::read_to_string(dir.join(REPORT_NAME)) else {
         return Currency::NotGenerated;
     };
-    let previous: Vec<String> = serde_json::from_str::<Report>(&text).map(|r| r.units).unwrap_or_default();
+    let previous: Vec<String> = serde_json::from_str::<Report>(&text)
+        .map(|r| r.units)
+        .unwrap_or_default();
     let g = render(model);
     let mut changed: Vec<String> = g
         .units

@@ -47,9 +47,7 @@ impl HostGpu {
     }
 
     pub fn nvidia_runtime(&self) -> bool {
-        self.runtimes
-            .as_ref()
-            .is_some_and(|r| r.iter().any(|r| r == "nvidia"))
+        self.runtimes.as_ref().is_some_and(|r| r.iter().any(|r| r == "nvidia"))
     }
 
     pub fn cdi_gpu(&self) -> bool {
@@ -90,12 +88,7 @@ pub fn detect_host(root: &Path) -> HostGpu {
         };
         let mut files: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml" | "json")
-                )
-            })
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
             .collect();
         files.sort();
         for f in files {
@@ -195,11 +188,9 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
             .map(|e| format!("Docker's runtimes are unknown ({e})"))
     };
     let (works, reason, remedy) = match m {
-        GpuMechanism::Runtime if host.nvidia_runtime() => (
-            true,
-            "the nvidia runtime is registered with Docker".to_string(),
-            None,
-        ),
+        GpuMechanism::Runtime if host.nvidia_runtime() => {
+            (true, "the nvidia runtime is registered with Docker".to_string(), None)
+        }
         GpuMechanism::Runtime => (
             false,
             runtime_unknown().unwrap_or_else(|| {
@@ -208,10 +199,7 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
                     host.runtimes.as_deref().unwrap_or_default().join(", ")
                 )
             }),
-            Some(
-                "install nvidia-container-toolkit, then `hlsys gpu setup` and restart Docker"
-                    .into(),
-            ),
+            Some("install nvidia-container-toolkit, then `hlsys gpu setup` and restart Docker".into()),
         ),
         GpuMechanism::DeviceRequest | GpuMechanism::Gpus if !host.driver() => (
             false,
@@ -233,7 +221,8 @@ pub fn mechanism_status(m: GpuMechanism, host: &HostGpu) -> MechanismStatus {
                 None => (
                     false,
                     runtime_unknown().unwrap_or_else(|| {
-                        "driver loaded, but neither the nvidia runtime, the toolkit hook nor a CDI spec is present".into()
+                        "driver loaded, but neither the nvidia runtime, the toolkit hook nor a CDI spec is present"
+                            .into()
                     }),
                     Some("install nvidia-container-toolkit, then `hlsys gpu setup` and restart Docker".into()),
                 ),
@@ -285,10 +274,7 @@ pub fn assess(model: &Model, host: &HostGpu) -> Vec<StackGpu> {
             StackGpu {
                 stack: s.id.clone(),
                 enabled: s.enabled,
-                mechanisms: mechs
-                    .into_iter()
-                    .map(|m| mechanism_status(m, host))
-                    .collect(),
+                mechanisms: mechs.into_iter().map(|m| mechanism_status(m, host)).collect(),
                 services,
             }
         })
@@ -304,10 +290,7 @@ pub enum SetupOutcome {
     /// daemon.json already registers it; the file was not touched.
     Unchanged { path: PathBuf },
     /// daemon.json was written; Docker needs a restart to see the runtime.
-    Changed {
-        path: PathBuf,
-        backup: Option<PathBuf>,
-    },
+    Changed { path: PathBuf, backup: Option<PathBuf> },
 }
 
 /// `daemon.json` with the nvidia runtime merged in, or `None` when it already has one
@@ -338,10 +321,7 @@ pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
     }) {
         return Ok(None);
     }
-    runtimes.insert(
-        "nvidia".into(),
-        json!({"path": "nvidia-container-runtime", "args": []}),
-    );
+    runtimes.insert("nvidia".into(), json!({"path": "nvidia-container-runtime", "args": []}));
     Ok(Some(serde_json::to_string_pretty(&doc)? + "\n"))
 }
 
@@ -358,9 +338,7 @@ pub fn setup(root: &Path) -> Result<SetupOutcome> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let Some(new) =
-        merge_daemon_json(old.as_deref()).with_context(|| path.display().to_string())?
-    else {
+    let Some(new) = merge_daemon_json(old.as_deref()).with_context(|| path.display().to_string())? else {
         return Ok(SetupOutcome::Unchanged { path });
     };
     let dir = path.parent().expect("daemon.json has a parent");
@@ -371,16 +349,13 @@ pub fn setup(root: &Path) -> Result<SetupOutcome> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let b = dir.join(format!("daemon.json.bak-{secs}"));
-        std::fs::copy(&path, &b)
-            .with_context(|| format!("cannot back up {} to {}", path.display(), b.display()))?;
+        std::fs::copy(&path, &b).with_context(|| format!("cannot back up {} to {}", path.display(), b.display()))?;
         backup = Some(b);
     }
     // Write beside it and rename, so a crash never leaves Docker a half-written file.
     let tmp = dir.join(format!(".daemon.json.hlsys-{}", std::process::id()));
     std::fs::write(&tmp, new).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let mode = path
-        .metadata()
-        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let mode = path.metadata().map_or(0o644, |m| m.permissions().mode() & 0o7777);
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
@@ -492,47 +467,24 @@ mod tests {
         put(r, "etc/docker/daemon.json", "{\"debug\": true}\n", 0o600);
         assert_eq!(setup(r).unwrap(), SetupOutcome::NoRuntime);
         put(r, "usr/bin/nvidia-container-runtime", "#!/bin/sh\n", 0o755);
-        let SetupOutcome::Changed {
-            path,
-            backup: Some(b),
-        } = setup(r).unwrap()
-        else {
+        let SetupOutcome::Changed { path, backup: Some(b) } = setup(r).unwrap() else {
             panic!("not changed")
         };
         assert_eq!(path, daemon);
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "{\"debug\": true}\n");
-        assert!(b
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("daemon.json.bak-"));
+        assert!(b.file_name().unwrap().to_str().unwrap().starts_with("daemon.json.bak-"));
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&daemon).unwrap()).unwrap();
         assert_eq!(v["debug"], true);
         assert_eq!(v["runtimes"]["nvidia"]["path"], "nvidia-container-runtime");
-        assert_eq!(
-            daemon.metadata().unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(daemon.metadata().unwrap().permissions().mode() & 0o777, 0o600);
         let before = std::fs::metadata(&daemon).unwrap().modified().unwrap();
         let backups = || std::fs::read_dir(r.join("etc/docker")).unwrap().count();
         let n = backups();
-        assert_eq!(
-            setup(r).unwrap(),
-            SetupOutcome::Unchanged {
-                path: daemon.clone()
-            }
-        );
-        assert_eq!(
-            std::fs::metadata(&daemon).unwrap().modified().unwrap(),
-            before
-        );
+        assert_eq!(setup(r).unwrap(), SetupOutcome::Unchanged { path: daemon.clone() });
+        assert_eq!(std::fs::metadata(&daemon).unwrap().modified().unwrap(), before);
         assert_eq!(backups(), n);
         // No daemon.json yet: created, nothing to back up.
         std::fs::remove_file(&daemon).unwrap();
-        assert!(matches!(
-            setup(r).unwrap(),
-            SetupOutcome::Changed { backup: None, .. }
-        ));
+        assert!(matches!(setup(r).unwrap(), SetupOutcome::Changed { backup: None, .. }));
     }
 }

@@ -113,7 +113,10 @@ pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<Stri
     let order = layer_order(layers)?;
     let layer_by_name: BTreeMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
     let mut errors = Vec::new();
-    let mut left_out: BTreeMap<String, String> = failed.iter().map(|id| (id.clone(), "it is in error".to_string())).collect();
+    let mut left_out: BTreeMap<String, String> = failed
+        .iter()
+        .map(|id| (id.clone(), "it is in error".to_string()))
+        .collect();
 
     // Unknown references are errors of the stack that makes them; a want of a stack that
     // is merely in error is dropped (that is what Wants= means).
@@ -128,13 +131,21 @@ pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<Stri
         if let Some(d) = unknown.first() {
             let message = format!("depends on unknown stack {d:?}");
             left_out.insert(s.id.clone(), message.clone());
-            errors.push(StackError { stack: s.id.clone(), file: s.compose_file.clone(), message });
+            errors.push(StackError {
+                stack: s.id.clone(),
+                file: s.compose_file.clone(),
+                message,
+            });
             return false;
         }
         if s.requires.iter().any(|d| *d == s.id) || s.wants.iter().any(|d| *d == s.id) {
             let message = "depends on itself".to_string();
             left_out.insert(s.id.clone(), message.clone());
-            errors.push(StackError { stack: s.id.clone(), file: s.compose_file.clone(), message });
+            errors.push(StackError {
+                stack: s.id.clone(),
+                file: s.compose_file.clone(),
+                message,
+            });
             return false;
         }
         s.wants.retain(|w| !failed.contains(w));
@@ -147,7 +158,11 @@ pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<Stri
         stacks.retain(|s| {
             if let Some(dep) = s.requires.iter().find(|d| left_out.contains_key(*d)) {
                 let message = format!("requires stack {dep:?}, which is left out ({})", left_out[dep]);
-                errors.push(StackError { stack: s.id.clone(), file: s.compose_file.clone(), message });
+                errors.push(StackError {
+                    stack: s.id.clone(),
+                    file: s.compose_file.clone(),
+                    message,
+                });
                 left_out.insert(s.id.clone(), format!("requires {dep:?}"));
                 changed = true;
                 return false;
@@ -162,13 +177,21 @@ pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<Stri
         }
         let mut edges: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
         for s in stacks.iter() {
-            let mut after: Vec<Node> = s.requires.iter().chain(&s.wants).map(|d| Node::Stack(d.clone())).collect();
+            let mut after: Vec<Node> = s
+                .requires
+                .iter()
+                .chain(&s.wants)
+                .map(|d| Node::Stack(d.clone()))
+                .collect();
             if let Some(l) = layer_by_name.get(s.layer.as_str()) {
                 after.extend(l.after.iter().chain(&l.requires).map(|d| Node::Layer(d.clone())));
             }
             edges.insert(Node::Stack(s.id.clone()), after);
             if s.enabled {
-                edges.entry(Node::Layer(s.layer.clone())).or_default().push(Node::Stack(s.id.clone()));
+                edges
+                    .entry(Node::Layer(s.layer.clone()))
+                    .or_default()
+                    .push(Node::Stack(s.id.clone()));
             }
         }
         for l in layers {
@@ -199,7 +222,10 @@ pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<Stri
             true
         });
     }
-    Ok(Outcome { errors, layer_order: order })
+    Ok(Outcome {
+        errors,
+        layer_order: order,
+    })
 }
 
 #[cfg(test)]
@@ -263,7 +289,11 @@ mod tests {
         let layers = [layer("database", &[]), layer("genai", &["database"])];
         let out = resolve(&mut stacks, &layers, &BTreeSet::new()).unwrap();
         assert!(stacks.is_empty());
-        assert!(out.errors[0].message.contains("layer database"), "{}", out.errors[0].message);
+        assert!(
+            out.errors[0].message.contains("layer database"),
+            "{}",
+            out.errors[0].message
+        );
     }
 
     #[test]
@@ -278,7 +308,11 @@ mod tests {
         let out = resolve(&mut stacks, &[layer("x", &[])], &failed).unwrap();
         assert_eq!(stacks.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["c"]);
         assert!(stacks[0].wants.is_empty());
-        let msgs: BTreeMap<&str, &str> = out.errors.iter().map(|e| (e.stack.as_str(), e.message.as_str())).collect();
+        let msgs: BTreeMap<&str, &str> = out
+            .errors
+            .iter()
+            .map(|e| (e.stack.as_str(), e.message.as_str()))
+            .collect();
         assert_eq!(msgs["a"], "depends on unknown stack \"nope\"");
         assert!(msgs["b"].contains("broken"));
         assert!(msgs["d"].contains("\"b\""));
@@ -286,7 +320,12 @@ mod tests {
 
     #[test]
     fn layer_order_and_layer_cycles() {
-        let layers = [layer("media", &["genai"]), layer("genai", &["database"]), layer("database", &["panel"]), layer("panel", &[])];
+        let layers = [
+            layer("media", &["genai"]),
+            layer("genai", &["database"]),
+            layer("database", &["panel"]),
+            layer("panel", &[]),
+        ];
         assert_eq!(layer_order(&layers).unwrap(), ["panel", "database", "genai", "media"]);
         let cyc = [layer("a", &["b"]), layer("b", &["a"])];
         assert_eq!(layer_order(&cyc).unwrap_err(), "layer dependency cycle: a → b → a");

@@ -45,10 +45,7 @@ impl std::error::Error for InterpolateError {}
 
 /// Interpolates one string. Unset variables in `$VAR`/`${VAR}` become the empty string (compose
 /// only warns). A `$` not followed by a name, `{` or `$` stays a literal `$`.
-pub fn interpolate(
-    input: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, InterpolateError> {
+pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -201,20 +198,14 @@ fn first_brace_closing_index(s: &[u8]) -> Option<usize> {
 
 /// Expands one regex match `m` (`${NAME}` or `${NAME<op>ARG}` possibly followed by more text
 /// up to the last `}` on the line, which is interpolated on its own).
-fn expand_braced(
-    m: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, InterpolateError> {
+fn expand_braced(m: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
     let (sub, rest) = match first_brace_closing_index(m.as_bytes()) {
         Some(i) => m.split_at(i + 1),
         None => (m, ""),
     };
     let inner = &sub[2..sub.len() - 1];
     let name = &inner[..name_len(inner)];
-    let Some(op) = OPERATORS
-        .iter()
-        .find(|op| inner[name.len()..].starts_with(**op))
-    else {
+    let Some(op) = OPERATORS.iter().find(|op| inner[name.len()..].starts_with(**op)) else {
         // Plain `${NAME}`: the match cannot extend past its own `}`, so `rest` is empty.
         return Ok(lookup(name).unwrap_or_default());
     };
@@ -372,16 +363,11 @@ mod tests {
     #[test]
     fn error_display_matches_compose_wording() {
         let e = run("${UNSET:?boom}").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "required variable UNSET is missing a value: boom"
-        );
+        assert_eq!(e.to_string(), "required variable UNSET is missing a value: boom");
         let e = run("${UNSET?}").unwrap_err();
         assert_eq!(e.to_string(), "required variable UNSET is missing a value");
         let e = run("${}").unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("invalid interpolation format for \"${}\""));
+        assert!(e.to_string().starts_with("invalid interpolation format for \"${}\""));
     }
 
     #[test]
@@ -404,8 +390,7 @@ mod tests {
             let mut doc: Value = serde_yaml_ng::from_str(src).unwrap();
             interpolate_yaml(&mut doc, &env).unwrap_err()
         };
-        let (path, err) =
-            path_of("services:\n  web:\n    environment:\n      FOO: ${UNSET:?nope}\n");
+        let (path, err) = path_of("services:\n  web:\n    environment:\n      FOO: ${UNSET:?nope}\n");
         assert_eq!(path, "services.web.environment.FOO");
         assert_eq!(
             err,

@@ -4,8 +4,8 @@
 //! generator can run it at early boot and tests can run it on fixture trees without root.
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
-pub mod cli;
 pub mod check;
+pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod docker;

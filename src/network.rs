@@ -162,11 +162,7 @@ pub fn plan(config: &Config, existing: &[Existing], routes: &[Route]) -> Plan {
         let drift = drift(net, first);
         out.networks.push(NetworkPlan {
             name: name.clone(),
-            action: if drift.is_empty() {
-                Action::Ok
-            } else {
-                Action::Drift
-            },
+            action: if drift.is_empty() { Action::Ok } else { Action::Drift },
             drift,
             existing: Some((*first).clone()),
             duplicates: same[1..].iter().map(|e| (*e).clone()).collect(),
@@ -193,9 +189,7 @@ fn parse_subnet(net: &NetworkConfig) -> Result<Option<IpNet>, String> {
         ));
     }
     if let Some(g) = &net.gateway {
-        let gw: IpAddr = g
-            .parse()
-            .map_err(|_| format!("gateway {g:?} is not an IP address"))?;
+        let gw: IpAddr = g.parse().map_err(|_| format!("gateway {g:?} is not an IP address"))?;
         if !subnet.contains(&gw) {
             return Err(format!("gateway {g} is outside subnet {subnet}"));
         }
@@ -243,11 +237,7 @@ pub fn drift(net: &NetworkConfig, found: &Existing) -> Vec<Drift> {
         }
     }
     if net.internal != found.internal {
-        push(
-            "internal",
-            net.internal.to_string(),
-            found.internal.to_string(),
-        );
+        push("internal", net.internal.to_string(), found.internal.to_string());
     }
     if net.driver != found.driver {
         push("driver", net.driver.clone(), found.driver.clone());
@@ -273,10 +263,7 @@ fn overlaps(wanted: &[(&str, IpNet)], existing: &[Existing], routes: &[Route]) -
                 // A configured network that exists as configured is covered above.
                 let as_configured = wanted.iter().any(|(n, w)| *n == e.name && *w == s);
                 if overlap(sa, &s) && !as_configured {
-                    problems.push(format!(
-                        "network {a} ({sa}) overlaps Docker network {} ({s})",
-                        e.name
-                    ));
+                    problems.push(format!("network {a} ({sa}) overlaps Docker network {} ({s})", e.name));
                 }
             }
         }
@@ -353,10 +340,7 @@ pub fn parse_ipv6_routes(text: &str) -> Vec<Route> {
             let prefix = u8::from_str_radix(prefix, 16).ok()?;
             let net = IpNet::new(IpAddr::V6(dest), prefix).ok()?;
             let seg = dest.segments()[0];
-            let skip = prefix == 0
-                || *iface == "lo"
-                || (seg & 0xffc0) == 0xfe80
-                || (seg & 0xff00) == 0xff00;
+            let skip = prefix == 0 || *iface == "lo" || (seg & 0xffc0) == 0xfe80 || (seg & 0xff00) == 0xff00;
             (!skip).then(|| Route {
                 iface: iface.to_string(),
                 net,
@@ -367,10 +351,7 @@ pub fn parse_ipv6_routes(text: &str) -> Vec<Route> {
 
 /// Every Docker network; inspected (for attached containers) when `inspect` says so.
 /// A network removed between list and inspect is simply left out.
-pub async fn list_existing(
-    docker: &Docker,
-    inspect: impl Fn(&str, bool) -> bool,
-) -> Result<Vec<Existing>> {
+pub async fn list_existing(docker: &Docker, inspect: impl Fn(&str, bool) -> bool) -> Result<Vec<Existing>> {
     let list = docker
         .list_networks(None)
         .await
@@ -461,11 +442,7 @@ pub struct Report {
 impl Report {
     /// No problems and no drift left behind.
     pub fn success(&self) -> bool {
-        self.problems.is_empty()
-            && self
-                .networks
-                .iter()
-                .all(|n| n.outcome != Outcome::DriftKept)
+        self.problems.is_empty() && self.networks.iter().all(|n| n.outcome != Outcome::DriftKept)
     }
 }
 
@@ -496,11 +473,7 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
             Action::Create => {
                 let (id, mine) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                 r.id = Some(id);
-                r.outcome = if mine {
-                    Outcome::Created
-                } else {
-                    Outcome::Exists
-                };
+                r.outcome = if mine { Outcome::Created } else { Outcome::Exists };
             }
             Action::Ok => {
                 if !np.duplicates.is_empty() && !opts.dry_run {
@@ -509,25 +482,18 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
                         Err(SettleError::Other(e)) => return Err(e),
                         // Removed meanwhile by someone else: create it again.
                         Err(SettleError::Vanished) => {
-                            let (id, _) =
-                                create_and_settle(docker, &np.name, net, &mut r.notes).await?;
+                            let (id, _) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                             r.id = Some(id);
                         }
                     }
                 }
             }
             Action::Drift => {
-                let e = np
-                    .existing
-                    .as_ref()
-                    .expect("drift implies an existing network");
+                let e = np.existing.as_ref().expect("drift implies an existing network");
                 let keep = if !opts.recreate {
                     Some("run with --recreate to replace it".to_string())
                 } else if e.in_use() {
-                    Some(format!(
-                        "in use by {}; not touched",
-                        e.containers.join(", ")
-                    ))
+                    Some(format!("in use by {}; not touched", e.containers.join(", ")))
                 } else if !e.managed() {
                     Some(format!(
                         "not managed by hlsys (no {MANAGED_LABEL}=true label); not touched"
@@ -543,8 +509,7 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
                 } else {
                     match remove(docker, &e.id).await? {
                         Removed::Yes | Removed::Gone => {
-                            let (id, _) =
-                                create_and_settle(docker, &np.name, net, &mut r.notes).await?;
+                            let (id, _) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                             r.id = Some(id);
                             r.outcome = Outcome::Recreated;
                         }
@@ -565,7 +530,8 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
     for r in report.networks.iter_mut().filter(|r| r.outcome == Outcome::Created) {
         if let Ok(winner) = settle(docker, &r.name, &mut r.notes).await {
             if r.id.as_deref() != Some(winner.id.as_str()) {
-                r.notes.push("a concurrent run created it too; that one was kept".into());
+                r.notes
+                    .push("a concurrent run created it too; that one was kept".into());
                 r.outcome = Outcome::Exists;
                 r.id = Some(winner.id);
             }
@@ -629,9 +595,7 @@ async fn create_and_settle(
             Err(SettleError::Other(e)) => return Err(e),
         }
     }
-    bail!(
-        "Docker network {name} keeps disappearing right after creation; is something removing it?"
-    )
+    bail!("Docker network {name} keeps disappearing right after creation; is something removing it?")
 }
 
 /// Whether a network named `name` is listed within about two seconds.
@@ -647,11 +611,7 @@ async fn appears(docker: &Docker, name: &str) -> Result<bool> {
 
 /// Keeps the first network named `name` in settle order and removes the other managed,
 /// unused ones. Another run removing the same duplicate first is fine (404).
-async fn settle(
-    docker: &Docker,
-    name: &str,
-    notes: &mut Vec<String>,
-) -> Result<Existing, SettleError> {
+async fn settle(docker: &Docker, name: &str, notes: &mut Vec<String>) -> Result<Existing, SettleError> {
     let all = same_named(docker, name).await.map_err(SettleError::Other)?;
     let mut it = all.into_iter();
     let Some(winner) = it.next() else {
@@ -660,9 +620,7 @@ async fn settle(
     for dup in it {
         let short = &dup.id[..dup.id.len().min(12)];
         if !dup.managed() {
-            notes.push(format!(
-                "duplicate {short} is not managed by hlsys; left alone"
-            ));
+            notes.push(format!("duplicate {short} is not managed by hlsys; left alone"));
         } else if dup.in_use() {
             notes.push(format!(
                 "duplicate {short} is in use by {}; left alone",
@@ -699,9 +657,7 @@ async fn remove(docker: &Docker, id: &str) -> Result<Removed> {
             Some(404) => Ok(Removed::Gone),
             Some(403 | 409) => Ok(Removed::InUse(e.to_string())),
             // Some engines answer 500 for "has active endpoints".
-            Some(500) if e.to_string().contains("active endpoints") => {
-                Ok(Removed::InUse(e.to_string()))
-            }
+            Some(500) if e.to_string().contains("active endpoints") => Ok(Removed::InUse(e.to_string())),
             _ => Err(e).with_context(|| format!("cannot remove Docker network {id}")),
         },
     }
@@ -724,10 +680,7 @@ pub struct NetworkStatus {
 
 /// Every configured network and every other hlsys-managed network.
 pub async fn status(docker: &Docker, config: &Config) -> Result<Vec<NetworkStatus>> {
-    let existing = list_existing(docker, |n, managed| {
-        managed || config.networks.contains_key(n)
-    })
-    .await?;
+    let existing = list_existing(docker, |n, managed| managed || config.networks.contains_key(n)).await?;
     let p = plan(config, &existing, &[]);
     let mut out: Vec<NetworkStatus> = p
         .networks
@@ -769,9 +722,7 @@ fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
     let mut rest = s.get(19..)?;
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
-        let len = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
+        let len = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
         let digits = &frac[..len.min(9)];
         nanos = format!("{digits:0<9}").parse().ok()?;
         rest = &frac[len..];
@@ -780,8 +731,7 @@ fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
         "Z" | "z" => 0,
         o if o.len() == 6 => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
-                + o.get(4..6)?.parse::<i64>().ok()? * 60)
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -838,30 +788,14 @@ mod tests {
         let mut b = ex("bb", "b", "10.2.0.0/24", "2024-01-01T00:00:00Z");
         b.gateways = vec!["10.2.0.254".into()];
         b.internal = true;
-        let p = plan(
-            &c,
-            &[b, ex("cc", "c", "172.30.0.0/16", "2024-01-01T00:00:00Z")],
-            &[],
-        );
+        let p = plan(&c, &[b, ex("cc", "c", "172.30.0.0/16", "2024-01-01T00:00:00Z")], &[]);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
-        let act: Vec<_> = p
-            .networks
-            .iter()
-            .map(|n| (n.name.as_str(), n.action.clone()))
-            .collect();
+        let act: Vec<_> = p.networks.iter().map(|n| (n.name.as_str(), n.action.clone())).collect();
         assert_eq!(
             act,
-            vec![
-                ("a", Action::Create),
-                ("b", Action::Drift),
-                ("c", Action::Ok)
-            ]
+            vec![("a", Action::Create), ("b", Action::Drift), ("c", Action::Ok)]
         );
-        let fields: Vec<_> = p.networks[1]
-            .drift
-            .iter()
-            .map(|d| d.field.as_str())
-            .collect();
+        let fields: Vec<_> = p.networks[1].drift.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, vec!["gateway", "internal"]);
         assert_eq!(p.networks[1].drift[0].found, "10.2.0.254");
     }
@@ -916,8 +850,7 @@ mod tests {
         assert!(p.problems[2].contains("outside"));
     }
 
-    const ROUTE: &str =
-        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+    const ROUTE: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
         eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
         docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
         br-0123456789ab\t0000FB0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
@@ -954,22 +887,14 @@ mod tests {
     fn host_routes_overlap_except_docker_bridges() {
         let mut routes = parse_ipv4_routes(ROUTE);
         routes.extend(parse_ipv6_routes(ROUTE6));
-        let existing = [ex(
-            "0123456789abcdef",
-            "mine",
-            "10.251.0.0/24",
-            "2024-01-01T00:00:00Z",
-        )];
+        let existing = [ex("0123456789abcdef", "mine", "10.251.0.0/24", "2024-01-01T00:00:00Z")];
         // 10.x collides with wg0's 10.0.0.0/8; the br- route is Docker's own (and "mine"
         // is the same name, so no Docker-network overlap either).
         let c = cfg(&[("mine", Some("10.251.0.0/24"), None)]);
         let p = plan(&c, &existing, &routes);
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
         assert!(p.problems[0].contains("host route 10.0.0.0/8 on wg0"));
-        let c = cfg(&[
-            ("v6", Some("fd00::/80"), None),
-            ("free", Some("172.31.0.0/24"), None),
-        ]);
+        let c = cfg(&[("v6", Some("fd00::/80"), None), ("free", Some("172.31.0.0/24"), None)]);
         let p = plan(&c, &existing, &routes);
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
         assert!(p.problems[0].contains("fd00::/64 on eth0"));
@@ -986,11 +911,7 @@ mod tests {
         ];
         let p = plan(&c, &e, &[]);
         assert_eq!(p.networks[0].existing.as_ref().unwrap().id, "00");
-        let dups: Vec<_> = p.networks[0]
-            .duplicates
-            .iter()
-            .map(|d| d.id.as_str())
-            .collect();
+        let dups: Vec<_> = p.networks[0].duplicates.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(dups, vec!["dd", "ee", "ff"]);
     }
 
@@ -1001,10 +922,7 @@ mod tests {
             parse_rfc3339("2000-03-01T00:00:00.5Z"),
             Some((951_868_800, 500_000_000))
         );
-        assert_eq!(
-            parse_rfc3339("2000-03-01T02:00:00+02:00"),
-            Some((951_868_800, 0))
-        );
+        assert_eq!(parse_rfc3339("2000-03-01T02:00:00+02:00"), Some((951_868_800, 0)));
         assert_eq!(parse_rfc3339("garbage"), None);
     }
 }

@@ -51,9 +51,11 @@ impl Target {
     pub fn stacks<'m>(&self, model: &'m Model, include_disabled: bool) -> Vec<&'m Stack> {
         match self {
             Target::Root => model.stacks.iter().filter(|s| include_disabled || s.enabled).collect(),
-            Target::Layer(l) => {
-                model.stacks.iter().filter(|s| &s.layer == l && (include_disabled || s.enabled)).collect()
-            }
+            Target::Layer(l) => model
+                .stacks
+                .iter()
+                .filter(|s| &s.layer == l && (include_disabled || s.enabled))
+                .collect(),
             Target::Stack(id) => model.stack(id).into_iter().collect(),
             Target::Unit(_) => Vec::new(),
         }
@@ -118,7 +120,9 @@ pub fn rel_path(model: &Model, s: &Stack) -> String {
         .unwrap_or_else(|_| s.dir.to_string_lossy().into_owned())
 }
 
-const UNIT_SUFFIXES: &[&str] = &[".service", ".target", ".mount", ".socket", ".timer", ".path", ".slice", ".scope"];
+const UNIT_SUFFIXES: &[&str] = &[
+    ".service", ".target", ".mount", ".socket", ".timer", ".path", ".slice", ".scope",
+];
 
 fn known_summary(model: &Model) -> String {
     const MAX: usize = 12;
@@ -152,14 +156,28 @@ fn stacks_matching<'m>(model: &'m Model, name: &str) -> Vec<&'m Stack> {
 }
 
 fn short_matching<'m>(model: &'m Model, name: &str) -> Vec<&'m Stack> {
-    model.stacks.iter().filter(|s| rel_path(model, s).rsplit('/').next() == Some(name)).collect()
+    model
+        .stacks
+        .iter()
+        .filter(|s| rel_path(model, s).rsplit('/').next() == Some(name))
+        .collect()
 }
 
 fn unknown(model: &Model, name: &str) -> ResolveError {
-    if let Some(e) = model.errors.iter().find(|e| e.stack == name || e.stack.replace('/', "-") == name) {
-        return ResolveError::InError { name: name.to_string(), message: e.message.clone() };
+    if let Some(e) = model
+        .errors
+        .iter()
+        .find(|e| e.stack == name || e.stack.replace('/', "-") == name)
+    {
+        return ResolveError::InError {
+            name: name.to_string(),
+            message: e.message.clone(),
+        };
     }
-    ResolveError::Unknown { name: name.to_string(), known: known_summary(model) }
+    ResolveError::Unknown {
+        name: name.to_string(),
+        known: known_summary(model),
+    }
 }
 
 /// Resolves one NAME.
@@ -167,7 +185,10 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
     let prefix = model.config.unit_prefix.as_str();
     let name = name.trim();
     if name.is_empty() {
-        return Err(ResolveError::Unknown { name: String::new(), known: known_summary(model) });
+        return Err(ResolveError::Unknown {
+            name: String::new(),
+            known: known_summary(model),
+        });
     }
     if let Some(x) = name.strip_prefix("stack:") {
         let mut found = stacks_matching(model, x);
@@ -179,14 +200,20 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
             [] => Err(unknown(model, x)),
             many => Err(ResolveError::Ambiguous {
                 name: name.to_string(),
-                candidates: many.iter().map(|s| Target::Stack(s.id.clone()).describe(model)).collect(),
+                candidates: many
+                    .iter()
+                    .map(|s| Target::Stack(s.id.clone()).describe(model))
+                    .collect(),
             }),
         };
     }
     if let Some(x) = name.strip_prefix("layer:") {
         return match model.layer(x) {
             Some(l) => Ok(Target::Layer(l.name.clone())),
-            None => Err(ResolveError::Unknown { name: name.to_string(), known: known_summary(model) }),
+            None => Err(ResolveError::Unknown {
+                name: name.to_string(),
+                known: known_summary(model),
+            }),
         };
     }
     if UNIT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
@@ -233,7 +260,12 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
             _ => None,
         });
         if let (Some(id), Some(l)) = (stack, layer) {
-            let members: Vec<&str> = model.stacks.iter().filter(|s| s.layer == l).map(|s| s.id.as_str()).collect();
+            let members: Vec<&str> = model
+                .stacks
+                .iter()
+                .filter(|s| s.layer == l)
+                .map(|s| s.id.as_str())
+                .collect();
             if id == l && members == [id.as_str()] {
                 return Ok(Target::Stack(id));
             }
@@ -254,7 +286,10 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
         [] => Err(unknown(model, name)),
         many => Err(ResolveError::Ambiguous {
             name: name.to_string(),
-            candidates: many.iter().map(|s| Target::Stack(s.id.clone()).describe(model)).collect(),
+            candidates: many
+                .iter()
+                .map(|s| Target::Stack(s.id.clone()).describe(model))
+                .collect(),
         }),
     }
 }
@@ -291,8 +326,12 @@ pub fn layer_closure(model: &Model, layer: &str) -> Vec<String> {
         out.push(l);
     }
     // In the model's start order.
-    let mut ordered: Vec<String> =
-        model.layers.iter().filter(|l| out.contains(&l.name)).map(|l| l.name.clone()).collect();
+    let mut ordered: Vec<String> = model
+        .layers
+        .iter()
+        .filter(|l| out.contains(&l.name))
+        .map(|l| l.name.clone())
+        .collect();
     for l in out {
         if !ordered.contains(&l) {
             ordered.push(l);
@@ -317,7 +356,13 @@ pub fn wanted_units(model: &Model, target: &Target) -> Vec<String> {
             Some(s) => {
                 let mut c = layer_closure(model, &s.layer);
                 c.retain(|l| l != &s.layer);
-                extra.extend(s.requires.iter().chain(&s.wants).filter_map(|d| model.stack(d)).map(|d| d.unit.clone()));
+                extra.extend(
+                    s.requires
+                        .iter()
+                        .chain(&s.wants)
+                        .filter_map(|d| model.stack(d))
+                        .map(|d| d.unit.clone()),
+                );
                 c
             }
             None => Vec::new(),
@@ -432,8 +477,15 @@ mod tests {
         assert_eq!(ok("homelab-genai-webui.service"), Target::Stack("genai-webui".into()));
         assert_eq!(ok("homelab.target"), Target::Root);
         assert_eq!(ok("homelab"), Target::Root);
-        assert_eq!(ok("homelab-networks.service"), Target::Unit("homelab-networks.service".into()));
-        assert_eq!(ok("media-plex"), Target::Stack("media-plex".into()), "disabled stacks have units too");
+        assert_eq!(
+            ok("homelab-networks.service"),
+            Target::Unit("homelab-networks.service".into())
+        );
+        assert_eq!(
+            ok("media-plex"),
+            Target::Stack("media-plex".into()),
+            "disabled stacks have units too"
+        );
         assert_eq!(ok("layer:media"), Target::Layer("media".into()));
         assert_eq!(ok("stack:ollama"), Target::Stack("genai-ollama".into()));
     }
@@ -447,7 +499,9 @@ mod tests {
     #[test]
     fn a_stack_sharing_its_name_with_a_bigger_layer_is_ambiguous() {
         let e = resolve(&model(), "database").unwrap_err();
-        let ResolveError::Ambiguous { name, candidates } = &e else { panic!("{e:?}") };
+        let ResolveError::Ambiguous { name, candidates } = &e else {
+            panic!("{e:?}")
+        };
         assert_eq!(name, "database");
         assert_eq!(
             candidates,
@@ -457,7 +511,10 @@ mod tests {
             ]
         );
         let msg = e.to_string();
-        assert!(msg.contains("stack:database") && msg.contains("layer:database"), "{msg}");
+        assert!(
+            msg.contains("stack:database") && msg.contains("layer:database"),
+            "{msg}"
+        );
         assert_eq!(ok("stack:database"), Target::Stack("database".into()));
         assert_eq!(ok("homelab-database.target"), Target::Layer("database".into()));
     }
@@ -485,18 +542,33 @@ mod tests {
         assert!(msg.contains("\"jellyfin\" is no stack"), "{msg}");
         assert!(msg.contains("stacks: database, database-pg, genai-ollama"), "{msg}");
         assert!(msg.contains("layers: panel, database, genai, media"), "{msg}");
-        assert!(matches!(resolve(&model(), "docker.service"), Err(ResolveError::Unknown { .. })));
-        assert!(matches!(resolve(&model(), "layer:nope"), Err(ResolveError::Unknown { .. })));
+        assert!(matches!(
+            resolve(&model(), "docker.service"),
+            Err(ResolveError::Unknown { .. })
+        ));
+        assert!(matches!(
+            resolve(&model(), "layer:nope"),
+            Err(ResolveError::Unknown { .. })
+        ));
         assert!(matches!(resolve(&model(), ""), Err(ResolveError::Unknown { .. })));
         let e = resolve(&model(), "broken").unwrap_err();
-        assert_eq!(e, ResolveError::InError { name: "broken".into(), message: "line 3: bad indentation".into() });
+        assert_eq!(
+            e,
+            ResolveError::InError {
+                name: "broken".into(),
+                message: "line 3: bad indentation".into()
+            }
+        );
     }
 
     #[test]
     fn resolve_all_defaults_to_the_root_and_drops_repeats() {
         let m = model();
         assert_eq!(resolve_all(&m, &[]).unwrap(), vec![Target::Root]);
-        let names: Vec<String> = ["genai/ollama", "genai-ollama", "media"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["genai/ollama", "genai-ollama", "media"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
             resolve_all(&m, &names).unwrap(),
             vec![Target::Stack("genai-ollama".into()), Target::Layer("media".into())]
@@ -510,8 +582,14 @@ mod tests {
         assert_eq!(Target::Layer("media".into()).unit(&m), "homelab-media.target");
         assert_eq!(Target::Root.unit(&m), "homelab.target");
         let ids = |v: Vec<&Stack>| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(Target::Layer("media".into()).stacks(&m, false)), vec!["media-webui"]);
-        assert_eq!(ids(Target::Layer("media".into()).stacks(&m, true)), vec!["media-plex", "media-webui"]);
+        assert_eq!(
+            ids(Target::Layer("media".into()).stacks(&m, false)),
+            vec!["media-webui"]
+        );
+        assert_eq!(
+            ids(Target::Layer("media".into()).stacks(&m, true)),
+            vec!["media-plex", "media-webui"]
+        );
         assert_eq!(Target::Root.stacks(&m, false).len(), 6);
         assert_eq!(ids(Target::Stack("panel".into()).stacks(&m, false)), vec!["panel"]);
     }
@@ -539,7 +617,10 @@ mod tests {
         );
         let root = wanted_units(&m, &Target::Root);
         assert!(root.contains(&"homelab-media.target".to_string()));
-        assert!(!root.contains(&"homelab-media-plex.service".to_string()), "disabled stacks are not wanted");
+        assert!(
+            !root.contains(&"homelab-media-plex.service".to_string()),
+            "disabled stacks are not wanted"
+        );
         assert!(wanted_units(&m, &Target::Unit("homelab-networks.service".into())).is_empty());
     }
 }

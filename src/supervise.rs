@@ -30,8 +30,20 @@ use crate::units::DEFAULT_TIMEOUT_START_SEC;
 /// there (EnvironmentFile=) would otherwise override the stack's own .env files and
 /// break the documented precedence order.
 const PASS_ENV: &[&str] = &[
-    "PATH", "HOME", "LANG", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "PATH",
+    "HOME",
+    "LANG",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
 ];
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -63,7 +75,10 @@ pub fn compose_args(stack: &Stack) -> Vec<String> {
 
 fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
     let mut c = tokio::process::Command::new("docker");
-    c.args(compose_args(stack)).args(sub).current_dir(&stack.dir).env_clear();
+    c.args(compose_args(stack))
+        .args(sub)
+        .current_dir(&stack.dir)
+        .env_clear();
     for k in PASS_ENV {
         if let Some(v) = std::env::var_os(k) {
             c.env(k, v);
@@ -94,7 +109,12 @@ fn status(text: &str) {
 /// than TimeoutStartSec. A healthcheck still deciding is not progress: it gets
 /// TimeoutStartSec after the last progress (a long pull does not eat into it) and no
 /// more, so a health that never arrives fails the start.
-fn start_deadline(last_progress: Instant, moved: bool, health_pending: bool, start_timeout: Duration) -> Option<Instant> {
+fn start_deadline(
+    last_progress: Instant,
+    moved: bool,
+    health_pending: bool,
+    start_timeout: Duration,
+) -> Option<Instant> {
     let by_progress = moved.then(|| last_progress + EXTEND_BY.min(start_timeout));
     let by_health = health_pending.then(|| last_progress + start_timeout);
     by_progress.max(by_health)
@@ -112,9 +132,21 @@ fn extend_timeout(until: Instant) {
 /// The project's containers (not one-off `compose run` ones).
 async fn containers(docker: &Docker, project: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
     let mut filters = HashMap::new();
-    filters.insert("label", vec![format!("com.docker.compose.project={project}"), "com.docker.compose.oneoff=False".into()]);
-    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    docker.list_containers(Some(opts)).await.context("listing the stack's containers")
+    filters.insert(
+        "label",
+        vec![
+            format!("com.docker.compose.project={project}"),
+            "com.docker.compose.oneoff=False".into(),
+        ],
+    );
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(opts))
+        .await
+        .context("listing the stack's containers")
 }
 
 fn name_of(c: &bollard::models::ContainerSummary) -> String {
@@ -163,7 +195,10 @@ fn project_events(
     let mut filters = HashMap::new();
     filters.insert("type", vec!["container".to_string()]);
     filters.insert("label", vec![format!("com.docker.compose.project={project}")]);
-    let opts = bollard::query_parameters::EventsOptionsBuilder::default().since(since).filters(&filters).build();
+    let opts = bollard::query_parameters::EventsOptionsBuilder::default()
+        .since(since)
+        .filters(&filters)
+        .build();
     docker.events(Some(opts))
 }
 
@@ -302,7 +337,10 @@ async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
         }
         let name = attrs.get("name").cloned().unwrap_or_default();
         if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
-            let code = attrs.get("exitCode").map(|c| format!(" (exit code {c})")).unwrap_or_default();
+            let code = attrs
+                .get("exitCode")
+                .map(|c| format!(" (exit code {c})"))
+                .unwrap_or_default();
             return Ok(format!("container {name}: {action}{code}"));
         }
     }
@@ -354,7 +392,10 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         let mut early_since: Option<String> = None;
         let on_ready = |n: usize| {
             early_since = Some(unix_now());
-            sd(&[NotifyState::Ready, NotifyState::Status(format!("ready ({n} containers)"))]);
+            sd(&[
+                NotifyState::Ready,
+                NotifyState::Status(format!("ready ({n} containers)")),
+            ]);
             eprintln!("ready ({n} containers)");
         };
         tokio::select! {
@@ -363,7 +404,10 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         }
         let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;
-        sd(&[NotifyState::Ready, NotifyState::Status(format!("ready ({n} containers)"))]);
+        sd(&[
+            NotifyState::Ready,
+            NotifyState::Status(format!("ready ({n} containers)")),
+        ]);
         if early_since.is_none() {
             eprintln!("ready ({n} containers)");
         }
@@ -385,7 +429,11 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
 mod tests {
     use super::*;
 
-    fn container(service: &str, state: bollard::models::ContainerSummaryStateEnum, status: &str) -> bollard::models::ContainerSummary {
+    fn container(
+        service: &str,
+        state: bollard::models::ContainerSummaryStateEnum,
+        status: &str,
+    ) -> bollard::models::ContainerSummary {
         bollard::models::ContainerSummary {
             labels: Some([("com.docker.compose.service".to_string(), service.to_string())].into()),
             state: Some(state),
@@ -402,11 +450,30 @@ mod tests {
         let web_ok = container("web", RUNNING, "Up 1 second");
         assert!(ready_now(&svcs, &[db_ok.clone(), web_ok.clone()]));
         assert!(!ready_now(&svcs, &[db_ok.clone()]), "web has no container yet");
-        assert!(!ready_now(&svcs, &[container("db", RUNNING, "Up 1 second (health: starting)"), web_ok.clone()]));
-        assert!(!ready_now(&svcs, &[container("db", RUNNING, "Up 9 seconds (unhealthy)"), web_ok.clone()]));
-        assert!(!ready_now(&svcs, &[db_ok.clone(), container("web", CREATED, "Created")]));
+        assert!(!ready_now(
+            &svcs,
+            &[
+                container("db", RUNNING, "Up 1 second (health: starting)"),
+                web_ok.clone()
+            ]
+        ));
+        assert!(!ready_now(
+            &svcs,
+            &[container("db", RUNNING, "Up 9 seconds (unhealthy)"), web_ok.clone()]
+        ));
+        assert!(!ready_now(
+            &svcs,
+            &[db_ok.clone(), container("web", CREATED, "Created")]
+        ));
         // A second replica still starting holds readiness back.
-        assert!(!ready_now(&svcs, &[db_ok, web_ok, container("web", RUNNING, "Up 1 second (health: starting)")]));
+        assert!(!ready_now(
+            &svcs,
+            &[
+                db_ok,
+                web_ok,
+                container("web", RUNNING, "Up 1 second (health: starting)")
+            ]
+        ));
         assert!(!ready_now(&[], &[]), "no known services: leave it to compose --wait");
     }
 

@@ -56,9 +56,10 @@ pub fn error_name(e: &zbus::Error) -> Option<String> {
 
 fn call_error(method: &str, what: String, e: zbus::Error) -> anyhow::Error {
     match error_name(&e) {
-        Some(name) if DENIED.contains(&name.as_str()) => {
-            anyhow::Error::new(AccessDenied { method: method.to_string(), error: name })
-        }
+        Some(name) if DENIED.contains(&name.as_str()) => anyhow::Error::new(AccessDenied {
+            method: method.to_string(),
+            error: name,
+        }),
         _ => anyhow::Error::new(e).context(what),
     }
 }
@@ -71,7 +72,9 @@ async fn manager_call<B>(conn: &Connection, method: &str, body: &B, what: impl F
 where
     B: serde::Serialize + zbus::DynamicType,
 {
-    conn.call_method(Some(DEST), PATH, Some(MANAGER), method, body).await.map_err(|e| call_error(method, what(), e))
+    conn.call_method(Some(DEST), PATH, Some(MANAGER), method, body)
+        .await
+        .map_err(|e| call_error(method, what(), e))
 }
 
 /// `systemctl daemon-reload`: reruns the generators. The call returns once the reload
@@ -83,8 +86,10 @@ pub async fn reload(conn: &Connection) -> Result<()> {
 
 /// Enqueues a start job (mode "replace") and returns its object path without waiting.
 pub async fn start_unit(conn: &Connection, unit: &str) -> Result<String> {
-    let reply =
-        manager_call(conn, "StartUnit", &(unit, "replace"), || format!("systemd StartUnit {unit} failed")).await?;
+    let reply = manager_call(conn, "StartUnit", &(unit, "replace"), || {
+        format!("systemd StartUnit {unit} failed")
+    })
+    .await?;
     let job: OwnedObjectPath = reply.body().deserialize().context("StartUnit reply")?;
     Ok(job.to_string())
 }
@@ -136,7 +141,15 @@ pub struct Enqueued {
 /// after it (`ListJobs`): a close approximation of the same set.
 pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<Enqueued> {
     type Affected = Vec<(u32, OwnedObjectPath, String, OwnedObjectPath, String)>;
-    let r = conn.call_method(Some(DEST), PATH, Some(MANAGER), "EnqueueUnitJob", &(unit, job_type, "replace")).await;
+    let r = conn
+        .call_method(
+            Some(DEST),
+            PATH,
+            Some(MANAGER),
+            "EnqueueUnitJob",
+            &(unit, job_type, "replace"),
+        )
+        .await;
     match r {
         Ok(reply) => {
             let (id, path, unit_id, _unit_path, jt, affected): (
@@ -147,15 +160,29 @@ pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<En
                 String,
                 Affected,
             ) = reply.body().deserialize().context("EnqueueUnitJob reply")?;
-            let job = Job { id, path: path.to_string(), unit: unit_id, job_type: jt };
+            let job = Job {
+                id,
+                path: path.to_string(),
+                unit: unit_id,
+                job_type: jt,
+            };
             let mut all: Vec<Job> = affected
                 .into_iter()
-                .map(|(id, p, u, _, t)| Job { id, path: p.to_string(), unit: u, job_type: t })
+                .map(|(id, p, u, _, t)| Job {
+                    id,
+                    path: p.to_string(),
+                    unit: u,
+                    job_type: t,
+                })
                 .collect();
             if !all.iter().any(|j| j.id == job.id) {
                 all.insert(0, job.clone());
             }
-            Ok(Enqueued { job, affected: all, exact: true })
+            Ok(Enqueued {
+                job,
+                affected: all,
+                exact: true,
+            })
         }
         Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.DBus.Error.UnknownMethod") => {
             let method = match job_type {
@@ -164,25 +191,41 @@ pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<En
                 "restart" => "RestartUnit",
                 other => anyhow::bail!("job type {other} needs EnqueueUnitJob (systemd ≥ 243)"),
             };
-            let reply =
-                manager_call(conn, method, &(unit, "replace"), || format!("systemd {method} {unit} failed")).await?;
+            let reply = manager_call(conn, method, &(unit, "replace"), || {
+                format!("systemd {method} {unit} failed")
+            })
+            .await?;
             let path: OwnedObjectPath = reply.body().deserialize().context("job path")?;
             let path = path.to_string();
             let id: u32 = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let job = Job { id, path, unit: unit.to_string(), job_type: job_type.to_string() };
+            let job = Job {
+                id,
+                path,
+                unit: unit.to_string(),
+                job_type: job_type.to_string(),
+            };
             let mut affected = vec![job.clone()];
             for j in list_jobs(conn).await? {
                 if j.id > id {
                     affected.push(j);
                 }
             }
-            Ok(Enqueued { job, affected, exact: false })
+            Ok(Enqueued {
+                job,
+                affected,
+                exact: false,
+            })
         }
         Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
-            Err(anyhow::Error::new(e)
-                .context(format!("systemd does not know {unit}: run `hlsys reload` to regenerate the units")))
+            Err(anyhow::Error::new(e).context(format!(
+                "systemd does not know {unit}: run `hlsys reload` to regenerate the units"
+            )))
         }
-        Err(e) => Err(call_error("EnqueueUnitJob", format!("systemd could not {job_type} {unit}"), e)),
+        Err(e) => Err(call_error(
+            "EnqueueUnitJob",
+            format!("systemd could not {job_type} {unit}"),
+            e,
+        )),
     }
 }
 
@@ -193,7 +236,12 @@ pub async fn list_jobs(conn: &Connection) -> Result<Vec<Job>> {
         reply.body().deserialize().context("ListJobs reply")?;
     Ok(jobs
         .into_iter()
-        .map(|(id, unit, jt, _state, path, _)| Job { id, path: path.to_string(), unit, job_type: jt })
+        .map(|(id, unit, jt, _state, path, _)| Job {
+            id,
+            path: path.to_string(),
+            unit,
+            job_type: jt,
+        })
         .collect())
 }
 
@@ -222,23 +270,39 @@ impl UnitState {
 /// The state of `names` in one call (`ListUnitsByNames`, allowed to every user). Units
 /// that do not exist come back with load state "not-found".
 pub async fn list_units_by_names(conn: &Connection, names: &[String]) -> Result<Vec<UnitState>> {
-    type Row = (String, String, String, String, String, String, OwnedObjectPath, u32, String, OwnedObjectPath);
-    let reply = manager_call(conn, "ListUnitsByNames", &(names,), || "systemd ListUnitsByNames failed".into()).await?;
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        OwnedObjectPath,
+        u32,
+        String,
+        OwnedObjectPath,
+    );
+    let reply = manager_call(conn, "ListUnitsByNames", &(names,), || {
+        "systemd ListUnitsByNames failed".into()
+    })
+    .await?;
     let rows: Vec<Row> = reply.body().deserialize().context("ListUnitsByNames reply")?;
     Ok(rows
         .into_iter()
-        .map(|(name, description, load_state, active_state, sub_state, _followed, path, job_id, job_type, _)| {
-            UnitState {
-                name,
-                description,
-                load_state,
-                active_state,
-                sub_state,
-                path: path.to_string(),
-                job_id,
-                job_type,
-            }
-        })
+        .map(
+            |(name, description, load_state, active_state, sub_state, _followed, path, job_id, job_type, _)| {
+                UnitState {
+                    name,
+                    description,
+                    load_state,
+                    active_state,
+                    sub_state,
+                    path: path.to_string(),
+                    job_id,
+                    job_type,
+                }
+            },
+        )
         .collect())
 }
 
@@ -309,11 +373,20 @@ fn parse_event(msg: &Message) -> Option<Event> {
     match member.as_str() {
         "JobNew" => {
             let (id, job, unit): (u32, OwnedObjectPath, String) = body.deserialize().ok()?;
-            Some(Event::JobNew { id, job: job.to_string(), unit })
+            Some(Event::JobNew {
+                id,
+                job: job.to_string(),
+                unit,
+            })
         }
         "JobRemoved" => {
             let (id, job, unit, result): (u32, OwnedObjectPath, String, String) = body.deserialize().ok()?;
-            Some(Event::JobRemoved { id, job: job.to_string(), unit, result })
+            Some(Event::JobRemoved {
+                id,
+                job: job.to_string(),
+                unit,
+                result,
+            })
         }
         "PropertiesChanged" => {
             let (iface, changed, _invalidated): (String, HashMap<String, OwnedVariant>, Vec<String>) =
@@ -321,9 +394,17 @@ fn parse_event(msg: &Message) -> Option<Event> {
             if iface != UNIT_IFACE && iface != SERVICE_IFACE {
                 return None;
             }
-            let s = |k: &str| changed.get(k).and_then(|v| v.try_clone().ok()).and_then(|v| String::try_from(v).ok());
-            let change =
-                UnitChange { active_state: s("ActiveState"), sub_state: s("SubState"), status_text: s("StatusText") };
+            let s = |k: &str| {
+                changed
+                    .get(k)
+                    .and_then(|v| v.try_clone().ok())
+                    .and_then(|v| String::try_from(v).ok())
+            };
+            let change = UnitChange {
+                active_state: s("ActiveState"),
+                sub_state: s("SubState"),
+                status_text: s("StatusText"),
+            };
             (!change.is_empty()).then_some(Event::Unit { path, change })
         }
         _ => None,
@@ -342,8 +423,12 @@ impl Events {
     /// `Subscribe`, so that every signal about a job enqueued afterwards arrives.
     pub async fn subscribe(conn: &Connection) -> Result<Events> {
         let queue = NonZeroUsize::new(4096);
-        let manager =
-            MatchRule::builder().msg_type(MsgType::Signal).sender(DEST).path(PATH).interface(MANAGER).build()?;
+        let manager = MatchRule::builder()
+            .msg_type(MsgType::Signal)
+            .sender(DEST)
+            .path(PATH)
+            .interface(MANAGER)
+            .build()?;
         let units = MatchRule::builder()
             .msg_type(MsgType::Signal)
             .sender(DEST)
@@ -351,8 +436,12 @@ impl Events {
             .interface(PROPERTIES)
             .member("PropertiesChanged")
             .build()?;
-        let a = MessageStream::for_match_rule(manager, conn, queue).await.context("adding a D-Bus match rule")?;
-        let b = MessageStream::for_match_rule(units, conn, queue).await.context("adding a D-Bus match rule")?;
+        let a = MessageStream::for_match_rule(manager, conn, queue)
+            .await
+            .context("adding a D-Bus match rule")?;
+        let b = MessageStream::for_match_rule(units, conn, queue)
+            .await
+            .context("adding a D-Bus match rule")?;
         let (tx, rx) = mpsc::unbounded_channel();
         // Drained from now on, whatever the caller does: a stream left unpolled would
         // block the connection, the replies to our own calls included.
@@ -394,9 +483,18 @@ mod tests {
 
     #[test]
     fn unit_paths_are_escaped_like_systemd() {
-        assert_eq!(unit_path("homelab-genai.target"), "/org/freedesktop/systemd1/unit/homelab_2dgenai_2etarget");
-        assert_eq!(unit_path("dbus.service"), "/org/freedesktop/systemd1/unit/dbus_2eservice");
-        assert_eq!(unit_path("a_b@1.service"), "/org/freedesktop/systemd1/unit/a_5fb_401_2eservice");
+        assert_eq!(
+            unit_path("homelab-genai.target"),
+            "/org/freedesktop/systemd1/unit/homelab_2dgenai_2etarget"
+        );
+        assert_eq!(
+            unit_path("dbus.service"),
+            "/org/freedesktop/systemd1/unit/dbus_2eservice"
+        );
+        assert_eq!(
+            unit_path("a_b@1.service"),
+            "/org/freedesktop/systemd1/unit/a_5fb_401_2eservice"
+        );
         // A leading digit is escaped too (an object path element may not start with one
         // in systemd's label escaping).
         assert_eq!(unit_path("1x.service"), "/org/freedesktop/systemd1/unit/_31x_2eservice");

@@ -58,11 +58,7 @@ fn walk(
             return;
         }
     }
-    let rel = dir
-        .strip_prefix(root)
-        .unwrap_or(dir)
-        .to_string_lossy()
-        .into_owned();
+    let rel = dir.strip_prefix(root).unwrap_or(dir).to_string_lossy().into_owned();
     let present: Vec<&str> = COMPOSE_FILE_NAMES
         .iter()
         .copied()
@@ -235,8 +231,14 @@ struct Parsed {
 fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
     let layer_dir = config.stacks_dir.join(layer);
     let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
-    let (env_files, env) = stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path()))
-        .map_err(|(file, message)| StackError { stack: id.to_string(), file, message })?;
+    let (env_files, env) =
+        stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path())).map_err(|(file, message)| {
+            StackError {
+                stack: id.to_string(),
+                file,
+                message,
+            }
+        })?;
     let text = std::fs::read_to_string(&f.compose_file).map_err(|e| StackError {
         stack: id.to_string(),
         file: f.compose_file.clone(),
@@ -247,7 +249,11 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
         file: f.compose_file.clone(),
         message: e.to_string(),
     })?;
-    Ok(Parsed { compose, env_files, compose_fingerprint: fingerprint_bytes(text.as_bytes()) })
+    Ok(Parsed {
+        compose,
+        env_files,
+        compose_fingerprint: fingerprint_bytes(text.as_bytes()),
+    })
 }
 
 /// Builds the model. `Err` only for config problems that leave nothing to build on.
@@ -287,7 +293,10 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
                 errors.push(StackError {
                     stack: id.clone(),
                     file: f.compose_file,
-                    message: format!("stack id {id:?} is given by more than one directory: {}", paths.join(" and ")),
+                    message: format!(
+                        "stack id {id:?} is given by more than one directory: {}",
+                        paths.join(" and ")
+                    ),
                 });
             }
         } else {
@@ -317,7 +326,10 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
             errors.push(StackError {
                 stack: id.clone(),
                 file: cfg_file.clone(),
-                message: format!("configured stack {id:?} has no directory with a compose file under {}", config.stacks_dir.display()),
+                message: format!(
+                    "configured stack {id:?} has no directory with a compose file under {}",
+                    config.stacks_dir.display()
+                ),
             });
         }
     }
@@ -326,7 +338,10 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
             errors.push(StackError {
                 stack: id.clone(),
                 file: cfg_file.clone(),
-                message: format!("layers.{layer}.stacks names {id:?}, which is not a stack under {}", config.stacks_dir.display()),
+                message: format!(
+                    "layers.{layer}.stacks names {id:?}, which is not a stack under {}",
+                    config.stacks_dir.display()
+                ),
             });
         }
     }
@@ -359,7 +374,11 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
             };
         }
         if let Err(message) = check_name("layer", &layer) {
-            errors.push(StackError { stack: id.clone(), file: f.compose_file.clone(), message });
+            errors.push(StackError {
+                stack: id.clone(),
+                file: f.compose_file.clone(),
+                message,
+            });
             continue;
         }
         let mut requires = sc.requires.clone();
@@ -431,12 +450,24 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
 
     // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
     let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
-    let outcome = graph::resolve(&mut stacks, &layers, &failed).map_err(|message| ConfigError { file: cfg_file.clone(), message })?;
+    let outcome = graph::resolve(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
+        file: cfg_file.clone(),
+        message,
+    })?;
     errors.extend(outcome.errors);
-    let order: BTreeMap<&str, usize> = outcome.layer_order.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let order: BTreeMap<&str, usize> = outcome
+        .layer_order
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
     layers.sort_by_key(|l| order.get(l.name.as_str()).copied().unwrap_or(usize::MAX));
     for l in &mut layers {
-        l.stacks = stacks.iter().filter(|s| s.layer == l.name && s.enabled).map(|s| s.id.clone()).collect();
+        l.stacks = stacks
+            .iter()
+            .filter(|s| s.layer == l.name && s.enabled)
+            .map(|s| s.id.clone())
+            .collect();
     }
     stacks.sort_by(|a, b| a.id.cmp(&b.id));
     errors.sort_by(|a, b| (&a.stack, &a.file).cmp(&(&b.stack, &b.file)));
@@ -447,7 +478,9 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         inputs.insert(p.clone(), fingerprint(&p));
     }
     for s in &stacks {
-        let print = compose_prints.remove(&s.compose_file).unwrap_or_else(|| fingerprint(&s.compose_file));
+        let print = compose_prints
+            .remove(&s.compose_file)
+            .unwrap_or_else(|| fingerprint(&s.compose_file));
         inputs.insert(s.compose_file.clone(), print);
     }
     // Env files hold secrets: record size and mtime, never a hash of their content (the
@@ -456,5 +489,12 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     for e in env_files {
         inputs.insert(e.clone(), metadata_fingerprint(e));
     }
-    Ok(Model { config, stacks, errors, layers, tree_available, inputs })
+    Ok(Model {
+        config,
+        stacks,
+        errors,
+        layers,
+        tree_available,
+        inputs,
+    })
 }

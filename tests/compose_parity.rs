@@ -95,10 +95,7 @@ fn from_compose(json: &Value, s: &Value) -> Detail {
 fn check(dir: &Path) -> Result<(), String> {
     let case = dir.file_name().unwrap().to_str().unwrap();
     let file = dir.join("compose.yaml");
-    let env_files: Vec<PathBuf> = Some(dir.join(".env"))
-        .filter(|p| p.exists())
-        .into_iter()
-        .collect();
+    let env_files: Vec<PathBuf> = Some(dir.join(".env")).filter(|p| p.exists()).into_iter().collect();
     let env = hlsys::envfile::load_layered(&env_files).map_err(|e| format!("env: {e}"))?;
     let text = std::fs::read_to_string(&file).unwrap();
 
@@ -122,11 +119,7 @@ fn check(dir: &Path) -> Result<(), String> {
         diffs.push("fixture runs no service: it checks nothing".to_string());
     }
     let our_services: BTreeSet<_> = ours.services.iter().map(|s| s.name.clone()).collect();
-    let our_networks: BTreeSet<_> = ours
-        .services
-        .iter()
-        .flat_map(|s| s.networks.clone())
-        .collect();
+    let our_networks: BTreeSet<_> = ours.services.iter().flat_map(|s| s.networks.clone()).collect();
     let our_gpu = ours.services.iter().any(|s| !s.gpu.is_empty());
     if our_services != summary.services {
         diffs.push(format!(
@@ -149,10 +142,7 @@ fn check(dir: &Path) -> Result<(), String> {
         };
         let (a, b) = (from_hlsys(service), from_compose(&json, rendered));
         if a != b {
-            diffs.push(format!(
-                "service {}:\n  hlsys   {a:?}\n  compose {b:?}",
-                service.name
-            ));
+            diffs.push(format!("service {}:\n  hlsys   {a:?}\n  compose {b:?}", service.name));
         }
     }
     if diffs.is_empty() {
@@ -183,11 +173,7 @@ fn parse_matches_docker_compose_config() {
 
     let failures: Vec<String> = dirs
         .iter()
-        .filter_map(|dir| {
-            check(dir)
-                .err()
-                .map(|e| format!("== {}\n{e}", dir.display()))
-        })
+        .filter_map(|dir| check(dir).err().map(|e| format!("== {}\n{e}", dir.display())))
         .collect();
     assert!(
         failures.is_empty(),

@@ -32,11 +32,7 @@ fn write(root: &Path, rel: &str, text: &str, mode: u32) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Runs `hlsys -c CFG check --json ARGS` (with extra env) → (status, name → check).
@@ -47,8 +43,7 @@ fn check(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, BTreeM
         c.env(k, v);
     }
     let (st, out, err) = common::run(&mut c);
-    let v: Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"));
     assert_eq!(v["ok"], st.success(), "{v:#}");
     let map = v["checks"]
         .as_array()
@@ -156,9 +151,7 @@ fn broken_fixture_reports_each_problem() {
     assert_eq!(status(&c, &format!("gpu:{l}-llm")), "fail");
     assert!(message(&c, &format!("gpu:{l}-llm")).contains("no nvidia runtime"));
     assert_eq!(status(&c, "files"), "fail");
-    assert!(
-        message(&c, "files").contains("missing.env") && message(&c, "files").contains("s1.secret")
-    );
+    assert!(message(&c, "files").contains("missing.env") && message(&c, "files").contains("s1.secret"));
     assert_eq!(status(&c, "secret-permissions"), "warn");
     let perms = message(&c, "secret-permissions");
     assert!(
@@ -172,9 +165,7 @@ fn broken_fixture_reports_each_problem() {
     assert_eq!(status(&c, "ports"), "fail");
     let ports = message(&c, "ports");
     assert!(
-        ports.contains(&format!(
-            "{clash}/tcp is published by both {l}-api and {l}-web"
-        )),
+        ports.contains(&format!("{clash}/tcp is published by both {l}-api and {l}-web")),
         "{ports}"
     );
     assert!(
@@ -182,17 +173,12 @@ fn broken_fixture_reports_each_problem() {
         "{ports}"
     );
     assert_eq!(status(&c, "restart-policies"), "warn");
-    assert!(
-        message(&c, "restart-policies").contains(&format!("{} has restart policy always", ctr.0))
-    );
+    assert!(message(&c, "restart-policies").contains(&format!("{} has restart policy always", ctr.0)));
     assert_eq!(status(&c, "bind-mounts"), "warn");
     assert!(message(&c, "bind-mounts").contains("nope"));
     for v in c.values() {
         if v["status"] != "ok" {
-            assert!(
-                v["remedy"].as_str().is_some_and(|s| !s.is_empty()),
-                "no remedy: {v:#}"
-            );
+            assert!(v["remedy"].as_str().is_some_and(|s| !s.is_empty()), "no remedy: {v:#}");
         }
     }
 
@@ -215,8 +201,7 @@ fn broken_fixture_reports_each_problem() {
     assert_eq!(st.code(), Some(1));
     assert!(out.starts_with("CHECK") && !out.contains('\x1b'), "{out}");
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("ports") && l.contains("fail")),
+        out.lines().any(|l| l.starts_with("ports") && l.contains("fail")),
         "{out}"
     );
     assert!(out.contains("secret-permissions: chmod o-r"), "{out}");

@@ -50,13 +50,7 @@ fn sweep_stale() {
                 docker(&["rm", "-f", id]);
             }
         }
-        let (_, out, _) = docker(&[
-            "network",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("label={TEST_LABEL}"),
-        ]);
+        let (_, out, _) = docker(&["network", "ls", "-q", "--filter", &format!("label={TEST_LABEL}")]);
         for id in out.split_whitespace() {
             let (_, l, _) = docker(&[
                 "network",
@@ -144,19 +138,13 @@ fn config(dir: &Path, nets: &[(&str, &str)]) -> PathBuf {
 }
 
 fn hlsys(cfg: &Path, args: &[&str]) -> (ExitStatus, String, String) {
-    common::run(
-        Command::new(env!("CARGO_BIN_EXE_hlsys"))
-            .arg("-c")
-            .arg(cfg)
-            .args(args),
-    )
+    common::run(Command::new(env!("CARGO_BIN_EXE_hlsys")).arg("-c").arg(cfg).args(args))
 }
 
 /// Runs `hlsys … --json` and parses stdout.
 fn hlsys_json(cfg: &Path, args: &[&str]) -> (ExitStatus, Value, String) {
     let (st, out, err) = hlsys(cfg, args);
-    let v = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}\n{err}"));
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}\n{err}"));
     (st, v, err)
 }
 
@@ -191,10 +179,7 @@ fn ensure_creates_with_labels_is_idempotent_and_status_shows_orphans() {
     let (st, dry, _) = hlsys_json(&cfg, &["network", "ensure", "--dry-run", "--json"]);
     assert!(st.success());
     assert_eq!(result(&dry, &a)["outcome"], "would-create");
-    assert!(
-        ids(&a).is_empty() && ids(&b).is_empty(),
-        "dry run created something"
-    );
+    assert!(ids(&a).is_empty() && ids(&b).is_empty(), "dry run created something");
 
     let (st, first, err) = hlsys_json(&cfg, &["network", "ensure", "--json"]);
     assert!(st.success(), "{err}");
@@ -235,10 +220,7 @@ fn ensure_creates_with_labels_is_idempotent_and_status_shows_orphans() {
     let (st, out, err) = hlsys(&cfg, &["network", "status", "--json"]);
     assert!(st.success(), "{out}{err}");
     let status: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let orphan = status
-        .iter()
-        .find(|s| s["name"] == b.as_str())
-        .expect("orphan listed");
+    let orphan = status.iter().find(|s| s["name"] == b.as_str()).expect("orphan listed");
     assert_eq!(orphan["configured"], false);
     assert_eq!(orphan["managed"], true);
     let mine = status.iter().find(|s| s["name"] == a.as_str()).unwrap();
@@ -285,19 +267,12 @@ fn eight_concurrent_ensures_leave_exactly_one_network_per_name() {
             let v: Value = serde_json::from_str(&stdout).unwrap();
             for n in v["networks"].as_array().unwrap() {
                 if n["outcome"] == "created" {
-                    *created
-                        .entry(n["name"].as_str().unwrap().to_string())
-                        .or_default() += 1;
+                    *created.entry(n["name"].as_str().unwrap().to_string()).or_default() += 1;
                 }
             }
         }
         for n in [&s, &a] {
-            assert_eq!(
-                ids(n).len(),
-                1,
-                "round {round}: {n} exists {} times",
-                ids(n).len()
-            );
+            assert_eq!(ids(n).len(), 1, "round {round}: {n} exists {} times", ids(n).len());
             // Someone created it. Who created the survivor cannot always be told: Docker
             // lists a network a moment after creating it, so two runs can each see only
             // their own and both report "created" (the end state above is what counts).
@@ -327,10 +302,7 @@ fn drift_on_an_in_use_network_is_reported_and_never_touched() {
     let _c = cleanup(&[&net, &foreign], &[&ctr]);
     let cfg = config(
         dir.path(),
-        &[(
-            &net,
-            "subnet = \"10.251.30.0/24\"\ngateway = \"10.251.30.1\"",
-        )],
+        &[(&net, "subnet = \"10.251.30.0/24\"\ngateway = \"10.251.30.1\"")],
     );
     let (st, _, err) = hlsys(&cfg, &["network", "ensure"]);
     assert!(st.success(), "{err}");
@@ -357,11 +329,7 @@ fn drift_on_an_in_use_network_is_reported_and_never_touched() {
         &["network", "ensure", "--recreate", "--json"][..],
     ] {
         let (st, v, _) = hlsys_json(&cfg, args);
-        assert_eq!(
-            st.code(),
-            Some(1),
-            "{args:?}: drift left behind must fail: {v:#}"
-        );
+        assert_eq!(st.code(), Some(1), "{args:?}: drift left behind must fail: {v:#}");
         let r = result(&v, &net);
         assert_eq!(r["outcome"], "drift-kept", "{v:#}");
         let fields: Vec<&str> = r["drift"]
@@ -372,24 +340,14 @@ fn drift_on_an_in_use_network_is_reported_and_never_touched() {
             .collect();
         assert_eq!(fields, vec!["gateway", "internal"]);
         assert_eq!(r["drift"][0]["found"], "10.251.30.1");
-        assert_eq!(
-            ids(&net),
-            vec![id.clone()],
-            "{args:?} touched an in-use network"
-        );
+        assert_eq!(ids(&net), vec![id.clone()], "{args:?} touched an in-use network");
     }
     let (_, v, _) = hlsys_json(&cfg, &["network", "ensure", "--recreate", "--json"]);
     assert!(
-        result(&v, &net)["notes"][0]
-            .as_str()
-            .unwrap()
-            .contains("in use by"),
+        result(&v, &net)["notes"][0].as_str().unwrap().contains("in use by"),
         "{v:#}"
     );
-    assert_eq!(
-        docker_ok(&["inspect", "-f", "{{.State.Running}}", &ctr]).trim(),
-        "true"
-    );
+    assert_eq!(docker_ok(&["inspect", "-f", "{{.State.Running}}", &ctr]).trim(), "true");
     let n = inspect(&net);
     assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.251.30.1");
     assert_eq!(n["Internal"], false);
@@ -436,10 +394,7 @@ fn drift_on_an_in_use_network_is_reported_and_never_touched() {
     let r = result(&v, &foreign);
     assert_eq!(r["outcome"], "drift-kept");
     assert!(
-        r["notes"][0]
-            .as_str()
-            .unwrap()
-            .contains("not managed by hlsys"),
+        r["notes"][0].as_str().unwrap().contains("not managed by hlsys"),
         "{v:#}"
     );
     assert_eq!(ids(&foreign), vec![fid]);
@@ -492,10 +447,7 @@ fn overlaps_are_refused_before_anything_is_created() {
     let cfg = config(dir.path(), &[(&nets[3], "subnet = \"10.251.42.0/25\"")]);
     let (st, _, err) = hlsys(&cfg, &["network", "ensure"]);
     assert_eq!(st.code(), Some(1));
-    assert!(
-        err.contains(&format!("overlaps Docker network {}", nets[5])),
-        "{err}"
-    );
+    assert!(err.contains(&format!("overlaps Docker network {}", nets[5])), "{err}");
     assert!(none_exist(&[&nets[3]]));
 
     // Overlapping a host route (from a fixture root: wg0 holds 10.251.43.0/24).
@@ -508,10 +460,7 @@ fn overlaps_are_refused_before_anything_is_created() {
     )
     .unwrap();
     let cfg = config(dir.path(), &[(&nets[4], "subnet = \"10.251.43.0/24\"")]);
-    let (st, _, err) = hlsys(
-        &cfg,
-        &["network", "ensure", "--root", root.to_str().unwrap()],
-    );
+    let (st, _, err) = hlsys(&cfg, &["network", "ensure", "--root", root.to_str().unwrap()]);
     assert_eq!(st.code(), Some(1));
     assert!(err.contains("host route 10.251.43.0/24 on wg0"), "{err}");
     assert!(none_exist(&[&nets[4]]));
@@ -572,10 +521,7 @@ fn duplicates_left_behind_are_settled_to_the_oldest() {
     left.sort();
     let mut want = vec![oldest, foreign];
     want.sort();
-    assert_eq!(
-        left, want,
-        "the newer managed duplicate goes, the unmanaged one stays"
-    );
+    assert_eq!(left, want, "the newer managed duplicate goes, the unmanaged one stays");
 }
 
 /// A second dockerd with its own roots and socket, `nvidia` registered as a runtime.

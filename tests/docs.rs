@@ -16,7 +16,10 @@ fn generated() -> BTreeMap<String, Vec<u8>> {
     let cmd = hlsys::cli::Cli::command();
     fn pages(cmd: &clap::Command, name: &str, out: &mut BTreeMap<String, Vec<u8>>) {
         // clap wants &'static names without its "string" feature; a test may leak.
-        let cmd = cmd.clone().name(&*name.to_string().leak()).bin_name(&*name.replace('-', " ").leak());
+        let cmd = cmd
+            .clone()
+            .name(&*name.to_string().leak())
+            .bin_name(&*name.replace('-', " ").leak());
         if name != "hlsys" {
             let mut buf = Vec::new();
             clap_mangen::Man::new(cmd.clone()).render(&mut buf).unwrap();
@@ -43,7 +46,11 @@ fn generated() -> BTreeMap<String, Vec<u8>> {
 fn man_pages_and_completions_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = generated();
-    assert!(files.len() > 8, "expected a page per subcommand, got {:?}", files.keys());
+    assert!(
+        files.len() > 8,
+        "expected a page per subcommand, got {:?}",
+        files.keys()
+    );
     if std::env::var_os("UPDATE_DOCS").is_some() {
         for (rel, content) in &files {
             let p = root.join(rel);
@@ -65,13 +72,19 @@ fn man_pages_and_completions_are_current() {
             stale.push(format!("man/{name} (no such subcommand)"));
         }
     }
-    assert!(stale.is_empty(), "not current, run `UPDATE_DOCS=1 cargo test --test docs`: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "not current, run `UPDATE_DOCS=1 cargo test --test docs`: {stale:?}"
+    );
 }
 
 #[test]
 fn overview_page_covers_every_subcommand() {
     let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/hlsys.1")).unwrap();
-    for sub in hlsys::cli::Cli::command().get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in hlsys::cli::Cli::command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+    {
         let name = sub.get_name();
         // A `.B`/`.BR` line (a tagged paragraph) that starts with the command's name.
         let described = page.lines().any(|l| {
@@ -79,7 +92,10 @@ fn overview_page_covers_every_subcommand() {
             matches!(words.next(), Some(".B" | ".BR")) && words.next().map(|w| w.trim_matches('"')) == Some(name)
         });
         assert!(described, "man/hlsys.1 does not describe `hlsys {name}`");
-        assert!(page.contains(&format!("hlsys\\-{name} (1)")), "man/hlsys.1 does not refer to hlsys-{name}(1)");
+        assert!(
+            page.contains(&format!("hlsys\\-{name} (1)")),
+            "man/hlsys.1 does not refer to hlsys-{name}(1)"
+        );
     }
 }
 
@@ -88,8 +104,24 @@ fn hand_written_pages_name_every_config_key() {
     // hlsys.toml(5) must document each key the parser accepts.
     let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/hlsys.toml.5")).unwrap();
     for key in [
-        "stacks_dir", "unit_prefix", "env_files", "hlsys_path", "after", "requires", "stacks", "driver", "internal",
-        "subnet", "gateway", "labels", "wants", "layer", "enabled", "timeout_start_sec", "networks.toml", "service.toml",
+        "stacks_dir",
+        "unit_prefix",
+        "env_files",
+        "hlsys_path",
+        "after",
+        "requires",
+        "stacks",
+        "driver",
+        "internal",
+        "subnet",
+        "gateway",
+        "labels",
+        "wants",
+        "layer",
+        "enabled",
+        "timeout_start_sec",
+        "networks.toml",
+        "service.toml",
         "hlsys.toml.d",
     ] {
         assert!(page.contains(key), "man/hlsys.toml.5 does not mention {key}");

@@ -18,7 +18,6 @@ use serde_json::Value;
 
 const HLSYS: &str = env!("CARGO_BIN_EXE_hlsys");
 
-
 fn prerequisites() -> bool {
     require_root_and(&["systemd-nspawn", "nsenter", "docker", "dockerd"])
 }
@@ -75,7 +74,10 @@ impl Lab {
         for (src, dst) in extra_tree {
             m.copy_in(repo_path(src), dst);
         }
-        m.copy_in(repo_path("tests/fixtures/trees/e2e/hlsys.toml"), "/etc/hlsys/hlsys.toml");
+        m.copy_in(
+            repo_path("tests/fixtures/trees/e2e/hlsys.toml"),
+            "/etc/hlsys/hlsys.toml",
+        );
         let lab = Lab { m };
         lab.hlsys(&["reload"]).ok("hlsys reload");
         eprintln!("machine ready in {:.1}s", t0.elapsed().as_secs_f64());
@@ -93,14 +95,28 @@ impl Lab {
         let mut a = vec!["timeout", "180", "env", "-i", PATH, "hlsys"];
         a.extend_from_slice(args);
         let o = self.run(&a);
-        eprintln!("hlsys {} → {} in {:.2}s", args.join(" "), o.status, t0.elapsed().as_secs_f64());
+        eprintln!(
+            "hlsys {} → {} in {:.2}s",
+            args.join(" "),
+            o.status,
+            t0.elapsed().as_secs_f64()
+        );
         o
     }
 
     /// `hlsys ARGS` as nobody (uid/gid 65534, no supplementary groups).
     fn hlsys_as_nobody(&self, env: &[&str], args: &[&str]) -> Out {
-        let mut a =
-            vec!["timeout", "60", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i", PATH];
+        let mut a = vec![
+            "timeout",
+            "60",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "env",
+            "-i",
+            PATH,
+        ];
         a.extend_from_slice(env);
         a.push("hlsys");
         a.extend_from_slice(args);
@@ -111,10 +127,21 @@ impl Lab {
     fn timestamp(&self, unit: &str, prop: &str) -> u64 {
         let path = format!("/org/freedesktop/systemd1/unit/{}", escape(unit));
         let out = self
-            .run(&["busctl", "get-property", "org.freedesktop.systemd1", &path, "org.freedesktop.systemd1.Unit", prop])
+            .run(&[
+                "busctl",
+                "get-property",
+                "org.freedesktop.systemd1",
+                &path,
+                "org.freedesktop.systemd1.Unit",
+                prop,
+            ])
             .ok("busctl get-property");
         // "t 1714557600000000"
-        out.stdout.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{}", out.stdout))
+        out.stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{}", out.stdout))
     }
 
     fn status_json(&self) -> Value {
@@ -184,10 +211,16 @@ fn start_status_stop_logs_over_dbus_without_systemctl() {
     assert_eq!(doc["action"], "start");
     assert_eq!(doc["ok"], true, "{doc:#}");
     let res = results(&doc);
-    for unit in
-        ["homelab-genai.target", "homelab-database.target", "homelab-database.service", "homelab-genai-webui.service"]
-    {
-        assert!(has(&res, unit, "start", "done"), "the transaction's job for {unit} was followed to its end: {res:?}");
+    for unit in [
+        "homelab-genai.target",
+        "homelab-database.target",
+        "homelab-database.service",
+        "homelab-genai-webui.service",
+    ] {
+        assert!(
+            has(&res, unit, "start", "done"),
+            "the transaction's job for {unit} was followed to its end: {res:?}"
+        );
     }
     let requested: Vec<&str> = doc["results"]
         .as_array()
@@ -203,16 +236,28 @@ fn start_status_stop_logs_over_dbus_without_systemctl() {
         line_index(err, |l| l.starts_with("homelab-database.service: start done")).unwrap_or_else(|| panic!("{err}"));
     let webui_starts = line_index(err, |l| l.starts_with("homelab-genai-webui.service: start, activating"))
         .unwrap_or_else(|| panic!("{err}"));
-    assert!(db_done < webui_starts, "the web UI starts only once the database is ready:\n{err}");
-    assert!(err.contains("waiting for health"), "the supervisor's STATUS shows as progress:\n{err}");
+    assert!(
+        db_done < webui_starts,
+        "the web UI starts only once the database is ready:\n{err}"
+    );
+    assert!(
+        err.contains("waiting for health"),
+        "the supervisor's STATUS shows as progress:\n{err}"
+    );
     let db_ready = lab.timestamp("homelab-database.service", "ActiveEnterTimestamp");
     let webui_began = lab.timestamp("homelab-genai-webui.service", "InactiveExitTimestamp");
-    assert!(db_ready > 0 && webui_began >= db_ready, "database ready at {db_ready}, web UI began at {webui_began}");
+    assert!(
+        db_ready > 0 && webui_began >= db_ready,
+        "database ready at {db_ready}, web UI began at {webui_began}"
+    );
 
     // --- status, as root: units and containers with health ------------------------------
     let t0 = Instant::now();
     let doc = lab.status_json();
-    eprintln!("status --json (root, through nsenter) took {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    eprintln!(
+        "status --json (root, through nsenter) took {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
     assert_eq!(doc["unit"], "homelab.target");
     assert_eq!(doc["containers_error"], Value::Null, "{doc:#}");
     assert_eq!(layer(&doc, "genai")["active_state"], "active");
@@ -220,31 +265,47 @@ fn start_status_stop_logs_over_dbus_without_systemctl() {
     assert_eq!(db["active_state"], "active");
     assert_eq!(db["sub_state"], "running");
     assert!(db["since"].as_str().is_some_and(|s| s.ends_with('Z')), "{db:#}");
-    assert!(db["status_text"].as_str().is_some_and(|s| s.starts_with("ready")), "{db:#}");
+    assert!(
+        db["status_text"].as_str().is_some_and(|s| s.starts_with("ready")),
+        "{db:#}"
+    );
     let containers = db["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 2, "{db:#}");
     for c in containers {
         assert_eq!(c["state"], "running", "{c:#}");
         assert_eq!(c["health"], "healthy", "{c:#}");
-        assert!(c["networks"].as_array().unwrap().iter().any(|n| n == "database"), "{c:#}");
+        assert!(
+            c["networks"].as_array().unwrap().iter().any(|n| n == "database"),
+            "{c:#}"
+        );
     }
     let webui = stack(&doc, "genai-webui");
     assert_eq!(webui["containers"][0]["health"], "healthy", "{webui:#}");
     assert_eq!(webui["missing_networks"], serde_json::json!([]), "{webui:#}");
     let text = lab.hlsys(&["status", "genai/webui"]).ok("hlsys status genai/webui");
     assert!(
-        text.stdout.contains("stack genai-webui (homelab-genai-webui.service): active (running) since"),
+        text.stdout
+            .contains("stack genai-webui (homelab-genai-webui.service): active (running) since"),
         "{}",
         text.stdout
     );
-    assert!(!text.stdout.contains("stack database"), "only what was asked for:\n{}", text.stdout);
+    assert!(
+        !text.stdout.contains("stack database"),
+        "only what was asked for:\n{}",
+        text.stdout
+    );
 
     // --- status, as nobody: the unit part, containers unavailable ------------------------
-    let nobody = lab.hlsys_as_nobody(&[], &["status", "--json"]).ok("hlsys status --json as nobody");
+    let nobody = lab
+        .hlsys_as_nobody(&[], &["status", "--json"])
+        .ok("hlsys status --json as nobody");
     let doc = nobody.json();
     let webui = stack(&doc, "genai-webui");
     assert_eq!(webui["active_state"], "active", "{doc:#}");
-    assert!(webui["status_text"].as_str().is_some_and(|s| s.starts_with("ready")), "{webui:#}");
+    assert!(
+        webui["status_text"].as_str().is_some_and(|s| s.starts_with("ready")),
+        "{webui:#}"
+    );
     assert_eq!(layer(&doc, "database")["active_state"], "active");
     match doc["containers_error"].as_str() {
         Some(e) => {
@@ -253,16 +314,31 @@ fn start_status_stop_logs_over_dbus_without_systemctl() {
         }
         None => assert_eq!(webui["containers"][0]["health"], "healthy", "{webui:#}"),
     }
-    let nobody_text = lab.hlsys_as_nobody(&[], &["status", "genai"]).ok("hlsys status genai as nobody");
-    assert!(nobody_text.stdout.contains("containers: unavailable (permission denied)"), "{}", nobody_text.stdout);
+    let nobody_text = lab
+        .hlsys_as_nobody(&[], &["status", "genai"])
+        .ok("hlsys status genai as nobody");
+    assert!(
+        nobody_text
+            .stdout
+            .contains("containers: unavailable (permission denied)"),
+        "{}",
+        nobody_text.stdout
+    );
 
     // --- mutating commands as nobody: a clear refusal ------------------------------------
-    for args in [&["start"][..], &["stop", "genai"], &["restart", "database"], &["disable", "genai"]] {
+    for args in [
+        &["start"][..],
+        &["stop", "genai"],
+        &["restart", "database"],
+        &["disable", "genai"],
+    ] {
         let o = lab.hlsys_as_nobody(&[], args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", o.stderr);
         let verb = args[0];
         assert!(
-            o.stderr.contains(&format!("hlsys {verb} needs root (or polkit authorisation): run it with sudo")),
+            o.stderr.contains(&format!(
+                "hlsys {verb} needs root (or polkit authorisation): run it with sudo"
+            )),
             "{args:?}: {}",
             o.stderr
         );
@@ -270,35 +346,63 @@ fn start_status_stop_logs_over_dbus_without_systemctl() {
     // Past the euid check (a polkit user), systemd's AccessDenied gets the same message.
     let o = lab.hlsys_as_nobody(&["HLSYS_POLKIT=1"], &["start", "panel"]);
     assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
-    assert!(o.stderr.contains("hlsys start needs root (or polkit authorisation)"), "{}", o.stderr);
-    assert!(!o.stderr.contains("org.freedesktop.DBus.Error"), "no raw D-Bus error: {}", o.stderr);
+    assert!(
+        o.stderr.contains("hlsys start needs root (or polkit authorisation)"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains("org.freedesktop.DBus.Error"),
+        "no raw D-Bus error: {}",
+        o.stderr
+    );
 
     // --- stop the layer: its stack goes, the database stays -----------------------------
     let stop = lab.hlsys(&["stop", "genai", "--json"]).ok("hlsys stop genai");
     let res = results(&stop.json());
     assert!(has(&res, "homelab-genai.target", "stop", "done"), "{res:?}");
-    assert!(has(&res, "homelab-genai-webui.service", "stop", "done"), "PartOf= pulls the stack's stop in: {res:?}");
+    assert!(
+        has(&res, "homelab-genai-webui.service", "stop", "done"),
+        "PartOf= pulls the stack's stop in: {res:?}"
+    );
     let doc = lab.hlsys(&["status", "--json"]).json();
     assert_eq!(layer(&doc, "genai")["active_state"], "inactive");
     assert_eq!(
         stack(&doc, "genai-webui")["active_state"],
         "inactive",
         "the stack stopped cleanly; its journal:\n{}",
-        lab.run(&["journalctl", "-u", "homelab-genai-webui.service", "-n", "40", "--no-pager"]).stdout
+        lab.run(&[
+            "journalctl",
+            "-u",
+            "homelab-genai-webui.service",
+            "-n",
+            "40",
+            "--no-pager"
+        ])
+        .stdout
     );
-    assert_eq!(stack(&doc, "genai-webui")["containers"], serde_json::json!([]), "compose down ran");
+    assert_eq!(
+        stack(&doc, "genai-webui")["containers"],
+        serde_json::json!([]),
+        "compose down ran"
+    );
     assert_eq!(stack(&doc, "database")["active_state"], "active");
 
     // --- start everything: homelab.target is active, its wants are started one by one ---
     let all = lab.hlsys(&["start", "--json"]).ok("hlsys start");
     let res = results(&all.json());
-    assert!(has(&res, "homelab-genai-webui.service", "start", "done"), "the stopped stack comes back: {res:?}");
+    assert!(
+        has(&res, "homelab-genai-webui.service", "start", "done"),
+        "the stopped stack comes back: {res:?}"
+    );
     let doc = lab.status_json();
     assert_eq!(stack(&doc, "genai-webui")["active_state"], "active");
     assert_eq!(layer(&doc, "genai")["active_state"], "active");
 
     // --- --no-block: enqueued, not waited for --------------------------------------------
-    let nb = lab.hlsys(&["restart", "panel", "--no-block", "--json"]).ok("hlsys restart --no-block");
+    let nb = lab
+        .hlsys(&["restart", "panel", "--no-block", "--json"])
+        .ok("hlsys restart --no-block");
     let res = results(&nb.json());
     assert!(has(&res, "homelab-panel.service", "restart", "queued"), "{res:?}");
     // A start now waits for that restart (systemd merges the start into the queued
@@ -313,16 +417,28 @@ fn start_status_stop_logs_over_dbus_without_systemctl() {
     assert_eq!(stack(&lab.status_json(), "panel")["active_state"], "active");
 
     // --- logs ----------------------------------------------------------------------------
-    let logs = lab.hlsys(&["logs", "genai-webui", "-n", "30"]).ok("hlsys logs genai-webui");
+    let logs = lab
+        .hlsys(&["logs", "genai-webui", "-n", "30"])
+        .ok("hlsys logs genai-webui");
     assert!(logs.stdout.contains("ready (1 containers)"), "{}", logs.stdout);
-    let logs = lab.hlsys(&["logs", "genai", "--since", "1 hour ago"]).ok("hlsys logs genai");
-    assert!(logs.stdout.contains("homelab-genai-webui"), "a layer's logs hold its stacks': {}", logs.stdout);
+    let logs = lab
+        .hlsys(&["logs", "genai", "--since", "1 hour ago"])
+        .ok("hlsys logs genai");
+    assert!(
+        logs.stdout.contains("homelab-genai-webui"),
+        "a layer's logs hold its stacks': {}",
+        logs.stdout
+    );
     assert!(logs.stdout.contains("Stopped"), "and the stop: {}", logs.stdout);
 
     // --- names that do not resolve ---------------------------------------------------------
     let o = lab.hlsys(&["start", "nope"]);
     assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
-    assert!(o.stderr.contains("\"nope\" is no stack") && o.stderr.contains("genai-webui"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("\"nope\" is no stack") && o.stderr.contains("genai-webui"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -330,21 +446,38 @@ fn failed_start_names_the_unit_and_enable_disable_record_a_dropin() {
     if !prerequisites() {
         return;
     }
-    let lab = Lab::boot("hlsys-cli-fail", &[("tests/fixtures/trees/cli/extra", "/srv/compose/extra")]);
+    let lab = Lab::boot(
+        "hlsys-cli-fail",
+        &[("tests/fixtures/trees/cli/extra", "/srv/compose/extra")],
+    );
     let user_config = std::fs::read_to_string(repo_path("tests/fixtures/trees/e2e/hlsys.toml")).unwrap();
 
     // --- disable: a drop-in, a reload, the layer no longer wants the stack ----------------
     let o = lab.hlsys(&["disable", "broken"]).ok("hlsys disable broken");
     assert!(
-        o.stdout.contains("extra-broken: disabled (homelab-extra-broken.service, inactive; layer extra)"),
+        o.stdout
+            .contains("extra-broken: disabled (homelab-extra-broken.service, inactive; layer extra)"),
         "{}",
         o.stdout
     );
-    let dropin = lab.run(&["cat", "/etc/hlsys/hlsys.toml.d/50-hlsys-enable.toml"]).ok("reading the drop-in").stdout;
+    let dropin = lab
+        .run(&["cat", "/etc/hlsys/hlsys.toml.d/50-hlsys-enable.toml"])
+        .ok("reading the drop-in")
+        .stdout;
     assert!(dropin.contains("[stacks.extra-broken]\nenabled = false\n"), "{dropin}");
-    assert_eq!(lab.run(&["cat", "/etc/hlsys/hlsys.toml"]).stdout, user_config, "the user's config is never rewritten");
-    let target = lab.run(&["cat", "/run/systemd/generator/homelab-extra.target"]).ok("generated target").stdout;
-    assert!(!target.contains("homelab-extra-broken.service"), "reloaded: the layer no longer wants it:\n{target}");
+    assert_eq!(
+        lab.run(&["cat", "/etc/hlsys/hlsys.toml"]).stdout,
+        user_config,
+        "the user's config is never rewritten"
+    );
+    let target = lab
+        .run(&["cat", "/run/systemd/generator/homelab-extra.target"])
+        .ok("generated target")
+        .stdout;
+    assert!(
+        !target.contains("homelab-extra-broken.service"),
+        "reloaded: the layer no longer wants it:\n{target}"
+    );
     let o = lab.hlsys(&["start", "extra"]).ok("hlsys start extra");
     assert!(
         !o.stderr.contains("homelab-extra-broken"),
@@ -364,30 +497,66 @@ fn failed_start_names_the_unit_and_enable_disable_record_a_dropin() {
         .find(|r| r["unit"] == "homelab-extra-broken.service")
         .unwrap_or_else(|| panic!("{doc:#}"));
     assert_eq!(r["result"], "failed", "{doc:#}");
-    let journal: Vec<&str> = r["journal"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
-    assert!(journal.iter().any(|l| l.contains("No such image: local/missing:latest")), "{journal:?}");
-    assert!(o.stderr.contains("hlsys: start failed: homelab-extra-broken.service (failed)"), "{}", o.stderr);
-    assert!(o.stderr.contains("--- homelab-extra-broken.service: last journal lines ---"), "{}", o.stderr);
+    let journal: Vec<&str> = r["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        journal
+            .iter()
+            .any(|l| l.contains("No such image: local/missing:latest")),
+        "{journal:?}"
+    );
+    assert!(
+        o.stderr
+            .contains("hlsys: start failed: homelab-extra-broken.service (failed)"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("--- homelab-extra-broken.service: last journal lines ---"),
+        "{}",
+        o.stderr
+    );
     assert!(o.stderr.contains("No such image"), "{}", o.stderr);
     // Without --json too.
     let o = lab.hlsys(&["restart", "extra/broken"]);
     assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
-    assert!(o.stderr.contains("restart failed: homelab-extra-broken.service"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("restart failed: homelab-extra-broken.service"),
+        "{}",
+        o.stderr
+    );
 
     // It would go on restarting (Restart=on-failure); stop it.
     lab.hlsys(&["stop", "broken"]).ok("hlsys stop broken");
     let doc = lab.status_json();
     let b = stack(&doc, "extra-broken");
     assert_eq!(b["enabled"], false);
-    assert!(matches!(b["active_state"].as_str(), Some("inactive" | "failed")), "{b:#}");
+    assert!(
+        matches!(b["active_state"].as_str(), Some("inactive" | "failed")),
+        "{b:#}"
+    );
 
     // --- enable, by layer: every stack of the layer -----------------------------------------
     let o = lab.hlsys(&["enable", "extra"]).ok("hlsys enable extra");
     assert!(o.stdout.contains("extra-broken: enabled"), "{}", o.stdout);
-    let dropin = lab.run(&["cat", "/etc/hlsys/hlsys.toml.d/50-hlsys-enable.toml"]).ok("reading the drop-in").stdout;
+    let dropin = lab
+        .run(&["cat", "/etc/hlsys/hlsys.toml.d/50-hlsys-enable.toml"])
+        .ok("reading the drop-in")
+        .stdout;
     assert!(dropin.contains("[stacks.extra-broken]\nenabled = true\n"), "{dropin}");
-    let target = lab.run(&["cat", "/run/systemd/generator/homelab-extra.target"]).ok("generated target").stdout;
-    assert!(target.contains("homelab-extra-broken.service"), "reloaded: the layer wants it again:\n{target}");
+    let target = lab
+        .run(&["cat", "/run/systemd/generator/homelab-extra.target"])
+        .ok("generated target")
+        .stdout;
+    assert!(
+        target.contains("homelab-extra-broken.service"),
+        "reloaded: the layer wants it again:\n{target}"
+    );
     let o = lab.hlsys(&["enable", "extra-broken"]).ok("hlsys enable again");
     assert!(o.stdout.contains("extra-broken: already enabled"), "{}", o.stdout);
     let doc = lab.status_json();
@@ -452,8 +621,14 @@ fn status_of_100_stacks_benchmark() {
     assert_eq!(active, 100);
     // Timed inside the machine: the command alone, not nsenter.
     let script = "for i in $(seq 21); do s=$(date +%s%N); $@ hlsys status --json >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done";
-    for (who, prefix) in [("root", ""), ("nobody", "setpriv --reuid=65534 --regid=65534 --clear-groups")] {
-        let out = lab.run(&["bash", "-c", &script.replace("$@", prefix)]).ok("timing status").stdout;
+    for (who, prefix) in [
+        ("root", ""),
+        ("nobody", "setpriv --reuid=65534 --regid=65534 --clear-groups"),
+    ] {
+        let out = lab
+            .run(&["bash", "-c", &script.replace("$@", prefix)])
+            .ok("timing status")
+            .stdout;
         let mut us: Vec<u64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
         us.sort();
         eprintln!(

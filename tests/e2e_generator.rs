@@ -32,7 +32,11 @@ use e2e::{
 
 const TREE: &str = "tests/fixtures/trees/e2e";
 /// The stack units of the tree, in start order.
-const STACKS: [&str; 3] = ["homelab-panel.service", "homelab-database.service", "homelab-genai-webui.service"];
+const STACKS: [&str; 3] = [
+    "homelab-panel.service",
+    "homelab-database.service",
+    "homelab-genai-webui.service",
+];
 
 /// A stack in the genai layer with malformed YAML (an unclosed flow sequence).
 const BROKEN_STACK: &str = "services:\n  broken:\n    image: local/busybox:latest\n    command: [sleep, 3600\n";
@@ -58,14 +62,21 @@ fn one_machine() -> std::sync::MutexGuard<'static, ()> {
     ONE_MACHINE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const CONTAINERS: [&str; 4] = ["panel-httpd-1", "database-postgres-1", "database-qdrant-1", "genai-webui-webui-1"];
+const CONTAINERS: [&str; 4] = [
+    "panel-httpd-1",
+    "database-postgres-1",
+    "database-qdrant-1",
+    "genai-webui-webui-1",
+];
 
 /// Every container of the tree runs, and those with a healthcheck are healthy (which
 /// `compose up --wait` promised before the units became active).
 fn assert_containers_up(m: &Machine) {
     let c = containers(m);
     for name in CONTAINERS {
-        let status = c.get(name).unwrap_or_else(|| panic!("container {name} is not running: {c:?}"));
+        let status = c
+            .get(name)
+            .unwrap_or_else(|| panic!("container {name} is not running: {c:?}"));
         assert!(status.starts_with("Up"), "{name}: {status}");
         if name != "panel-httpd-1" {
             assert!(status.contains("(healthy)"), "{name} is not healthy: {status}");
@@ -102,7 +113,10 @@ fn assert_layer_order_in_docker(m: &Machine, since: i64) {
         (db_healthy - panel_started) / 1_000_000,
         (genai_created - panel_started) / 1_000_000
     );
-    assert!(panel_started < db_created, "database containers created before the panel container started");
+    assert!(
+        panel_started < db_created,
+        "database containers created before the panel container started"
+    );
     assert!(
         db_healthy < genai_created,
         "the genai container was created {} ms before both database containers were healthy",
@@ -117,7 +131,13 @@ fn assert_layer_order_in_systemd(m: &Machine) {
         let ready = show_u64(m, pair[0], "ActiveEnterTimestampMonotonic");
         let started = show_u64(m, pair[1], "ExecMainStartTimestampMonotonic");
         assert!(ready > 0 && started > 0, "{pair:?} never ran");
-        assert!(ready <= started, "{} started {} ms before {} was ready", pair[1], (ready - started) / 1000, pair[0]);
+        assert!(
+            ready <= started,
+            "{} started {} ms before {} was ready",
+            pair[1],
+            (ready - started) / 1000,
+            pair[0]
+        );
     }
 }
 
@@ -127,7 +147,12 @@ fn report(m: &Machine) -> serde_json::Value {
 }
 
 fn report_units(r: &serde_json::Value) -> Vec<String> {
-    r["units"].as_array().expect("units").iter().map(|u| u.as_str().unwrap().to_string()).collect()
+    r["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// systemd logs "PATH failed with exit status N" for a failing generator: on the
@@ -159,7 +184,12 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
         assert_generator_never_failed(&m);
         let rep = report(&m);
         let units = report_units(&rep);
-        let targets = ["homelab.target", "homelab-panel.target", "homelab-database.target", "homelab-genai.target"];
+        let targets = [
+            "homelab.target",
+            "homelab-panel.target",
+            "homelab-database.target",
+            "homelab-genai.target",
+        ];
         for u in STACKS.iter().chain(&targets).chain(&["homelab-networks.service"]) {
             assert!(units.iter().any(|x| x == u), "{u} not in the report: {units:?}");
         }
@@ -175,7 +205,13 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
         // Its log line: inside nspawn there is no /dev/kmsg and PID 1's stderr is
         // /dev/null, so systemd's runs leave no trace; run it by hand to see it.
         let gen = "/usr/lib/systemd/system-generators/hlsys-generator";
-        let (st, _, err) = m.exec(&["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", gen, "/run/e2e-generator"]);
+        let (st, _, err) = m.exec(&[
+            "env",
+            "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            gen,
+            "/run/e2e-generator",
+        ]);
         assert!(st.success(), "generator by hand: {st}\n{err}");
         assert!(
             err.lines().any(|l| l.starts_with("hlsys-generator[")
@@ -184,21 +220,41 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
         );
 
         // The layer graph as systemd sees it.
-        let deps = m.exec_ok(&["systemctl", "list-dependencies", "--plain", "--no-pager", "homelab-genai.target"]);
-        for u in ["homelab-panel.target", "homelab-database.target"].iter().chain(&STACKS) {
-            assert!(deps.lines().any(|l| l.trim() == *u), "{u} not a dependency of homelab-genai.target:\n{deps}");
+        let deps = m.exec_ok(&[
+            "systemctl",
+            "list-dependencies",
+            "--plain",
+            "--no-pager",
+            "homelab-genai.target",
+        ]);
+        for u in ["homelab-panel.target", "homelab-database.target"]
+            .iter()
+            .chain(&STACKS)
+        {
+            assert!(
+                deps.lines().any(|l| l.trim() == *u),
+                "{u} not a dependency of homelab-genai.target:\n{deps}"
+            );
         }
 
         // multi-user.target → homelab.target started everything at boot, in layer order.
         m.wait_docker();
-        wait_for("every stack active after boot", Duration::from_secs(60), || all_active(&m, &STACKS));
+        wait_for("every stack active after boot", Duration::from_secs(60), || {
+            all_active(&m, &STACKS)
+        });
         assert_containers_up(&m);
         assert_layer_order_in_docker(&m, 0);
         assert_layer_order_in_systemd(&m);
         assert_eq!(show(&m, "homelab-networks.service", "ActiveState"), "active");
-        for (net, want) in [("proxy", "false 172.20.0.0/24 true"), ("database", "true 172.20.2.0/24 true")] {
+        for (net, want) in [
+            ("proxy", "false 172.20.0.0/24 true"),
+            ("database", "true 172.20.2.0/24 true"),
+        ] {
             let got = m.exec_ok(&[
-                "docker", "network", "inspect", "-f",
+                "docker",
+                "network",
+                "inspect",
+                "-f",
                 r#"{{.Internal}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Labels "io.hlsys.managed"}}"#,
                 net,
             ]);
@@ -209,12 +265,22 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
         // Stopped, then started through the genai layer alone: it pulls in its layers.
         // `systemctl stop` waits for the target alone, which stops before its layers.
         m.exec_ok(&["timeout", "120", "systemctl", "stop", "homelab.target"]);
-        wait_for("every stack stopped", Duration::from_secs(60), || states(&m, &STACKS) == ["inactive"; 3]);
-        assert_eq!(containers(&m), BTreeMap::new(), "containers left after stopping homelab.target");
+        wait_for("every stack stopped", Duration::from_secs(60), || {
+            states(&m, &STACKS) == ["inactive"; 3]
+        });
+        assert_eq!(
+            containers(&m),
+            BTreeMap::new(),
+            "containers left after stopping homelab.target"
+        );
         timed(t0, "stopped homelab.target");
         let since = now_ns(&m);
         m.exec_ok(&["timeout", "120", "systemctl", "start", "homelab-genai.target"]);
-        assert!(all_active(&m, &STACKS), "after starting homelab-genai.target: {:?}", states(&m, &STACKS));
+        assert!(
+            all_active(&m, &STACKS),
+            "after starting homelab-genai.target: {:?}",
+            states(&m, &STACKS)
+        );
         assert_containers_up(&m);
         assert_layer_order_in_docker(&m, since);
         assert_layer_order_in_systemd(&m);
@@ -226,12 +292,27 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
         m.copy_in(dir.path(), "/srv/compose/genai/embed");
         m.exec_ok(&["systemctl", "daemon-reload"]);
         let unit = m.exec_ok(&["systemctl", "cat", "homelab-genai-embed.service"]);
-        assert!(unit.contains("ExecStart=/usr/bin/hlsys supervise genai-embed"), "{unit}");
-        assert!(report_units(&report(&m)).iter().any(|u| u == "homelab-genai-embed.service"), "not in the report");
+        assert!(
+            unit.contains("ExecStart=/usr/bin/hlsys supervise genai-embed"),
+            "{unit}"
+        );
+        assert!(
+            report_units(&report(&m))
+                .iter()
+                .any(|u| u == "homelab-genai-embed.service"),
+            "not in the report"
+        );
         let wants = show(&m, "homelab-genai.target", "Wants");
-        assert!(wants.split_whitespace().any(|u| u == "homelab-genai-embed.service"), "genai layer wants: {wants}");
+        assert!(
+            wants.split_whitespace().any(|u| u == "homelab-genai-embed.service"),
+            "genai layer wants: {wants}"
+        );
         m.exec_ok(&["timeout", "60", "systemctl", "start", "homelab-genai-embed.service"]);
-        assert!(containers(&m).contains_key("genai-embed-embed-1"), "{:?}", containers(&m));
+        assert!(
+            containers(&m).contains_key("genai-embed-embed-1"),
+            "{:?}",
+            containers(&m)
+        );
         assert_generator_never_failed(&m);
         timed(t0, "added stack: unit after daemon-reload, started");
     });
@@ -254,23 +335,40 @@ fn tree_mounted_after_boot_starts_without_manual_step() {
         let rep = report(&m);
         assert_eq!(rep["tree_available"], false, "{rep}");
         assert_eq!(show(&m, "homelab-tree.service", "LoadState"), "loaded");
-        assert_eq!(show(&m, "homelab-tree.service", "ConditionResult"), "no", "the tree was empty at boot");
+        assert_eq!(
+            show(&m, "homelab-tree.service", "ConditionResult"),
+            "no",
+            "the tree was empty at boot"
+        );
         assert_eq!(show(&m, "homelab-tree.service", "ActiveState"), "inactive");
         for link in ["srv.mount.wants", "srv-compose.mount.wants"] {
-            m.exec_ok(&["test", "-L", &format!("/run/systemd/generator/{link}/homelab-tree.service")]);
+            m.exec_ok(&[
+                "test",
+                "-L",
+                &format!("/run/systemd/generator/{link}/homelab-tree.service"),
+            ]);
         }
-        assert_eq!(show(&m, STACKS[0], "LoadState"), "not-found", "a stack unit without a tree");
+        assert_eq!(
+            show(&m, STACKS[0], "LoadState"),
+            "not-found",
+            "a stack unit without a tree"
+        );
 
         // The tree appears; nothing else is done by hand.
         m.copy_in(repo_path(TREE), "/var/tmp/tree");
         let since = now_ns(&m);
         m.exec_ok(&["mount", "--bind", "/var/tmp/tree", "/srv/compose"]);
         timed(t0, "tree mounted");
-        wait_for("every stack active after the mount", Duration::from_secs(60), || all_active(&m, &STACKS));
+        wait_for("every stack active after the mount", Duration::from_secs(60), || {
+            all_active(&m, &STACKS)
+        });
         timed(t0, "every stack active");
         // The unit is gone from the generator's output now; its journal tells what it did.
         let log = m.exec_ok(&["journalctl", "-b", "--no-pager", "-u", "homelab-tree.service"]);
-        assert!(log.contains("systemd reloaded"), "homelab-tree.service did not reload:\n{log}");
+        assert!(
+            log.contains("systemd reloaded"),
+            "homelab-tree.service did not reload:\n{log}"
+        );
         assert_eq!(report(&m)["tree_available"], true);
         assert_containers_up(&m);
         assert_layer_order_in_docker(&m, since);

@@ -53,14 +53,23 @@ const SICK: &str = "homelab-lab-sick.service";
 /// The stack units the tree wants (and can start), in start order.
 const WANTED: [&str; 4] = [PANEL, DATABASE, WEBUI, EMBED];
 /// Their containers, all with a healthcheck.
-const CONTAINERS: [&str; 5] =
-    ["panel-httpd-1", "database-postgres-1", "database-qdrant-1", "genai-webui-webui-1", "genai-embed-embed-1"];
+const CONTAINERS: [&str; 5] = [
+    "panel-httpd-1",
+    "database-postgres-1",
+    "database-qdrant-1",
+    "genai-webui-webui-1",
+    "genai-embed-embed-1",
+];
 const DB_CONTAINERS: [&str; 2] = ["database-postgres-1", "database-qdrant-1"];
 
 /// The chain the tree starts along — (project, unit, health delay in s of the layer's
 /// slowest container) — as the fixture's compose files make it: each container touches
 /// /tmp/ready 0.5 s before the probe (every 1 s from its start) that finds it.
-const CHAIN: [(&str, &str, f64); 3] = [("panel", PANEL, 3.0), ("database", DATABASE, 4.0), ("genai-webui", WEBUI, 3.0)];
+const CHAIN: [(&str, &str, f64); 3] = [
+    ("panel", PANEL, 3.0),
+    ("database", DATABASE, 4.0),
+    ("genai-webui", WEBUI, 3.0),
+];
 /// The restart delay of every stack unit (src/units.rs).
 const RESTART_SEC: Duration = Duration::from_secs(5);
 
@@ -76,7 +85,10 @@ fn mono_us() -> u64 {
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: turns Docker's event times into the
 /// monotonic clock.
 fn realtime_offset_ns() -> i64 {
-    let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     real - mono_us() as i64 * 1000
 }
 
@@ -85,30 +97,53 @@ fn assert_all_up(m: &Machine) {
     assert!(all_active(m, &WANTED), "wanted stacks: {:?}", states(m, &WANTED));
     let c = containers(m);
     for name in CONTAINERS {
-        let status = c.get(name).unwrap_or_else(|| panic!("container {name} is not running: {c:?}"));
-        assert!(status.starts_with("Up") && status.contains("(healthy)"), "{name}: {status}");
+        let status = c
+            .get(name)
+            .unwrap_or_else(|| panic!("container {name} is not running: {c:?}"));
+        assert!(
+            status.starts_with("Up") && status.contains("(healthy)"),
+            "{name}: {status}"
+        );
     }
 }
 
 /// The GPU stack is held back, with its reason in the journal of homelab-gpu.service,
 /// and the stack that only wants it runs.
 fn assert_gpu_held_back(m: &Machine) {
-    assert_eq!(show(m, GPU, "ActiveState"), "failed", "homelab-gpu.service on a machine without a GPU");
+    assert_eq!(
+        show(m, GPU, "ActiveState"),
+        "failed",
+        "homelab-gpu.service on a machine without a GPU"
+    );
     assert_eq!(show(m, GPU, "Result"), "exit-code");
     let gpu_log = journal(m, GPU);
     assert!(
-        gpu_log.lines().any(|l| l.contains("gpu:genai-ollama") && l.contains("fail") && l.contains("NVIDIA")),
+        gpu_log
+            .lines()
+            .any(|l| l.contains("gpu:genai-ollama") && l.contains("fail") && l.contains("NVIDIA")),
         "no reason in the journal of {GPU}:\n{gpu_log}"
     );
-    assert!(show(m, OLLAMA, "ActiveState") == "inactive", "{OLLAMA}: {}", show(m, OLLAMA, "ActiveState"));
+    assert!(
+        show(m, OLLAMA, "ActiveState") == "inactive",
+        "{OLLAMA}: {}",
+        show(m, OLLAMA, "ActiveState")
+    );
     let log = journal(m, OLLAMA);
     assert!(
         log.contains("Dependency failed for homelab-genai-ollama.service")
             && log.contains("Job homelab-genai-ollama.service/start failed with result 'dependency'"),
         "{OLLAMA} was not held back by its dependency:\n{log}"
     );
-    assert_eq!(project_containers(m, "genai-ollama").len(), 0, "a container of the GPU stack");
-    assert_eq!(show(m, WEBUI, "ActiveState"), "active", "{WEBUI} only wants the GPU stack");
+    assert_eq!(
+        project_containers(m, "genai-ollama").len(),
+        0,
+        "a container of the GPU stack"
+    );
+    assert_eq!(
+        show(m, WEBUI, "ActiveState"),
+        "active",
+        "{WEBUI} only wants the GPU stack"
+    );
 }
 
 /// The stacks stop with homelab.target. `systemctl stop` waits for the target alone,
@@ -122,9 +157,15 @@ fn stop_all(m: &Machine) {
 
 /// The networks homelab-networks.service made: internal, subnet.
 fn assert_networks(m: &Machine) {
-    for (net, want) in [("proxy", "false 172.21.0.0/24 true"), ("database", "true 172.21.2.0/24 true")] {
+    for (net, want) in [
+        ("proxy", "false 172.21.0.0/24 true"),
+        ("database", "true 172.21.2.0/24 true"),
+    ] {
         let got = m.exec_ok(&[
-            "docker", "network", "inspect", "-f",
+            "docker",
+            "network",
+            "inspect",
+            "-f",
             r#"{{.Internal}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Labels "io.hlsys.managed"}}"#,
             net,
         ]);
@@ -150,21 +191,36 @@ fn assert_layer_order_by(evs: &[Event], since: i64, created: &str) {
     };
     let panel_healthy = at("panel", "health_status: healthy", "panel-httpd-1");
     let db_created = at("database", created, "");
-    let db_healthy = DB_CONTAINERS.iter().map(|n| at("database", "health_status: healthy", n)).max().unwrap();
-    let genai_created = ["genai-webui", "genai-embed"].iter().map(|p| at(p, created, "")).min().unwrap();
+    let db_healthy = DB_CONTAINERS
+        .iter()
+        .map(|n| at("database", "health_status: healthy", n))
+        .max()
+        .unwrap();
+    let genai_created = ["genai-webui", "genai-embed"]
+        .iter()
+        .map(|p| at(p, created, ""))
+        .min()
+        .unwrap();
     eprintln!(
         "docker (ms after the panel container was healthy): database created +{}, healthy +{}, first genai created +{}",
         (db_created - panel_healthy) / 1_000_000,
         (db_healthy - panel_healthy) / 1_000_000,
         (genai_created - panel_healthy) / 1_000_000
     );
-    assert!(panel_healthy < db_created, "database containers created before the panel was healthy");
+    assert!(
+        panel_healthy < db_created,
+        "database containers created before the panel was healthy"
+    );
     assert!(
         db_healthy < genai_created,
         "a genai container was created {} ms before both database containers were healthy",
         (db_healthy - genai_created) / 1_000_000
     );
-    assert_eq!(first_event(evs, since, "genai-ollama", created, ""), None, "the GPU stack created a container");
+    assert_eq!(
+        first_event(evs, since, "genai-ollama", created, ""),
+        None,
+        "the GPU stack created a container"
+    );
 }
 
 /// The same order as systemd saw it: a stack's main process starts only after the stacks
@@ -174,7 +230,11 @@ fn assert_layer_order_in_systemd(m: &Machine) {
         let ready = show_u64(m, before, "ActiveEnterTimestampMonotonic");
         let started = show_u64(m, after, "ExecMainStartTimestampMonotonic");
         assert!(ready > 0 && started > 0, "{before} / {after} never ran");
-        assert!(ready <= started, "{after} started {} ms before {before} was ready", (ready - started) / 1000);
+        assert!(
+            ready <= started,
+            "{after} started {} ms before {before} was ready",
+            (ready - started) / 1000
+        );
     }
 }
 
@@ -188,8 +248,14 @@ fn measure_start(m: &Machine) -> f64 {
     m.exec_ok(&["timeout", "120", "systemctl", "start", "homelab.target"]);
     let returned = mono_us();
     assert_all_up(m);
-    let active: Vec<u64> = WANTED.iter().map(|u| show_u64(m, u, "ActiveEnterTimestampMonotonic")).collect();
-    assert!(active.iter().all(|&a| a > t0 && a <= returned), "active timestamps {active:?} outside [{t0}, {returned}]");
+    let active: Vec<u64> = WANTED
+        .iter()
+        .map(|u| show_u64(m, u, "ActiveEnterTimestampMonotonic"))
+        .collect();
+    assert!(
+        active.iter().all(|&a| a > t0 && a <= returned),
+        "active timestamps {active:?} outside [{t0}, {returned}]"
+    );
     let ready = *active.iter().max().unwrap();
     let took = (ready - t0) as f64 / 1e6;
     let critical: f64 = CHAIN.iter().map(|c| c.2).sum();
@@ -207,11 +273,22 @@ fn measure_start(m: &Machine) -> f64 {
         let exec = show_u64(m, unit, "ExecMainStartTimestampMonotonic");
         let active = show_u64(m, unit, "ActiveEnterTimestampMonotonic");
         let since = (t0 as i64) * 1000 + offset;
-        let mine: Vec<&Event> =
-            evs.iter().filter(|e| e.ns >= since && e.kind == "container" && e.project == project).collect();
-        let started = mine.iter().filter(|e| e.action == "start").map(|e| mono(e.ns)).min().expect("start event");
-        let healthy =
-            mine.iter().filter(|e| e.action == "health_status: healthy").map(|e| mono(e.ns)).max().expect("healthy");
+        let mine: Vec<&Event> = evs
+            .iter()
+            .filter(|e| e.ns >= since && e.kind == "container" && e.project == project)
+            .collect();
+        let started = mine
+            .iter()
+            .filter(|e| e.action == "start")
+            .map(|e| mono(e.ns))
+            .min()
+            .expect("start event");
+        let healthy = mine
+            .iter()
+            .filter(|e| e.action == "health_status: healthy")
+            .map(|e| mono(e.ns))
+            .max()
+            .expect("healthy");
         rows += &format!(
             "  {project:<12} dispatch {:>6.0}  up {:>6.0}  health {:>6.0} (delay {:>4.0})  wait+ready {:>6.0}  layer {:>6.0}\n",
             ms(prev, exec),
@@ -233,7 +310,9 @@ fn measure_start(m: &Machine) -> f64 {
 /// Fails `unit` (started with --no-block) and waits until systemd scheduled its restart:
 /// by then the start failed and ExecStopPost ran. Returns (Result, StatusText, journal).
 fn failed_start(m: &Machine, unit: &str, limit: Duration) -> (String, String, String) {
-    wait_for(&format!("{unit} to fail its start"), limit, || show(m, unit, "SubState") == "auto-restart");
+    wait_for(&format!("{unit} to fail its start"), limit, || {
+        show(m, unit, "SubState") == "auto-restart"
+    });
     let result = show(m, unit, "Result");
     let status = show(m, unit, "StatusText");
     (result, status, journal(m, unit))
@@ -250,13 +329,25 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
     let m = Machine::start("hlsys-e2e-supervise", Some(&pre));
     timed(t0, "booted (stacks started by multi-user.target)");
     let extra: [&[&str]; 2] = [
-        &["journalctl", "-b", "--no-pager", "-o", "short-precise", "-n", "300", "-u", "homelab*"],
+        &[
+            "journalctl",
+            "-b",
+            "--no-pager",
+            "-o",
+            "short-precise",
+            "-n",
+            "300",
+            "-u",
+            "homelab*",
+        ],
         &["cat", "/run/e2e-docker-events.jsonl"],
     ];
     with_diagnostics(&m, &extra, || {
         // 1. Boot: every wanted stack; the GPU stack held back, with its reason.
         m.wait_docker();
-        wait_for("every wanted stack active after boot", Duration::from_secs(60), || all_active(&m, &WANTED));
+        wait_for("every wanted stack active after boot", Duration::from_secs(60), || {
+            all_active(&m, &WANTED)
+        });
         assert_all_up(&m);
         assert_gpu_held_back(&m);
         assert_layer_order_in_docker(&events(&m), 0);
@@ -264,12 +355,27 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         timed(t0, "boot: stacks up, the GPU stack held back");
 
         // 2. Stop: no container left, the named volume kept (with its data).
-        m.exec_ok(&["docker", "exec", "database-postgres-1", "sh", "-c", "echo kept > /data/marker"]);
+        m.exec_ok(&[
+            "docker",
+            "exec",
+            "database-postgres-1",
+            "sh",
+            "-c",
+            "echo kept > /data/marker",
+        ]);
         stop_all(&m);
-        assert_eq!(containers(&m).len(), 0, "containers left after stopping homelab.target: {:?}", containers(&m));
+        assert_eq!(
+            containers(&m).len(),
+            0,
+            "containers left after stopping homelab.target: {:?}",
+            containers(&m)
+        );
         assert_eq!(project_containers(&m, "database").len(), 0, "stopped containers left");
         let vols = m.exec_ok(&["docker", "volume", "ls", "-q"]);
-        assert!(vols.lines().any(|v| v == "database_pgdata"), "named volume removed: {vols}");
+        assert!(
+            vols.lines().any(|v| v == "database_pgdata"),
+            "named volume removed: {vols}"
+        );
         assert_networks(&m);
         timed(t0, "stopped homelab.target: containers removed, volume kept");
 
@@ -277,7 +383,11 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         let since = now_ns(&m);
         m.exec_ok(&["timeout", "120", "systemctl", "start", "homelab-genai.target"]);
         assert_all_up(&m);
-        for t in ["homelab-panel.target", "homelab-database.target", "homelab-genai.target"] {
+        for t in [
+            "homelab-panel.target",
+            "homelab-database.target",
+            "homelab-genai.target",
+        ] {
             assert_eq!(show(&m, t, "ActiveState"), "active", "{t}");
         }
         assert_eq!(show(&m, "homelab-networks.service", "ActiveState"), "active");
@@ -319,39 +429,73 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         let webui_id = project_containers(&m, "genai-webui");
         let killed = Instant::now();
         m.exec_ok(&["docker", "kill", "database-postgres-1"]);
-        wait_for("the database unit to fail and wait to restart", Duration::from_secs(10), || {
-            show(&m, DATABASE, "SubState") == "auto-restart"
-        });
+        wait_for(
+            "the database unit to fail and wait to restart",
+            Duration::from_secs(10),
+            || show(&m, DATABASE, "SubState") == "auto-restart",
+        );
         assert_eq!(show(&m, DATABASE, "Result"), "exit-code");
-        assert_eq!(show(&m, WEBUI, "ActiveState"), "active", "Requires= dependent while the database waits to restart");
-        assert_eq!(inv(WEBUI), before[2], "Requires= dependent restarted before the database restarted");
+        assert_eq!(
+            show(&m, WEBUI, "ActiveState"),
+            "active",
+            "Requires= dependent while the database waits to restart"
+        );
+        assert_eq!(
+            inv(WEBUI),
+            before[2],
+            "Requires= dependent restarted before the database restarted"
+        );
         let limit = RESTART_SEC + Duration::from_secs(10);
         wait_for("the database stack back", limit, || {
             show(&m, DATABASE, "ActiveState") == "active" && show(&m, DATABASE, "NRestarts") == "1"
         });
         let back = killed.elapsed();
-        assert!(back <= limit, "the database stack came back {back:?} after the kill (limit {limit:?})");
+        assert!(
+            back <= limit,
+            "the database stack came back {back:?} after the kill (limit {limit:?})"
+        );
         wait_for("the Requires= dependent back", Duration::from_secs(20), || {
             all_active(&m, &WANTED) && idle(&m)
         });
-        eprintln!("database back {:.1} s after docker kill (limit {limit:?})", back.as_secs_f64());
+        eprintln!(
+            "database back {:.1} s after docker kill (limit {limit:?})",
+            back.as_secs_f64()
+        );
         let log = journal(&m, DATABASE);
-        assert!(log.contains("failed: container database-postgres-1: die (exit code 137)"), "why, in the journal:\n{log}");
+        assert!(
+            log.contains("failed: container database-postgres-1: die (exit code 137)"),
+            "why, in the journal:\n{log}"
+        );
         assert!(log.contains("Scheduled restart job"), "{log}");
         assert_all_up(&m);
         assert_ne!(inv(DATABASE), before[1]);
-        assert_ne!(inv(WEBUI), before[2], "the Requires= dependent was not restarted with the database");
+        assert_ne!(
+            inv(WEBUI),
+            before[2],
+            "the Requires= dependent was not restarted with the database"
+        );
         assert_eq!(show(&m, WEBUI, "NRestarts"), "0");
-        assert_ne!(project_containers(&m, "genai-webui"), webui_id, "the Requires= dependent's container");
+        assert_ne!(
+            project_containers(&m, "genai-webui"),
+            webui_id,
+            "the Requires= dependent's container"
+        );
         assert!(
             show_u64(&m, DATABASE, "ActiveEnterTimestampMonotonic")
                 <= show_u64(&m, WEBUI, "ExecMainStartTimestampMonotonic"),
             "the Requires= dependent started again before the database was ready"
         );
         assert_eq!(inv(EMBED), before[3], "the Wants= dependent was restarted");
-        assert_eq!(project_containers(&m, "genai-embed"), embed_id, "the Wants= dependent's container");
+        assert_eq!(
+            project_containers(&m, "genai-embed"),
+            embed_id,
+            "the Wants= dependent's container"
+        );
         assert_eq!(inv(PANEL), before[0]);
-        timed(t0, "database killed: back, Requires= dependent restarted, Wants= dependent untouched");
+        timed(
+            t0,
+            "database killed: back, Requires= dependent restarted, Wants= dependent untouched",
+        );
 
         // 6. Stacks that cannot start fail with a clear status, and leave no container.
         m.exec_ok(&["systemctl", "start", "--no-block", STUCK, SICK]);
@@ -361,13 +505,30 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
             status.starts_with("failed: lab-sick: docker compose up failed") && status.contains("lab-sick-sick-1"),
             "{SICK} StatusText: {status:?}\n{log}"
         );
-        assert!(log.contains("lab-sick-sick-1") && log.contains("unhealthy"), "{SICK}: no reason in the journal:\n{log}");
-        assert_eq!(project_containers(&m, "lab-sick").len(), 0, "{SICK}: ExecStopPost left containers");
+        assert!(
+            log.contains("lab-sick-sick-1") && log.contains("unhealthy"),
+            "{SICK}: no reason in the journal:\n{log}"
+        );
+        assert_eq!(
+            project_containers(&m, "lab-sick").len(),
+            0,
+            "{SICK}: ExecStopPost left containers"
+        );
         let (result, status, log) = failed_start(&m, STUCK, Duration::from_secs(30));
         assert_eq!(result, "timeout", "{STUCK}:\n{log}");
-        assert!(status.contains("waiting for lab-stuck-stuck-1 health"), "{STUCK} StatusText: {status:?}\n{log}");
-        assert!(log.contains("start operation timed out"), "{STUCK}: no timeout in the journal:\n{log}");
-        assert_eq!(project_containers(&m, "lab-stuck").len(), 0, "{STUCK}: ExecStopPost left containers");
+        assert!(
+            status.contains("waiting for lab-stuck-stuck-1 health"),
+            "{STUCK} StatusText: {status:?}\n{log}"
+        );
+        assert!(
+            log.contains("start operation timed out"),
+            "{STUCK}: no timeout in the journal:\n{log}"
+        );
+        assert_eq!(
+            project_containers(&m, "lab-stuck").len(),
+            0,
+            "{STUCK}: ExecStopPost left containers"
+        );
         // Within its timeout_start_sec (6 s) of waiting, not the 300 s its healthcheck
         // would stay "starting".
         let started = show_u64(&m, STUCK, "ExecMainStartTimestampMonotonic");
@@ -390,7 +551,11 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         let cursor = m.exec_ok(&["journalctl", "-n", "0", "--show-cursor", "--no-pager"]);
         let cursor = cursor.trim().rsplit("cursor: ").next().unwrap().to_string();
         m.exec_ok(&["timeout", "60", "systemctl", "start", PANEL]);
-        assert_eq!(project_containers(&m, "panel"), by_hand, "the unit replaced the container started by hand");
+        assert_eq!(
+            project_containers(&m, "panel"),
+            by_hand,
+            "the unit replaced the container started by hand"
+        );
         let log = m.exec_ok(&["journalctl", "--no-pager", "-u", PANEL, "--after-cursor", &cursor]);
         assert!(
             log.contains("Container panel-httpd-1  Running") && !log.contains("Creat") && !log.contains("Recreat"),
@@ -404,10 +569,15 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         let since = now_ns(&m);
         let restarted = Instant::now();
         m.exec_ok(&["timeout", "120", "systemctl", "restart", "docker.service"]);
-        wait_for("every stack back after Docker restarted", Duration::from_secs(60), || {
-            all_active(&m, &WANTED) && idle(&m)
-        });
-        eprintln!("every stack back {:.1} s after `systemctl restart docker.service`", restarted.elapsed().as_secs_f64());
+        wait_for(
+            "every stack back after Docker restarted",
+            Duration::from_secs(60),
+            || all_active(&m, &WANTED) && idle(&m),
+        );
+        eprintln!(
+            "every stack back {:.1} s after `systemctl restart docker.service`",
+            restarted.elapsed().as_secs_f64()
+        );
         for (u, b) in WANTED.iter().zip(&before) {
             assert_ne!(&inv(u), b, "{u} was not restarted with Docker");
         }
@@ -437,8 +607,15 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         wait_for("every stack back after Docker crashed", Duration::from_secs(60), || {
             all_active(&m, &WANTED) && idle(&m)
         });
-        eprintln!("every stack back {:.1} s after dockerd was killed", crashed.elapsed().as_secs_f64());
-        assert_ne!(show(&m, "docker.service", "NRestarts"), "0", "docker.service was not restarted by systemd");
+        eprintln!(
+            "every stack back {:.1} s after dockerd was killed",
+            crashed.elapsed().as_secs_f64()
+        );
+        assert_ne!(
+            show(&m, "docker.service", "NRestarts"),
+            "0",
+            "docker.service was not restarted by systemd"
+        );
         assert_all_up(&m);
         assert_eq!(show(&m, "homelab.target", "ActiveState"), "active");
         assert_layer_order_by(&events(&m), since, "start");

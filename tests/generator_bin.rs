@@ -20,12 +20,8 @@ const HLSYS: &str = env!("CARGO_BIN_EXE_hlsys");
 const NOBODY: u32 = 65534;
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-        == 0
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX) == 0
 }
-
 
 /// A temp dir with a config and tree readable by nobody, and an output parent it can write.
 struct Setup {
@@ -64,14 +60,8 @@ impl Setup {
 
     /// A good tree: two stacks in layer apps (web wants db), one GPU stack.
     fn good_tree(&self) -> PathBuf {
-        self.write(
-            "tree/apps/web/compose.yaml",
-            "services:\n  web: {image: busybox}\n",
-        );
-        self.write(
-            "tree/apps/db/compose.yaml",
-            "services:\n  db: {image: busybox}\n",
-        );
+        self.write("tree/apps/web/compose.yaml", "services:\n  web: {image: busybox}\n");
+        self.write("tree/apps/db/compose.yaml", "services:\n  db: {image: busybox}\n");
         self.write(
             "tree/gpu/llm/compose.yaml",
             "services:\n  llm: {image: busybox, gpus: all}\n",
@@ -120,11 +110,7 @@ fn run_generator(config: Option<&Path>, args: &[&Path]) -> Run {
 
 /// Whether the generator's log can be expected on stderr (it cannot write /dev/kmsg).
 fn logs_to_stderr() -> bool {
-    is_root()
-        || std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/kmsg")
-            .is_err()
+    is_root() || std::fs::OpenOptions::new().write(true).open("/dev/kmsg").is_err()
 }
 
 /// Every entry below `dir`: relative path → file bytes, or "-> target" for symlinks,
@@ -161,10 +147,7 @@ fn names(snap: &BTreeMap<String, Vec<u8>>) -> Vec<&str> {
 fn broken_stack_is_skipped_and_reported_the_rest_generated() {
     let s = Setup::new();
     let cfg = s.good_tree();
-    let broken = s.write(
-        "tree/apps/broken/compose.yaml",
-        "services:\n  x: {image: busybox\n",
-    );
+    let broken = s.write("tree/apps/broken/compose.yaml", "services:\n  x: {image: busybox\n");
     let out = s.out_dir("normal");
     let r = run_generator(Some(&cfg), &[&out]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -188,15 +171,9 @@ fn broken_stack_is_skipped_and_reported_the_rest_generated() {
             "multi-user.target.wants/homelab.target",
         ]
     );
-    assert_eq!(
-        snap["multi-user.target.wants/homelab.target"],
-        b"-> ../homelab.target"
-    );
+    assert_eq!(snap["multi-user.target.wants/homelab.target"], b"-> ../homelab.target");
     let web = String::from_utf8(snap["homelab-apps-web.service"].clone()).unwrap();
-    assert!(
-        web.lines().any(|l| l == "Wants=homelab-apps-db.service"),
-        "{web}"
-    );
+    assert!(web.lines().any(|l| l == "Wants=homelab-apps-db.service"), "{web}");
     let target = String::from_utf8(snap["homelab-apps.target"].clone()).unwrap();
     assert!(
         target
@@ -254,25 +231,14 @@ fn broken_stack_is_skipped_and_reported_the_rest_generated() {
 fn unusable_config_exits_1_and_writes_nothing() {
     let s = Setup::new();
     s.good_tree();
-    let cfg = s.write(
-        "hlsys.toml",
-        "stacks_dir = \"tree\"\nunit_prefx = \"lab\"\n",
-    );
+    let cfg = s.write("hlsys.toml", "stacks_dir = \"tree\"\nunit_prefx = \"lab\"\n");
     let out = s.out_dir("normal");
     let r = run_generator(Some(&cfg), &[&out]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(snapshot(&out).is_empty(), "{:?}", names(&snapshot(&out)));
     if logs_to_stderr() {
-        assert!(
-            r.stderr.contains("config unusable, no units generated"),
-            "{}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains(&format!("{}: line 2", cfg.display())),
-            "{}",
-            r.stderr
-        );
+        assert!(r.stderr.contains("config unusable, no units generated"), "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("{}: line 2", cfg.display())), "{}", r.stderr);
         assert!(r.stderr.contains("unit_prefx"), "{}", r.stderr);
     }
 
@@ -321,17 +287,9 @@ fn three_directories_writes_only_the_first() {
     let r = run_generator(Some(&cfg), &[&normal, &early, &late]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let snap = snapshot(&normal);
-    assert!(
-        snap.contains_key("homelab-apps-web.service"),
-        "{:?}",
-        names(&snap)
-    );
+    assert!(snap.contains_key("homelab-apps-web.service"), "{:?}", names(&snap));
     assert!(snap.contains_key("hlsys-generator.json"));
-    assert!(
-        snapshot(&early).is_empty(),
-        "{:?}",
-        names(&snapshot(&early))
-    );
+    assert!(snapshot(&early).is_empty(), "{:?}", names(&snapshot(&early)));
     assert!(snapshot(&late).is_empty(), "{:?}", names(&snapshot(&late)));
     // Nothing outside the output directories either.
     let mut top: Vec<String> = std::fs::read_dir(s.path("out"))
@@ -378,12 +336,7 @@ fn plan_out_is_byte_identical_to_the_generator() {
         .output()
         .unwrap();
     // Exit 1: a stack is in error; the units are written all the same.
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 
     let g = snapshot(&gen_out);
     let p = snapshot(&plan_out);

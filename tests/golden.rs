@@ -33,7 +33,11 @@ fn first_difference(a: &str, b: &str) -> String {
             return format!("line {}:\n  expected: {x}\n  actual:   {y}", i + 1);
         }
     }
-    format!("line counts differ: expected {}, actual {}", a.lines().count(), b.lines().count())
+    format!(
+        "line counts differ: expected {}, actual {}",
+        a.lines().count(),
+        b.lines().count()
+    )
 }
 
 #[test]
@@ -69,10 +73,19 @@ fn example_homelab_units_match_golden_directory() {
     }
     let expected = read_dir_files(&golden);
     let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&expected), names(&actual), "set of generated files differs from {}", golden.display());
+    assert_eq!(
+        names(&expected),
+        names(&actual),
+        "set of generated files differs from {}",
+        golden.display()
+    );
     for (rel, exp) in &expected {
         let act = &actual[rel];
-        assert!(exp == act, "{rel} differs from the golden copy ({})", first_difference(exp, act));
+        assert!(
+            exp == act,
+            "{rel} differs from the golden copy ({})",
+            first_difference(exp, act)
+        );
     }
 }
 
@@ -82,7 +95,12 @@ fn units_currency_follows_the_tree() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homelab");
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("tree");
-    let status = std::process::Command::new("cp").arg("-r").arg(&src).arg(&tree).status().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(&tree)
+        .status()
+        .unwrap();
     assert!(status.success());
     let load = || hlsys::tree::build(hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap()).unwrap();
     let out = work.path().join("gen");
@@ -92,14 +110,25 @@ fn units_currency_follows_the_tree() {
     assert_eq!(currency(&load(), &out), Currency::Current { units: 14 });
     // A new stack: its unit and its layer target are stale.
     std::fs::create_dir_all(tree.join("media/jellyfin")).unwrap();
-    std::fs::write(tree.join("media/jellyfin/compose.yaml"), "services:\n  jf:\n    image: x\n").unwrap();
+    std::fs::write(
+        tree.join("media/jellyfin/compose.yaml"),
+        "services:\n  jf:\n    image: x\n",
+    )
+    .unwrap();
     assert_eq!(
         currency(&load(), &out),
-        Currency::Stale { changed: vec!["homelab-media-jellyfin.service".into(), "homelab-media.target".into()] }
+        Currency::Stale {
+            changed: vec!["homelab-media-jellyfin.service".into(), "homelab-media.target".into()]
+        }
     );
     // A removed stack is left over in the generated directory.
     std::fs::remove_dir_all(tree.join("media/jellyfin")).unwrap();
     std::fs::remove_dir_all(tree.join("media/stash")).unwrap();
-    let Currency::Stale { changed } = currency(&load(), &out) else { panic!("expected stale") };
-    assert!(changed.contains(&"homelab-media-stash.service".to_string()), "{changed:?}");
+    let Currency::Stale { changed } = currency(&load(), &out) else {
+        panic!("expected stale")
+    };
+    assert!(
+        changed.contains(&"homelab-media-stash.service".to_string()),
+        "{changed:?}"
+    );
 }

@@ -21,10 +21,8 @@ const UNIT_DIRS: [&str; 4] = [
 
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            std::fs::metadata(d.join(tool))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        std::env::split_paths(&p)
+            .any(|d| std::fs::metadata(d.join(tool)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
     })
 }
 
@@ -34,10 +32,7 @@ fn prerequisites() -> bool {
     if !on_path("systemd-analyze") {
         missing.push("systemd-analyze is not on PATH".to_string());
     }
-    if !UNIT_DIRS
-        .iter()
-        .any(|d| Path::new(d).join("docker.service").is_file())
-    {
+    if !UNIT_DIRS.iter().any(|d| Path::new(d).join("docker.service").is_file()) {
         missing.push(format!(
             "docker.service is in none of {UNIT_DIRS:?} (install docker.io)"
         ));
@@ -95,12 +90,7 @@ fn set_hlsys_path(config: &Path, exe: &Path) {
             }
         })
         .collect();
-    assert_eq!(
-        n,
-        1,
-        "{} should have exactly one hlsys_path line",
-        config.display()
-    );
+    assert_eq!(n, 1, "{} should have exactly one hlsys_path line", config.display());
     std::fs::write(config, new.join("\n") + "\n").unwrap();
 }
 
@@ -121,11 +111,7 @@ fn verify(dir: &Path, what: &str) {
     let mut units: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "service" || e == "target")
-        })
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "service" || e == "target"))
         .collect();
     units.sort();
     assert!(!units.is_empty(), "{what}: no units in {}", dir.display());
@@ -183,10 +169,7 @@ fn escaping_fixture_verifies_with_an_odd_executable_path() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("my stacks 100% $x \"q\" \\ ü");
-    copy_dir(
-        &Path::new(REPO).join("tests/fixtures/units/escaping"),
-        &root,
-    );
+    copy_dir(&Path::new(REPO).join("tests/fixtures/units/escaping"), &root);
     // The executable itself under a path that needs escaping (systemd refuses quotes and
     // backslashes there, and so does hlsys.toml): verify checks that the unescaped path
     // is an executable.
@@ -198,16 +181,8 @@ fn escaping_fixture_verifies_with_an_odd_executable_path() {
     let out = tmp.path().join("out");
     let (errors, g) = generate(&root.join("hlsys.toml"), &out);
     assert_eq!(errors, 0);
-    let web = g
-        .units
-        .iter()
-        .find(|u| u.name == "homelab-apps-web.service")
-        .unwrap();
-    let exec = web
-        .content
-        .lines()
-        .find(|l| l.starts_with("ExecStart="))
-        .unwrap();
+    let web = g.units.iter().find(|u| u.name == "homelab-apps-web.service").unwrap();
+    let exec = web.content.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
     assert_eq!(
         exec,
         format!(

@@ -59,9 +59,7 @@ impl Tree {
     }
 
     fn build(&self) -> Model {
-        let cfg = self
-            .load()
-            .unwrap_or_else(|e| panic!("config unusable: {e}"));
+        let cfg = self.load().unwrap_or_else(|e| panic!("config unusable: {e}"));
         hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("build failed: {e}"))
     }
 }
@@ -71,23 +69,13 @@ fn ids(m: &Model) -> Vec<&str> {
 }
 
 fn stack<'m>(m: &'m Model, id: &str) -> &'m Stack {
-    m.stack(id).unwrap_or_else(|| {
-        panic!(
-            "no stack {id:?}; stacks: {:?}, errors: {:#?}",
-            ids(m),
-            m.errors
-        )
-    })
+    m.stack(id)
+        .unwrap_or_else(|| panic!("no stack {id:?}; stacks: {:?}, errors: {:#?}", ids(m), m.errors))
 }
 
 /// The only error of `m`; panics (showing all) unless there is exactly one.
 fn only_error(m: &Model) -> &StackError {
-    assert_eq!(
-        m.errors.len(),
-        1,
-        "expected exactly one error, got {:#?}",
-        m.errors
-    );
+    assert_eq!(m.errors.len(), 1, "expected exactly one error, got {:#?}", m.errors);
     &m.errors[0]
 }
 
@@ -96,10 +84,7 @@ fn errors_of<'m>(m: &'m Model, stack: &str) -> Vec<&'m StackError> {
 }
 
 fn assert_contains(haystack: &str, needle: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{haystack:?}\n  does not contain {needle:?}"
-    );
+    assert!(haystack.contains(needle), "{haystack:?}\n  does not contain {needle:?}");
 }
 
 // ---------------------------------------------------------------------------------
@@ -145,28 +130,16 @@ fn unknown_config_key_is_a_config_error_with_file_line_and_key() {
     let cfg = t.config(&format!("{BASE}\n[stacks.good]\nrequire = [\"x\"]\n"));
     let e = t.load().unwrap_err();
     assert_eq!(e.file, cfg);
-    assert!(
-        e.message.starts_with("line 5, column 1: "),
-        "{:?}",
-        e.message
-    );
+    assert!(e.message.starts_with("line 5, column 1: "), "{:?}", e.message);
     assert_contains(&e.message, "`require`");
     // A top-level typo too.
     t.config("stack_dir = \"tree\"\n");
     let e = t.load().unwrap_err();
     assert_eq!(e.file, cfg);
-    assert!(
-        e.message.starts_with("line 1, column 1: "),
-        "{:?}",
-        e.message
-    );
+    assert!(e.message.starts_with("line 1, column 1: "), "{:?}", e.message);
     assert_contains(&e.message, "`stack_dir`");
     // The Display form leads with the file.
-    assert!(
-        e.to_string()
-            .starts_with(&format!("{}: line 1", cfg.display())),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(&format!("{}: line 1", cfg.display())), "{e}");
 }
 
 #[test]
@@ -186,10 +159,7 @@ fn hlsys_path_systemd_would_refuse_is_a_config_error() {
     }
     // Spaces, '%', '$' and non-ASCII are fine: they can be escaped.
     t.config(&format!("{BASE}hlsys_path = \"/opt/h l$x 100% é/hlsys\"\n"));
-    assert_eq!(
-        t.load().unwrap().hlsys_path,
-        PathBuf::from("/opt/h l$x 100% é/hlsys")
-    );
+    assert_eq!(t.load().unwrap().hlsys_path, PathBuf::from("/opt/h l$x 100% é/hlsys"));
     t.config(&format!("{BASE}hlsys_path = \"bin/hlsys\"\n"));
     assert!(t.load().unwrap_err().message.contains("must be absolute"));
 }
@@ -199,17 +169,10 @@ fn unknown_key_in_service_toml_names_that_file() {
     let t = Tree::new();
     t.config(BASE);
     t.stack("good", SIMPLE);
-    let svc = t.write(
-        "tree/service.toml",
-        "[good]\nwants = []\nrequire = [\"x\"]\n",
-    );
+    let svc = t.write("tree/service.toml", "[good]\nwants = []\nrequire = [\"x\"]\n");
     let e = t.load().unwrap_err();
     assert_eq!(e.file, svc);
-    assert!(
-        e.message.starts_with("line 3, column 1: "),
-        "{:?}",
-        e.message
-    );
+    assert!(e.message.starts_with("line 3, column 1: "), "{:?}", e.message);
     assert_contains(&e.message, "`require`");
 }
 
@@ -258,9 +221,7 @@ fn two_compose_files_in_one_directory() {
 #[test]
 fn a_stack_requiring_a_directory_with_two_compose_files_is_left_out_with_reason() {
     let t = Tree::new();
-    t.config(&format!(
-        "{BASE}[stacks.needy]\nrequires = [\"apps-two\"]\n"
-    ));
+    t.config(&format!("{BASE}[stacks.needy]\nrequires = [\"apps-two\"]\n"));
     t.stack("apps/two", SIMPLE);
     t.write("tree/apps/two/docker-compose.yml", SIMPLE);
     let needy = t.stack("needy", SIMPLE);
@@ -290,10 +251,7 @@ fn id_collision_names_both_directories() {
     let files: BTreeSet<&PathBuf> = errs.iter().map(|e| &e.file).collect();
     assert_eq!(files, BTreeSet::from([&f1, &f2]));
     for e in errs {
-        assert_contains(
-            &e.message,
-            "stack id \"a-b-c\" is given by more than one directory",
-        );
+        assert_contains(&e.message, "stack id \"a-b-c\" is given by more than one directory");
         assert_contains(&e.message, &t.path("tree/a/b-c").display().to_string());
         assert_contains(&e.message, &t.path("tree/a-b/c").display().to_string());
     }
@@ -304,10 +262,7 @@ fn dependency_cycle_is_spelled_out() {
     let t = Tree::new();
     t.config(&format!("{BASE}[stacks.a]\nrequires = [\"b\"]\n"));
     let fa = t.stack("a", SIMPLE);
-    let fb = t.stack(
-        "b",
-        "x-hlsys:\n  wants: [a]\nservices:\n  app: {image: busybox}\n",
-    );
+    let fb = t.stack("b", "x-hlsys:\n  wants: [a]\nservices:\n  app: {image: busybox}\n");
     t.stack("c", SIMPLE);
     let m = t.build();
     assert_eq!(ids(&m), ["c"]);
@@ -373,14 +328,8 @@ fn directory_name_that_is_not_a_project_name() {
     let e = only_error(&m);
     assert_eq!(e.stack, "Media Server");
     assert_eq!(e.file, t.path("tree/Media Server"));
-    assert_contains(
-        &e.message,
-        "directory \"Media Server\" gives stack id \"Media Server\"",
-    );
-    assert_contains(
-        &e.message,
-        "Docker Compose does not accept as a project name",
-    );
+    assert_contains(&e.message, "directory \"Media Server\" gives stack id \"Media Server\"");
+    assert_contains(&e.message, "Docker Compose does not accept as a project name");
     assert_contains(&e.message, "rename the directory");
 }
 
@@ -416,11 +365,7 @@ fn layer_precedence() {
     t.stack("top", SIMPLE); // a top-level stack is its own layer
     let m = t.build();
     assert!(m.errors.is_empty(), "{:#?}", m.errors);
-    let layers: Vec<(&str, &str)> = m
-        .stacks
-        .iter()
-        .map(|s| (s.id.as_str(), s.layer.as_str()))
-        .collect();
+    let layers: Vec<(&str, &str)> = m.stacks.iter().map(|s| (s.id.as_str(), s.layer.as_str())).collect();
     assert_eq!(
         layers,
         [
@@ -479,10 +424,7 @@ fn env_files_in_order_and_later_ones_win() {
         "stacks_dir = \"tree\"\nenv_files = [\"-missing.env\", \"global.env\"]\n\
          [stacks.media-other]\nlayer = \"apps\"\n[stacks.elsewhere-x]\nlayer = \"media\"\n",
     );
-    let global = t.write(
-        "global.env",
-        "A=a-global\nB=b-global\nC=c-global\nD=d-global\n",
-    );
+    let global = t.write("global.env", "A=a-global\nB=b-global\nC=c-global\nD=d-global\n");
     let layer = t.write("tree/media/.env", "A=a-layer\nB=b-layer\nC=c-layer\n");
     let st = t.write("tree/media/plex/.env", "A=a-stack\nB=b-stack\n");
     let local = t.write("tree/media/plex/.env.local", "A=a-local\n");
@@ -490,10 +432,7 @@ fn env_files_in_order_and_later_ones_win() {
     // Moved out of the media layer by the config: no media/.env.
     t.stack("media/other", ENV_PROBE);
     // Moved out by x-hlsys: no media/.env either.
-    t.stack(
-        "media/moved",
-        &format!("x-hlsys:\n  layer: apps\n{ENV_PROBE}"),
-    );
+    t.stack("media/moved", &format!("x-hlsys:\n  layer: apps\n{ENV_PROBE}"));
     // In layer media by config but not below tree/media/: no media/.env.
     t.stack("elsewhere/x", ENV_PROBE);
     let m = t.build();
@@ -506,11 +445,7 @@ fn env_files_in_order_and_later_ones_win() {
     for id in ["media-other", "media-moved", "elsewhere-x"] {
         let s = stack(&m, id);
         assert_eq!(s.env_files, [global.as_path()], "{id}");
-        assert_eq!(
-            s.networks,
-            ["a-global", "b-global", "c-global", "d-global"],
-            "{id}"
-        );
+        assert_eq!(s.networks, ["a-global", "b-global", "c-global", "d-global"], "{id}");
     }
     assert_eq!(stack(&m, "media-moved").layer, "apps");
 }
@@ -574,11 +509,7 @@ fn disabled_stacks_are_listed_but_not_layer_members() {
     t.stack("apps/on", SIMPLE);
     let m = t.build();
     assert!(m.errors.is_empty(), "{:#?}", m.errors);
-    let en: Vec<(&str, bool)> = m
-        .stacks
-        .iter()
-        .map(|s| (s.id.as_str(), s.enabled))
-        .collect();
+    let en: Vec<(&str, bool)> = m.stacks.iter().map(|s| (s.id.as_str(), s.enabled)).collect();
     assert_eq!(
         en,
         [
@@ -659,9 +590,7 @@ fn keys(v: &serde_json::Value) -> BTreeSet<&str> {
 }
 
 fn assert_abs(v: &serde_json::Value, what: &str) {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: not a string: {v}"));
+    let s = v.as_str().unwrap_or_else(|| panic!("{what}: not a string: {v}"));
     assert!(s.starts_with('/'), "{what} is not absolute: {s:?}");
 }
 
@@ -670,7 +599,10 @@ fn stacks_json_contract_and_exit_codes() {
     let t = Tree::new();
     let cfg = t.config("stacks_dir = \"tree\"\nenv_files = [\"-global.env\"]\n");
     t.write("global.env", "TZ=UTC\n");
-    t.stack("apps/web", "services:\n  web: {image: busybox, networks: [proxy]}\nnetworks:\n  proxy: {external: true}\n");
+    t.stack(
+        "apps/web",
+        "services:\n  web: {image: busybox, networks: [proxy]}\nnetworks:\n  proxy: {external: true}\n",
+    );
     t.stack("db", SIMPLE);
 
     // Clean tree: 0.
@@ -733,10 +665,7 @@ fn stacks_json_contract_and_exit_codes() {
     assert_eq!(doc["stacks"].as_array().unwrap().len(), 2);
     let errors = doc["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{out}");
-    assert_eq!(
-        keys(&errors[0]),
-        BTreeSet::from(["stack", "file", "message"])
-    );
+    assert_eq!(keys(&errors[0]), BTreeSet::from(["stack", "file", "message"]));
     assert_eq!(errors[0]["stack"], "broken");
     assert_eq!(errors[0]["file"], bad.to_str().unwrap());
     assert_abs(&errors[0]["file"], "error file");

@@ -13,7 +13,10 @@ fn config_files() -> Vec<PathBuf> {
     let mut v = vec![root.join("examples/homelab/hlsys.toml")];
     for dir in ["tests/fixtures/units", "tests/fixtures/trees"] {
         if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
-            let mut cases: Vec<PathBuf> = rd.map(|e| e.unwrap().path().join("hlsys.toml")).filter(|p| p.is_file()).collect();
+            let mut cases: Vec<PathBuf> = rd
+                .map(|e| e.unwrap().path().join("hlsys.toml"))
+                .filter(|p| p.is_file())
+                .collect();
             cases.sort();
             v.extend(cases);
         }
@@ -24,7 +27,10 @@ fn config_files() -> Vec<PathBuf> {
 #[test]
 fn model_matches_docker_compose_config() {
     if !common::require_root_and(&["docker"]) || !compose_cli::compose_available() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "docker compose v2 missing in CI");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "docker compose v2 missing in CI"
+        );
         eprintln!("SKIP: docker compose v2 not available");
         return;
     }

@@ -107,15 +107,9 @@ fn parse_expect(text: &str) -> Result<Vec<(usize, Directive)>, String> {
                         .parse()
                         .map_err(|e| format!("assert-count-units {args:?}: {e}"))?,
                 ),
-                "case-dir" if !args.is_empty() && !args.contains('/') => {
-                    Directive::CaseDir(args.into())
-                }
+                "case-dir" if !args.is_empty() && !args.contains('/') => Directive::CaseDir(args.into()),
                 "as-default-config" if args.is_empty() => Directive::AsDefaultConfig,
-                _ => {
-                    return Err(format!(
-                        "unknown or malformed directive `## {verb}` ({args:?})"
-                    ))
-                }
+                _ => return Err(format!("unknown or malformed directive `## {verb}` ({args:?})")),
             })
         })()
         .map_err(|e| format!("line {n}: {e}"))?;
@@ -153,10 +147,7 @@ struct Rendered {
 fn render_case(dir: &Path, directives: &[(usize, Directive)]) -> Result<Rendered, String> {
     let tmp = tempfile::tempdir().unwrap();
     let tmp_str = tmp.path().to_str().unwrap().to_string();
-    if !tmp_str
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-    {
+    if !tmp_str.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
         return Err(format!(
             "temporary directory {tmp_str:?} would need escaping; set TMPDIR"
         ));
@@ -171,12 +162,9 @@ fn render_case(dir: &Path, directives: &[(usize, Directive)]) -> Result<Rendered
     let root = tmp.path().join(name);
     copy_dir(dir, &root);
     std::fs::remove_file(root.join("expect")).unwrap();
-    let mut cfg = hlsys::config::Config::load(&root.join("hlsys.toml"), true)
-        .map_err(|e| format!("config unusable: {e}"))?;
-    if directives
-        .iter()
-        .any(|(_, d)| *d == Directive::AsDefaultConfig)
-    {
+    let mut cfg =
+        hlsys::config::Config::load(&root.join("hlsys.toml"), true).map_err(|e| format!("config unusable: {e}"))?;
+    if directives.iter().any(|(_, d)| *d == Directive::AsDefaultConfig) {
         cfg.source = Some(PathBuf::from(hlsys::config::DEFAULT_CONFIG));
     }
     let model = hlsys::tree::build(cfg).map_err(|e| format!("build: config unusable: {e}"))?;
@@ -185,12 +173,7 @@ fn render_case(dir: &Path, directives: &[(usize, Directive)]) -> Result<Rendered
         .errors
         .iter()
         .chain(&generated.skipped)
-        .map(|e| {
-            (
-                e.stack.clone(),
-                format!("{}: {}", e.file.display(), e.message),
-            )
-        })
+        .map(|e| (e.stack.clone(), format!("{}: {}", e.file.display(), e.message)))
         .collect();
     Ok(Rendered {
         _tmp: tmp,
@@ -214,10 +197,9 @@ fn check(r: &Rendered, directives: &[(usize, Directive)]) -> Vec<String> {
                 let line = sub(line);
                 match unit(u) {
                     None => Some(format!("no unit {u}; units: {names:?}")),
-                    Some(f) if !f.content.lines().any(|l| l == line) => Some(format!(
-                        "{u} has no line\n    {line}\n--- {u} ---\n{}",
-                        f.content
-                    )),
+                    Some(f) if !f.content.lines().any(|l| l == line) => {
+                        Some(format!("{u} has no line\n    {line}\n--- {u} ---\n{}", f.content))
+                    }
                     Some(_) => None,
                 }
             }
@@ -245,15 +227,12 @@ fn check(r: &Rendered, directives: &[(usize, Directive)]) -> Vec<String> {
                 for &i in &hits {
                     matched[i] = true;
                 }
-                hits.is_empty().then(|| {
-                    format!(
-                        "no error for {stack} containing {text:?}; errors: {:#?}",
-                        r.errors
-                    )
-                })
+                hits.is_empty()
+                    .then(|| format!("no error for {stack} containing {text:?}; errors: {:#?}", r.errors))
             }
-            Directive::CountUnits(want) => (g.units.len() != *want)
-                .then(|| format!("{} units, expected {want}: {names:?}", g.units.len())),
+            Directive::CountUnits(want) => {
+                (g.units.len() != *want).then(|| format!("{} units, expected {want}: {names:?}", g.units.len()))
+            }
             Directive::CaseDir(_) | Directive::AsDefaultConfig => None,
         };
         if let Some(f) = fail {
@@ -324,10 +303,7 @@ fn unit_fixtures() {
 
 #[test]
 fn unknown_verb_is_refused() {
-    let e = parse_expect(
-        "# comment\n## assert-contains a.service X=1\n## assert-contain a.service X=1\n",
-    )
-    .unwrap_err();
+    let e = parse_expect("# comment\n## assert-contains a.service X=1\n## assert-contain a.service X=1\n").unwrap_err();
     assert!(
         e.starts_with("line 3: unknown or malformed directive `## assert-contain`"),
         "{e}"
@@ -342,7 +318,10 @@ fn unknown_verb_is_refused() {
 
 #[test]
 fn parse_keeps_spaces_in_lines() {
-    let d = parse_expect("## assert-contains a.service ExecStart=/x \"a b\"  c\n## assert-link multi-user.target.wants/homelab.target\n").unwrap();
+    let d = parse_expect(
+        "## assert-contains a.service ExecStart=/x \"a b\"  c\n## assert-link multi-user.target.wants/homelab.target\n",
+    )
+    .unwrap();
     assert_eq!(
         d,
         [
@@ -389,7 +368,5 @@ fn wrong_expectations_fail() {
     let dir = Path::new(CASES).join("broken");
     let directives = parse_expect("## assert-count-units 0\n").unwrap();
     let r = render_case(&dir, &directives).unwrap();
-    assert!(check(&r, &directives)
-        .iter()
-        .any(|f| f.starts_with("unexpected error")));
+    assert!(check(&r, &directives).iter().any(|f| f.starts_with("unexpected error")));
 }

@@ -98,7 +98,11 @@ fn compose_yaml(s: &StackSpec) -> String {
     y.push_str(
         "x-common: &common\n  restart: \"no\"                 # systemd owns restarts\n  environment:\n    TZ: ${TZ:-UTC}\n    DOMAIN: ${DOMAIN:-home.arpa}\n    LOG_LEVEL: ${LOG_LEVEL:-info}\n",
     );
-    let _ = writeln!(y, "  labels:\n    com.example.stack: \"{}\"\n    com.example.layer: \"{}\"", s.id, s.layer);
+    let _ = writeln!(
+        y,
+        "  labels:\n    com.example.stack: \"{}\"\n    com.example.layer: \"{}\"",
+        s.id, s.layer
+    );
     y.push('\n');
     if s.i % 7 == 0 {
         // Interpolated x-hlsys: the default keeps the stack enabled.
@@ -107,7 +111,11 @@ fn compose_yaml(s: &StackSpec) -> String {
     y.push_str("services:\n");
     // app: published port, bind mounts, healthcheck, maybe a GPU.
     let _ = writeln!(y, "  app:\n    <<: *common");
-    let _ = writeln!(y, "    image: ${{REGISTRY:-docker.io/library}}/app{}:${{IMAGE_TAG:-1.0.0}}", s.i);
+    let _ = writeln!(
+        y,
+        "    image: ${{REGISTRY:-docker.io/library}}/app{}:${{IMAGE_TAG:-1.0.0}}",
+        s.i
+    );
     let _ = writeln!(
         y,
         "    ports:\n      - \"${{BIND_IP:-127.0.0.1}}:${{APP_PORT:-{}}}:8080\"",
@@ -133,7 +141,11 @@ fn compose_yaml(s: &StackSpec) -> String {
     }
     // worker: depends on app being healthy, joins the project network too.
     let _ = writeln!(y, "  worker:\n    <<: *common");
-    let _ = writeln!(y, "    image: ${{REGISTRY:-docker.io/library}}/worker{}:${{IMAGE_TAG:-1.0.0}}", s.i);
+    let _ = writeln!(
+        y,
+        "    image: ${{REGISTRY:-docker.io/library}}/worker{}:${{IMAGE_TAG:-1.0.0}}",
+        s.i
+    );
     y.push_str("    command: [\"worker\", \"--queue\", \"${QUEUE:-default}\", \"--concurrency\", \"${WORKERS:-4}\"]\n");
     y.push_str("    depends_on:\n      app:\n        condition: service_healthy\n");
     let _ = writeln!(y, "    networks: [{net}, backend]");
@@ -147,7 +159,10 @@ fn compose_yaml(s: &StackSpec) -> String {
     if s.i % 2 == 0 {
         y.push_str("  cache-data:\n");
     }
-    let _ = writeln!(y, "\nnetworks:\n  proxy: {{ external: true }}\n  {net}: {{ external: true }}\n  backend: {{}}");
+    let _ = writeln!(
+        y,
+        "\nnetworks:\n  proxy: {{ external: true }}\n  {net}: {{ external: true }}\n  backend: {{}}"
+    );
     y
 }
 
@@ -158,7 +173,10 @@ pub fn write_tree(dir: &Path, n: usize) -> SynthTree {
     let etc = dir.join("etc/hlsys");
     fs::create_dir_all(&stacks_dir).unwrap();
 
-    write(&etc.join("global.env"), "# global environment\nTZ=Europe/Berlin\nDOMAIN=home.arpa\nREGISTRY=ghcr.io/example\n");
+    write(
+        &etc.join("global.env"),
+        "# global environment\nTZ=Europe/Berlin\nDOMAIN=home.arpa\nREGISTRY=ghcr.io/example\n",
+    );
 
     // Layer .env files.
     for (k, layer) in LAYERS.iter().enumerate() {
@@ -183,7 +201,10 @@ pub fn write_tree(dir: &Path, n: usize) -> SynthTree {
         compose_bytes += y.len();
         write(&d.join("compose.yaml"), &y);
         if i % 5 == 0 {
-            write(&d.join(".env"), &format!("APP_PORT={}\nQUEUE={}-jobs # inline comment\n", 30000 + i, s.id));
+            write(
+                &d.join(".env"),
+                &format!("APP_PORT={}\nQUEUE={}-jobs # inline comment\n", 30000 + i, s.id),
+            );
         }
         if i % 10 == 0 {
             write(&d.join(".env.local"), "BIND_IP=0.0.0.0\nHEALTH_INTERVAL='30s'\n");
@@ -260,7 +281,14 @@ pub fn write_tree(dir: &Path, n: usize) -> SynthTree {
     cfg.push_str(&stacks_cfg);
     write(&config, &cfg);
 
-    SynthTree { config, stacks_dir, stacks: n, gpu_stacks, disabled_stacks, compose_bytes }
+    SynthTree {
+        config,
+        stacks_dir,
+        stacks: n,
+        gpu_stacks,
+        disabled_stacks,
+        compose_bytes,
+    }
 }
 
 /// Nearest-rank percentile of sorted samples (`p` in 0..=100).
@@ -278,5 +306,9 @@ pub fn bench_mode() -> bool {
 
 /// `HLSYS_BENCH_RUNS` overrides the number of measured runs.
 pub fn runs(default: usize) -> usize {
-    std::env::var("HLSYS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).filter(|&r| r > 0).unwrap_or(default)
+    std::env::var("HLSYS_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(default)
 }

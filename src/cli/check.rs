@@ -41,8 +41,7 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             model.as_ref().ok().and_then(|m| units_current(m, &args.root))
         },
     };
-    let results =
-        crate::docker::runtime()?.block_on(check::run(model.as_ref().map_err(Clone::clone), &opts));
+    let results = crate::docker::runtime()?.block_on(check::run(model.as_ref().map_err(Clone::clone), &opts));
     let code = check::exit_code(&results, args.strict);
     if args.json {
         let doc = json!({ "ok": code == 0, "checks": results });
@@ -72,7 +71,10 @@ pub fn units_current(model: &Model, root: &std::path::Path) -> Option<CheckResul
         ),
         Currency::Stale { changed } => CheckResult::warn(
             NAME,
-            format!("the tree changed since the units were generated: {}", changed.join(", ")),
+            format!(
+                "the tree changed since the units were generated: {}",
+                changed.join(", ")
+            ),
             "run systemctl daemon-reload",
         ),
     })

@@ -72,8 +72,11 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().context("drop-in path has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp =
-        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let r = (|| -> Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -82,7 +85,8 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
             .mode(0o644)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
         if let Ok(d) = std::fs::File::open(dir) {
@@ -119,7 +123,11 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         }
     }
     let before: BTreeMap<String, bool> = model.stacks.iter().map(|s| (s.id.clone(), s.enabled)).collect();
-    let config_file = model.config.source.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config_file = model
+        .config
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let path = dropin_path(&config_file);
     let current = match std::fs::read_to_string(&path) {
         Ok(t) => Some(t),
@@ -140,13 +148,21 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
     let r = rt.block_on(async {
         let conn = systemd::system_bus().await?;
         systemd::reload(&conn).await?;
-        let units: Vec<String> = ids.iter().filter_map(|id| after.stack(id)).map(|s| s.unit.clone()).collect();
+        let units: Vec<String> = ids
+            .iter()
+            .filter_map(|id| after.stack(id))
+            .map(|s| s.unit.clone())
+            .collect();
         let states = systemd::list_units_by_names(&conn, &units).await?;
         let mut ok = true;
         for id in &ids {
             let Some(s) = after.stack(id) else { continue };
             let was = before.get(id).copied().unwrap_or(s.enabled);
-            let state = states.iter().find(|u| u.name == s.unit).map(|u| u.active_state.as_str()).unwrap_or("unknown");
+            let state = states
+                .iter()
+                .find(|u| u.name == s.unit)
+                .map(|u| u.active_state.as_str())
+                .unwrap_or("unknown");
             let change = match (was, s.enabled) {
                 (a, b) if a == b => format!("already {}", if b { "enabled" } else { "disabled" }),
                 (_, true) => "enabled".to_string(),
@@ -156,11 +172,23 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
             ok &= s.enabled == enable;
         }
         if !ok {
-            eprintln!("hlsys: hlsys.toml.d has a later drop-in that overrides {}", path.display());
+            eprintln!(
+                "hlsys: hlsys.toml.d has a later drop-in that overrides {}",
+                path.display()
+            );
         }
         if args.now {
             let action = if enable { Action::Start } else { Action::Stop };
-            let outcome = execute(&conn, &units, action, &Options { no_block: false, json: false }).await?;
+            let outcome = execute(
+                &conn,
+                &units,
+                action,
+                &Options {
+                    no_block: false,
+                    json: false,
+                },
+            )
+            .await?;
             ok &= outcome.ok;
         } else if enable {
             eprintln!("(not started: run hlsys start, or use --now)");
@@ -183,7 +211,10 @@ mod tests {
         let d: DropIn = toml::from_str(&second).unwrap();
         assert_eq!(d.stacks.len(), 2);
         assert!(d.stacks["genai-webui"].enabled && d.stacks["media"].enabled);
-        assert!(updated_dropin(Some("stacks = 3"), &[]).is_err(), "a broken file is not overwritten");
+        assert!(
+            updated_dropin(Some("stacks = 3"), &[]).is_err(),
+            "a broken file is not overwritten"
+        );
     }
 
     #[test]
@@ -196,7 +227,10 @@ mod tests {
         write_atomic(&path, &updated_dropin(None, &[("a".into(), false)]).unwrap()).unwrap();
         let c = Config::load(&cfg, true).unwrap();
         assert_eq!(c.stacks["a"].enabled, Some(false));
-        assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n");
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n"
+        );
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left");
     }

@@ -123,10 +123,7 @@ pub fn run(global: &Global, args: &GpuArgs) -> anyhow::Result<ExitCode> {
 fn print_host(h: &gpu::HostGpu) {
     let path = |p: &Option<PathBuf>| p.as_ref().map_or("-".into(), |p| p.display().to_string());
     let rows = vec![
-        vec![
-            "driver".into(),
-            h.driver_version.clone().unwrap_or_else(|| "-".into()),
-        ],
+        vec!["driver".into(), h.driver_version.clone().unwrap_or_else(|| "-".into())],
         vec![
             "/dev/nvidiactl".into(),
             if h.nvidiactl { "present" } else { "-" }.into(),

@@ -100,12 +100,32 @@ mod tests {
 
     #[test]
     fn journalctl_gets_one_unit_option_per_unit_and_the_filters() {
-        let args = LogsArgs { names: vec![], follow: true, lines: Some(20), since: Some("1h ago".into()) };
+        let args = LogsArgs {
+            names: vec![],
+            follow: true,
+            lines: Some(20),
+            since: Some("1h ago".into()),
+        };
         assert_eq!(
             journalctl_args(&["a.service".into(), "b.target".into()], &args),
-            vec!["-u", "a.service", "-u", "b.target", "-n", "20", "--since", "1h ago", "-f"]
+            vec![
+                "-u",
+                "a.service",
+                "-u",
+                "b.target",
+                "-n",
+                "20",
+                "--since",
+                "1h ago",
+                "-f"
+            ]
         );
-        let plain = LogsArgs { names: vec![], follow: false, lines: None, since: None };
+        let plain = LogsArgs {
+            names: vec![],
+            follow: false,
+            lines: None,
+            since: None,
+        };
         assert_eq!(journalctl_args(&["a.service".into()], &plain), vec!["-u", "a.service"]);
     }
 }

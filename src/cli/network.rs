@@ -62,9 +62,7 @@ pub fn run(global: &Global, args: &NetworkArgs) -> anyhow::Result<ExitCode> {
             };
             let report = rt.block_on(async {
                 let docker = crate::docker::connect().await?;
-                network::ensure(&docker, &config, &opts)
-                    .await
-                    .context("network ensure")
+                network::ensure(&docker, &config, &opts).await.context("network ensure")
             })?;
             if a.json {
                 let doc = json!({ "ok": report.success(), "networks": report.networks, "problems": report.problems });
@@ -102,11 +100,7 @@ pub fn run(global: &Global, args: &NetworkArgs) -> anyhow::Result<ExitCode> {
                     print_status_table(&["NETWORK", "RESULT", "ID", "DETAILS"], &rows, 1);
                 }
             }
-            Ok(ExitCode::from(if report.success() {
-                EXIT_OK
-            } else {
-                EXIT_FAILURE
-            }))
+            Ok(ExitCode::from(if report.success() { EXIT_OK } else { EXIT_FAILURE }))
         }
         NetworkCommand::Status(a) => {
             let status = rt.block_on(async {
@@ -148,19 +142,11 @@ pub fn run(global: &Global, args: &NetworkArgs) -> anyhow::Result<ExitCode> {
                             } else {
                                 s.containers.join(",")
                             },
-                            if drift.is_empty() {
-                                "-".into()
-                            } else {
-                                drift.join("; ")
-                            },
+                            if drift.is_empty() { "-".into() } else { drift.join("; ") },
                         ]
                     })
                     .collect();
-                print_status_table(
-                    &["NETWORK", "STATE", "ID", "MANAGED", "CONTAINERS", "DRIFT"],
-                    &rows,
-                    1,
-                );
+                print_status_table(&["NETWORK", "STATE", "ID", "MANAGED", "CONTAINERS", "DRIFT"], &rows, 1);
             }
             Ok(ExitCode::from(if good { EXIT_OK } else { EXIT_FAILURE }))
         }

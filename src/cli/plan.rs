@@ -74,7 +74,11 @@ fn graph_text(model: &Model) -> String {
     for (i, l) in model.layers.iter().enumerate() {
         let mut deps: Vec<String> = l.requires.iter().map(|r| format!("requires {r}")).collect();
         deps.extend(l.after.iter().map(|a| format!("after {a}")));
-        let deps = if deps.is_empty() { String::new() } else { format!(" ({})", deps.join(", ")) };
+        let deps = if deps.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", deps.join(", "))
+        };
         out.push_str(&format!("{}. {}{}\n", i + 1, l.target, deps));
         for s in model.stacks.iter().filter(|s| s.layer == l.name) {
             let mut d: Vec<String> = s.requires.iter().map(|r| format!("requires {r}")).collect();
@@ -85,7 +89,11 @@ fn graph_text(model: &Model) -> String {
             if s.gpu {
                 d.push("gpu".into());
             }
-            let d = if d.is_empty() { String::new() } else { format!(" ({})", d.join(", ")) };
+            let d = if d.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.join(", "))
+            };
             out.push_str(&format!("   {}{}\n", s.unit, d));
         }
     }
@@ -96,13 +104,21 @@ fn dot(model: &Model) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let mut out = String::from("digraph hlsys {\n  rankdir=LR;\n");
     for l in &model.layers {
-        out.push_str(&format!("  subgraph {} {{\n    label={};\n", q(&format!("cluster_{}", l.name)), q(&l.name)));
+        out.push_str(&format!(
+            "  subgraph {} {{\n    label={};\n",
+            q(&format!("cluster_{}", l.name)),
+            q(&l.name)
+        ));
         for s in model.stacks.iter().filter(|s| s.layer == l.name) {
             out.push_str(&format!("    {};\n", q(&s.id)));
         }
         out.push_str("  }\n");
         for dep in l.after.iter().chain(&l.requires) {
-            out.push_str(&format!("  {} -> {} [style=bold];\n", q(&format!("cluster_{}", l.name)), q(&format!("cluster_{dep}"))));
+            out.push_str(&format!(
+                "  {} -> {} [style=bold];\n",
+                q(&format!("cluster_{}", l.name)),
+                q(&format!("cluster_{dep}"))
+            ));
         }
     }
     for s in &model.stacks {

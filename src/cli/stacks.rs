@@ -40,17 +40,25 @@ pub fn run(global: &Global, args: &StacksArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         print_table(
-            &["STACK", "LAYER", "ENABLED", "GPU", "SERVICES", "DEPENDS (?=wants)", "NETWORKS"],
+            &[
+                "STACK",
+                "LAYER",
+                "ENABLED",
+                "GPU",
+                "SERVICES",
+                "DEPENDS (?=wants)",
+                "NETWORKS",
+            ],
             &rows,
         );
         for e in &model.errors {
             eprintln!("hlsys: {}: {}: {}", e.stack, e.file.display(), e.message);
         }
-        println!(
-            "\n{} stacks, {} in error",
-            model.stacks.len(),
-            model.errors.len()
-        );
+        println!("\n{} stacks, {} in error", model.stacks.len(), model.errors.len());
     }
-    Ok(ExitCode::from(if model.errors.is_empty() { EXIT_OK } else { EXIT_FAILURE }))
+    Ok(ExitCode::from(if model.errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }))
 }

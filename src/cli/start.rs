@@ -114,7 +114,10 @@ pub fn run(global: &Global, args: &StartArgs, action: Action) -> anyhow::Result<
     let r = rt.block_on(async {
         let conn = systemd::system_bus().await?;
         let units = units_for(&conn, &model, &targets, action).await?;
-        let opts = Options { no_block: args.no_block, json: args.json };
+        let opts = Options {
+            no_block: args.no_block,
+            json: args.json,
+        };
         let outcome = execute(&conn, &units, action, &opts).await?;
         Ok(outcome.exit_code())
     });
@@ -142,14 +145,20 @@ pub async fn units_for(
         return Ok(units);
     }
     let mut names = units.clone();
-    let wanted: Vec<(String, Vec<String>)> = targets.iter().map(|t| (t.unit(model), wanted_units(model, t))).collect();
+    let wanted: Vec<(String, Vec<String>)> = targets
+        .iter()
+        .map(|t| (t.unit(model), wanted_units(model, t)))
+        .collect();
     for (_, w) in &wanted {
         names.extend(w.iter().cloned());
     }
     names.sort();
     names.dedup();
-    let states: HashMap<String, systemd::UnitState> =
-        systemd::list_units_by_names(conn, &names).await?.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let states: HashMap<String, systemd::UnitState> = systemd::list_units_by_names(conn, &names)
+        .await?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
     let active = |u: &str| states.get(u).is_some_and(|s| s.is_active());
     let mut extra = Vec::new();
     for (unit, w) in wanted {
@@ -316,7 +325,12 @@ impl Tracker {
             },
             Event::JobNew { id, job, unit } => match self.adopt_after {
                 Some(after) if *id > after && !self.done() => {
-                    let j = Job { id: *id, path: job.clone(), unit: unit.clone(), job_type: String::new() };
+                    let j = Job {
+                        id: *id,
+                        path: job.clone(),
+                        unit: unit.clone(),
+                        job_type: String::new(),
+                    };
                     self.add_job(&j, false).into_iter().collect()
                 }
                 _ => Vec::new(),
@@ -359,9 +373,19 @@ impl Tracker {
     /// Units that failed by themselves; when none did (only dependencies failed or jobs
     /// were canceled), every unit whose job did not succeed.
     pub fn failed_units(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.rows.iter().filter(|r| r.root_cause()).map(|r| r.unit.clone()).collect();
+        let mut v: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| r.root_cause())
+            .map(|r| r.unit.clone())
+            .collect();
         if v.is_empty() {
-            v = self.rows.iter().filter(|r| r.result.is_some() && !r.ok()).map(|r| r.unit.clone()).collect();
+            v = self
+                .rows
+                .iter()
+                .filter(|r| r.result.is_some() && !r.ok())
+                .map(|r| r.unit.clone())
+                .collect();
         }
         v.dedup();
         v
@@ -374,21 +398,30 @@ impl Tracker {
             .map(|r| JobResult {
                 unit: r.unit.clone(),
                 job: r.job_type.clone(),
-                result: r.result.clone().unwrap_or_else(|| if queued { "queued" } else { "unknown" }.into()),
+                result: r
+                    .result
+                    .clone()
+                    .unwrap_or_else(|| if queued { "queued" } else { "unknown" }.into()),
                 job_id: r.job_id,
                 requested: r.requested,
                 journal: journals.get(&r.unit).filter(|_| r.root_cause()).cloned(),
             })
             .collect();
-        Report { action: action.job_type().into(), ok: queued || self.ok(), results }
+        Report {
+            action: action.job_type().into(),
+            ok: queued || self.ok(),
+            results,
+        }
     }
 }
 
 fn apply_change(r: &mut Row, c: &UnitChange) -> bool {
     let mut changed = false;
-    for (field, v) in
-        [(&mut r.active_state, &c.active_state), (&mut r.sub_state, &c.sub_state), (&mut r.status_text, &c.status_text)]
-    {
+    for (field, v) in [
+        (&mut r.active_state, &c.active_state),
+        (&mut r.sub_state, &c.sub_state),
+        (&mut r.status_text, &c.status_text),
+    ] {
         if let Some(v) = v {
             if field != v {
                 *field = v.clone();
@@ -500,7 +533,10 @@ impl Progress {
 }
 
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(160)
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(160)
 }
 
 /// Cuts a line to `cols` visible characters (escape sequences count as nothing).
@@ -585,7 +621,10 @@ pub async fn execute(
                 eprintln!("{}: {} job {} enqueued ({})", r.unit, r.job_type, r.job_id, r.state());
             }
         } else {
-            println!("{}", serde_json::to_string_pretty(&tracker.report(action, true, &HashMap::new()))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tracker.report(action, true, &HashMap::new()))?
+            );
         }
         return Ok(Outcome { ok: true });
     }
@@ -610,7 +649,15 @@ pub async fn execute(
     }
     progress.update(&tracker, &[]);
     drop(events);
-    let _ = conn.call_method(Some(systemd::DEST), systemd::PATH, Some(systemd::MANAGER), "Unsubscribe", &()).await;
+    let _ = conn
+        .call_method(
+            Some(systemd::DEST),
+            systemd::PATH,
+            Some(systemd::MANAGER),
+            "Unsubscribe",
+            &(),
+        )
+        .await;
 
     let failed = tracker.failed_units();
     let mut journals = HashMap::new();
@@ -633,7 +680,14 @@ pub async fn execute(
             .filter(|r| !matches!(r.result.as_str(), "done" | "skipped"))
             .map(|r| format!("{} ({})", r.unit, r.result))
             .collect();
-        eprintln!("{}", paint(color, 31, &format!("hlsys: {} failed: {}", action.job_type(), bad.join(", "))));
+        eprintln!(
+            "{}",
+            paint(
+                color,
+                31,
+                &format!("hlsys: {} failed: {}", action.job_type(), bad.join(", "))
+            )
+        );
         for u in &failed {
             eprintln!("--- {u}: last journal lines ---");
             for l in journals.get(u).into_iter().flatten() {
@@ -642,7 +696,13 @@ pub async fn execute(
         }
     } else if !opts.json {
         let n = tracker.rows.len();
-        eprintln!("{} {}: {} job{} done", action.job_type(), units.join(" "), n, if n == 1 { "" } else { "s" });
+        eprintln!(
+            "{} {}: {} job{} done",
+            action.job_type(),
+            units.join(" "),
+            n,
+            if n == 1 { "" } else { "s" }
+        );
     }
     Ok(Outcome { ok: report.ok })
 }
@@ -652,7 +712,12 @@ mod tests {
     use super::*;
 
     fn job(id: u32, unit: &str, t: &str) -> Job {
-        Job { id, path: format!("/org/freedesktop/systemd1/job/{id}"), unit: unit.into(), job_type: t.into() }
+        Job {
+            id,
+            path: format!("/org/freedesktop/systemd1/job/{id}"),
+            unit: unit.into(),
+            job_type: t.into(),
+        }
     }
 
     fn removed(id: u32, unit: &str, result: &str) -> Event {
@@ -697,7 +762,10 @@ mod tests {
         let mut t = Tracker::default();
         let enq = Enqueued {
             job: job(1, "homelab-genai.target", "start"),
-            affected: vec![job(1, "homelab-genai.target", "start"), job(2, "homelab-database.service", "start")],
+            affected: vec![
+                job(1, "homelab-genai.target", "start"),
+                job(2, "homelab-database.service", "start"),
+            ],
             exact: true,
         };
         t.add(&enq);
@@ -706,10 +774,16 @@ mod tests {
         assert!(t.done() && !t.ok());
         assert_eq!(t.failed_units(), vec!["homelab-database.service"]);
         let mut j = HashMap::new();
-        j.insert("homelab-database.service".to_string(), vec!["compose up failed".to_string()]);
+        j.insert(
+            "homelab-database.service".to_string(),
+            vec!["compose up failed".to_string()],
+        );
         let r = t.report(Action::Start, false, &j);
         assert!(!r.ok);
-        assert_eq!(r.results[1].journal.as_deref(), Some(&["compose up failed".to_string()][..]));
+        assert_eq!(
+            r.results[1].journal.as_deref(),
+            Some(&["compose up failed".to_string()][..])
+        );
         assert_eq!(r.results[0].journal, None, "a dependency failure carries no journal");
     }
 
@@ -736,7 +810,10 @@ mod tests {
             Progress::plain_line(&t.rows[0]),
             "homelab-x.service: start, activating (start): waiting for db health"
         );
-        let other = Event::Unit { path: systemd::unit_path("homelab-y.service"), change: UnitChange::default() };
+        let other = Event::Unit {
+            path: systemd::unit_path("homelab-y.service"),
+            change: UnitChange::default(),
+        };
         assert!(t.apply(&other).is_empty());
     }
 
@@ -749,10 +826,17 @@ mod tests {
             exact: false,
         };
         t.add(&enq);
-        let new =
-            Event::JobNew { id: 6, job: "/org/freedesktop/systemd1/job/6".into(), unit: "homelab-a.service".into() };
+        let new = Event::JobNew {
+            id: 6,
+            job: "/org/freedesktop/systemd1/job/6".into(),
+            unit: "homelab-a.service".into(),
+        };
         assert_eq!(t.apply(&new), vec![1]);
-        let old = Event::JobNew { id: 4, job: "/org/freedesktop/systemd1/job/4".into(), unit: "x.service".into() };
+        let old = Event::JobNew {
+            id: 4,
+            job: "/org/freedesktop/systemd1/job/4".into(),
+            unit: "x.service".into(),
+        };
         assert!(t.apply(&old).is_empty());
     }
 

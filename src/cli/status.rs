@@ -119,7 +119,10 @@ fn select<'m>(model: &'m Model, targets: &[Target]) -> Selection<'m> {
         let shown: Vec<&Stack> = if all || targets.contains(&Target::Layer(l.name.clone())) {
             members
         } else {
-            members.into_iter().filter(|s| targets.contains(&Target::Stack(s.id.clone()))).collect()
+            members
+                .into_iter()
+                .filter(|s| targets.contains(&Target::Stack(s.id.clone())))
+                .collect()
         };
         if all || targets.contains(&Target::Layer(l.name.clone())) || !shown.is_empty() {
             layers.push((l.name.clone(), shown));
@@ -155,7 +158,10 @@ pub fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
 pub fn healthy(doc: &StatusDoc) -> bool {
     doc.layers.iter().flat_map(|l| &l.stacks).all(|s| {
         !(s.enabled && s.unit.active_state == "failed")
-            && s.containers.iter().flatten().all(|c| c.health.as_deref() != Some("unhealthy"))
+            && s.containers
+                .iter()
+                .flatten()
+                .all(|c| c.health.as_deref() != Some("unhealthy"))
     }) && doc.units.iter().all(|u| u.active_state != "failed")
         && doc.errors.is_empty()
 }
@@ -170,13 +176,24 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
         names.extend(stacks.iter().map(|s| s.unit.clone()));
     }
     names.extend(sel.units.iter().cloned());
-    let projects: Vec<String> = sel.layers.iter().flat_map(|(_, s)| s.iter().map(|s| s.project.clone())).collect();
+    let projects: Vec<String> = sel
+        .layers
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|s| s.project.clone()))
+        .collect();
     let (units, docker) = tokio::join!(unit_states(&names), docker_state(!projects.is_empty()));
     let units = units?;
     let unit = |name: &str| -> (UnitStatus, Option<String>) {
         match units.get(name) {
             Some((u, text)) => (u.clone(), text.clone()),
-            None => (UnitStatus { unit: name.to_string(), load_state: "not-found".into(), ..Default::default() }, None),
+            None => (
+                UnitStatus {
+                    unit: name.to_string(),
+                    load_state: "not-found".into(),
+                    ..Default::default()
+                },
+                None,
+            ),
         }
     };
     let (containers, networks, containers_error) = match docker {
@@ -208,7 +225,11 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
                     .map(|c: &HashMap<String, Vec<ContainerStatus>>| c.get(&s.project).cloned().unwrap_or_default()),
             });
         }
-        layers.push(LayerStatus { name: l.clone(), unit: unit(&crate::model::layer_target(prefix, l)).0, stacks: out });
+        layers.push(LayerStatus {
+            name: l.clone(),
+            unit: unit(&crate::model::layer_target(prefix, l)).0,
+            stacks: out,
+        });
     }
     Ok(StatusDoc {
         root: unit(&model.root_target()).0,
@@ -216,7 +237,11 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
         layers,
         units: sel.units.iter().map(|u| unit(u).0).collect(),
         // Stacks in error belong to the whole tree, not to a NAME.
-        errors: if targets.contains(&Target::Root) { model.errors.clone() } else { Vec::new() },
+        errors: if targets.contains(&Target::Root) {
+            model.errors.clone()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -228,14 +253,23 @@ async fn unit_states(names: &[String]) -> Result<HashMap<String, (UnitStatus, Op
     let loaded: Vec<&UnitState> = states.iter().filter(|s| s.load_state != "not-found").collect();
     let conn = &conn;
     let since = join_all(loaded.iter().map(|s| async move {
-        let prop = if s.is_active() { "ActiveEnterTimestamp" } else { "StateChangeTimestamp" };
-        systemd::get_u64(conn, &s.path, systemd::UNIT_IFACE, prop).await.ok().filter(|t| *t > 0)
+        let prop = if s.is_active() {
+            "ActiveEnterTimestamp"
+        } else {
+            "StateChangeTimestamp"
+        };
+        systemd::get_u64(conn, &s.path, systemd::UNIT_IFACE, prop)
+            .await
+            .ok()
+            .filter(|t| *t > 0)
     }));
     let texts = join_all(loaded.iter().map(|s| async move {
         if !s.name.ends_with(".service") || s.active_state == "inactive" {
             return None;
         }
-        systemd::get_string(conn, &s.path, systemd::SERVICE_IFACE, "StatusText").await.ok()
+        systemd::get_string(conn, &s.path, systemd::SERVICE_IFACE, "StatusText")
+            .await
+            .ok()
     }));
     let (since, texts) = tokio::join!(since, texts);
     let mut out = HashMap::new();
@@ -273,7 +307,10 @@ async fn docker_state(wanted: bool) -> Result<(HashMap<String, Vec<ContainerStat
     }
     // A socket the user may not open: say so plainly (bollard's error hides the errno).
     let host = crate::docker::host();
-    if let Some(path) = host.strip_prefix("unix://").or_else(|| host.starts_with('/').then_some(host.as_str())) {
+    if let Some(path) = host
+        .strip_prefix("unix://")
+        .or_else(|| host.starts_with('/').then_some(host.as_str()))
+    {
         if let Err(e) = std::os::unix::net::UnixStream::connect(path) {
             return Err(match e.kind() {
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -286,8 +323,10 @@ async fn docker_state(wanted: bool) -> Result<(HashMap<String, Vec<ContainerStat
         let docker = crate::docker::connect().await.map_err(|e| format!("{e:#}"))?;
         let mut filters = HashMap::new();
         filters.insert("label", vec!["com.docker.compose.project".to_string()]);
-        let opts =
-            bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let (cs, ns) = tokio::join!(docker.list_containers(Some(opts)), docker.list_networks(None));
         let cs = cs.map_err(|e| format!("listing containers: {e}"))?;
         let ns = ns.map_err(|e| format!("listing networks: {e}"))?;
@@ -297,7 +336,9 @@ async fn docker_state(wanted: bool) -> Result<(HashMap<String, Vec<ContainerStat
             if labels.get("com.docker.compose.oneoff").map(String::as_str) == Some("True") {
                 continue;
             }
-            let Some(project) = labels.get("com.docker.compose.project") else { continue };
+            let Some(project) = labels.get("com.docker.compose.project") else {
+                continue;
+            };
             by_project.entry(project.clone()).or_default().push(container_status(c));
         }
         for v in by_project.values_mut() {
@@ -377,7 +418,12 @@ pub fn rfc3339(usec: u64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant).
@@ -440,7 +486,13 @@ fn print_text(doc: &StatusDoc) {
         }
         for s in &l.stacks {
             let disabled = if s.enabled { "" } else { " [disabled]" };
-            println!("    stack {}{} ({}): {}", s.id, disabled, s.unit.unit, state_text(&s.unit, color));
+            println!(
+                "    stack {}{} ({}): {}",
+                s.id,
+                disabled,
+                s.unit.unit,
+                state_text(&s.unit, color)
+            );
             if let Some(t) = &s.status_text {
                 println!("      status: {t}");
             }
@@ -481,7 +533,14 @@ fn print_text(doc: &StatusDoc) {
         println!("containers: unavailable ({e})");
     }
     for e in &doc.errors {
-        println!("{}", paint(color, 31, &format!("stack {} in error: {}: {}", e.stack, e.file.display(), e.message)));
+        println!(
+            "{}",
+            paint(
+                color,
+                31,
+                &format!("stack {} in error: {}: {}", e.stack, e.file.display(), e.message)
+            )
+        );
     }
 }
 
@@ -504,7 +563,10 @@ mod tests {
     fn health_comes_from_the_field_or_the_status_text() {
         assert_eq!(health_of(Some("healthy"), "Up 1 minute"), Some("healthy".into()));
         assert_eq!(health_of(None, "Up 1 minute (unhealthy)"), Some("unhealthy".into()));
-        assert_eq!(health_of(Some("none"), "Up 2 seconds (health: starting)"), Some("starting".into()));
+        assert_eq!(
+            health_of(Some("none"), "Up 2 seconds (health: starting)"),
+            Some("starting".into())
+        );
         assert_eq!(health_of(Some(""), "Up 1 minute"), None);
     }
 
@@ -513,7 +575,11 @@ mod tests {
             unit: name.into(),
             load_state: "loaded".into(),
             active_state: state.into(),
-            sub_state: if state == "active" { "running".into() } else { "dead".into() },
+            sub_state: if state == "active" {
+                "running".into()
+            } else {
+                "dead".into()
+            },
             since: Some("2024-05-01T10:00:00Z".into()),
             since_usec: Some(1_714_557_600_000_000),
         }

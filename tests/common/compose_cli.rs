@@ -43,12 +43,7 @@ fn clean_command() -> Command {
 /// `docker compose -p <project> --project-directory <dir> -f <file> [--env-file …]
 /// config --format json`, parsed; `Err` carries Compose's stderr. With no env files
 /// Compose reads `<dir>/.env` itself, as it always does.
-pub fn compose_config_json(
-    project: &str,
-    dir: &Path,
-    file: &Path,
-    env_files: &[PathBuf],
-) -> Result<Value, String> {
+pub fn compose_config_json(project: &str, dir: &Path, file: &Path, env_files: &[PathBuf]) -> Result<Value, String> {
     let mut cmd = clean_command();
     cmd.args(["compose", "-p", project])
         .arg("--project-directory")
@@ -59,9 +54,7 @@ pub fn compose_config_json(
         cmd.arg("--env-file").arg(env_file);
     }
     cmd.args(["config", "--format", "json"]);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
@@ -69,12 +62,7 @@ pub fn compose_config_json(
 }
 
 /// [`compose_config_json`] reduced to a [`Summary`]; panics if Compose rejects the file.
-pub fn compose_config_summary(
-    project: &str,
-    dir: &Path,
-    file: &Path,
-    env_files: &[PathBuf],
-) -> Summary {
+pub fn compose_config_summary(project: &str, dir: &Path, file: &Path, env_files: &[PathBuf]) -> Summary {
     let json = compose_config_json(project, dir, file, env_files)
         .unwrap_or_else(|e| panic!("docker compose config {}: {e}", file.display()));
     summarize(&json)
@@ -139,11 +127,7 @@ pub fn gpu_forms(service: &Value) -> BTreeSet<&'static str> {
         .as_array()
         .into_iter()
         .flatten()
-        .any(|d| {
-            d["source"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("nvidia.com/gpu="))
-        })
+        .any(|d| d["source"].as_str().is_some_and(|s| s.starts_with("nvidia.com/gpu=")))
     {
         forms.insert("cdi");
     }

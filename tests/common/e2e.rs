@@ -22,7 +22,12 @@ pub const EVENTS: &str = "/run/e2e-docker-events.jsonl";
 /// `hlsys` (Cargo built it for this test) and `hlsys-generator`.
 pub fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| (PathBuf::from(env!("CARGO_BIN_EXE_hlsys")), crate::common::generator_bin().to_path_buf()))
+    BINS.get_or_init(|| {
+        (
+            PathBuf::from(env!("CARGO_BIN_EXE_hlsys")),
+            crate::common::generator_bin().to_path_buf(),
+        )
+    })
 }
 
 pub fn quote(p: &Path) -> String {
@@ -136,12 +141,16 @@ pub fn all_active(m: &Machine, units: &[&str]) -> bool {
 
 /// No job queued or running in systemd.
 pub fn idle(m: &Machine) -> bool {
-    m.exec_ok(&["systemctl", "list-jobs", "--no-legend", "--no-pager"]).trim().is_empty()
+    m.exec_ok(&["systemctl", "list-jobs", "--no-legend", "--no-pager"])
+        .trim()
+        .is_empty()
 }
 
 /// A property of a unit (`systemctl show -p`).
 pub fn show(m: &Machine, unit: &str, prop: &str) -> String {
-    m.exec_ok(&["systemctl", "show", "--value", "-p", prop, unit]).trim().to_string()
+    m.exec_ok(&["systemctl", "show", "--value", "-p", prop, unit])
+        .trim()
+        .to_string()
 }
 
 pub fn show_u64(m: &Machine, unit: &str, prop: &str) -> u64 {
@@ -171,11 +180,20 @@ pub fn containers(m: &Machine) -> BTreeMap<String, String> {
 /// Every container of a Compose project, running or not: name → full id.
 pub fn project_containers(m: &Machine, project: &str) -> BTreeMap<String, String> {
     let label = format!("label=com.docker.compose.project={project}");
-    m.exec_ok(&["docker", "ps", "-a", "--no-trunc", "--filter", &label, "--format", "{{.Names}}\t{{.ID}}"])
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(n, s)| (n.to_string(), s.to_string()))
-        .collect()
+    m.exec_ok(&[
+        "docker",
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        &label,
+        "--format",
+        "{{.Names}}\t{{.ID}}",
+    ])
+    .lines()
+    .filter_map(|l| l.split_once('\t'))
+    .map(|(n, s)| (n.to_string(), s.to_string()))
+    .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -197,7 +215,9 @@ pub fn events(m: &Machine) -> Vec<Event> {
             let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("event {l:?}: {e}"));
             let attr = |k: &str| v["Actor"]["Attributes"][k].as_str().unwrap_or_default().to_string();
             Event {
-                ns: v["timeNano"].as_i64().unwrap_or_else(|| panic!("event without timeNano: {l}")),
+                ns: v["timeNano"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("event without timeNano: {l}")),
                 kind: v["Type"].as_str().unwrap_or_default().to_string(),
                 action: v["Action"].as_str().unwrap_or_default().to_string(),
                 project: attr("com.docker.compose.project"),

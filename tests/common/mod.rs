@@ -21,10 +21,8 @@ fn in_ci() -> bool {
 
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            std::fs::metadata(d.join(tool))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        std::env::split_paths(&p)
+            .any(|d| std::fs::metadata(d.join(tool)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
     })
 }
 
@@ -34,11 +32,7 @@ fn on_path(tool: &str) -> bool {
 pub fn require_root_and(tools: &[&str]) -> bool {
     let mut missing = Vec::new();
     // /proc/self is owned by the effective uid of the process reading it.
-    if std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-        != 0
-    {
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX) != 0 {
         missing.push("not running as root".to_string());
     }
     let tools: Vec<_> = tools.iter().filter(|t| !on_path(t)).collect();
@@ -59,9 +53,7 @@ pub fn require_root_and(tools: &[&str]) -> bool {
 /// Run `cmd` to completion (stdin closed); returns (status, stdout, stderr).
 /// Panics only if it cannot be started.
 pub fn run(cmd: &mut Command) -> (ExitStatus, String, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -109,11 +101,7 @@ impl Machine {
     /// before boot with $ROOT set to the machine's root (install generator, config, ...).
     pub fn start(prefix: &str, pre_boot: Option<&str>) -> Machine {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -151,12 +139,7 @@ impl Machine {
 
     /// Copy a host file or directory into the machine (through its mount namespace).
     pub fn copy_in(&self, src: impl AsRef<Path>, dst: &str) {
-        run_ok(
-            Self::script()
-                .args(["copy-in", &self.name])
-                .arg(src.as_ref())
-                .arg(dst),
-        );
+        run_ok(Self::script().args(["copy-in", &self.name]).arg(src.as_ref()).arg(dst));
     }
 
     /// The machine's console log (systemd-nspawn output), for failure messages.
@@ -170,10 +153,7 @@ impl Drop for Machine {
         // Never panic here: we may already be unwinding from a failed assertion.
         let (status, out, err) = run(Self::script().args(["stop", &self.name]));
         if !status.success() {
-            eprintln!(
-                "stopping machine {} failed: {status}\n{out}{err}",
-                self.name
-            );
+            eprintln!("stopping machine {} failed: {status}\n{out}{err}", self.name);
         }
     }
 }
@@ -189,7 +169,8 @@ pub fn generator_bin() -> &'static Path {
         let profile = dir.file_name().unwrap().to_str().unwrap();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "hlsys-generator"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "--quiet", "-p", "hlsys-generator"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         match profile {
             "debug" => {}
             "release" => {
