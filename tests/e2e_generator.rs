@@ -246,20 +246,13 @@ fn boot_starts_layers_in_order_and_reload_picks_up_new_stacks() {
         assert_layer_order_in_docker(&m, 0);
         assert_layer_order_in_systemd(&m);
         assert_eq!(show(&m, "homelab-networks.service", "ActiveState"), "active");
-        for (net, want) in [
-            ("proxy", "false 172.20.0.0/24 true"),
-            ("database", "true 172.20.2.0/24 true"),
-        ] {
-            let got = m.exec_ok(&[
-                "docker",
-                "network",
-                "inspect",
-                "-f",
-                r#"{{.Internal}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Labels "io.hlsys.managed"}}"#,
-                net,
-            ]);
-            assert_eq!(got.trim(), want, "network {net}: internal, subnet, managed");
-        }
+        e2e::assert_networks(
+            &m,
+            &[
+                ("proxy", "false 172.20.0.0/24 true"),
+                ("database", "true 172.20.2.0/24 true"),
+            ],
+        );
         timed(t0, "boot checked: order, health, networks, broken stack skipped");
 
         // Stopped, then started through the genai layer alone: it pulls in its layers.

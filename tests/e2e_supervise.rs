@@ -157,20 +157,13 @@ fn stop_all(m: &Machine) {
 
 /// The networks homelab-networks.service made: internal, subnet.
 fn assert_networks(m: &Machine) {
-    for (net, want) in [
-        ("proxy", "false 172.21.0.0/24 true"),
-        ("database", "true 172.21.2.0/24 true"),
-    ] {
-        let got = m.exec_ok(&[
-            "docker",
-            "network",
-            "inspect",
-            "-f",
-            r#"{{.Internal}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Labels "io.hlsys.managed"}}"#,
-            net,
-        ]);
-        assert_eq!(got.trim(), want, "network {net}: internal, subnet, managed");
-    }
+    e2e::assert_networks(
+        m,
+        &[
+            ("proxy", "false 172.21.0.0/24 true"),
+            ("database", "true 172.21.2.0/24 true"),
+        ],
+    );
 }
 
 /// The promise, on Docker's own clock, for the containers created at or after `since`

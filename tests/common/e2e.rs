@@ -249,3 +249,19 @@ pub fn first_event(evs: &[Event], since: i64, project: &str, action: &str, name:
 pub fn timed(t0: Instant, phase: &str) {
     eprintln!("[{:>6.1} s] {phase}", t0.elapsed().as_secs_f64());
 }
+
+/// The networks homelab-networks.service made, as `docker network inspect` shows them:
+/// `(name, "INTERNAL SUBNET MANAGED")`, e.g. `("proxy", "false 172.20.0.0/24 true")`.
+pub fn assert_networks(m: &Machine, want: &[(&str, &str)]) {
+    for (net, want) in want {
+        let got = m.exec_ok(&[
+            "docker",
+            "network",
+            "inspect",
+            "-f",
+            r#"{{.Internal}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Labels "io.hlsys.managed"}}"#,
+            net,
+        ]);
+        assert_eq!(got.trim(), *want, "network {net}: internal, subnet, managed");
+    }
+}
