@@ -103,6 +103,12 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
 /// optional ones first).
 pub fn load_layered(files: &[PathBuf]) -> Result<BTreeMap<String, String>, EnvFileError> {
     let mut env = BTreeMap::new();
+    load_onto(&mut env, files)?;
+    Ok(env)
+}
+
+/// [`load_layered`] on top of variables already loaded from lower-precedence files.
+pub fn load_onto(env: &mut BTreeMap<String, String>, files: &[PathBuf]) -> Result<(), EnvFileError> {
     for file in files {
         let text = std::fs::read_to_string(file).map_err(|e| EnvFileError {
             file: file.clone(),
@@ -116,7 +122,7 @@ pub fn load_layered(files: &[PathBuf]) -> Result<BTreeMap<String, String>, EnvFi
         })?;
         env.extend(parsed);
     }
-    Ok(env)
+    Ok(())
 }
 
 fn set(out: &mut Vec<(String, String)>, key: &str, value: String) {

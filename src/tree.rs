@@ -184,17 +184,13 @@ fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir:
         .entry(layer_dir.map(Path::to_path_buf))
         .or_insert_with(|| shared_env(config, layer_dir))
         .clone()?;
-    for name in [".env", ".env.local"] {
-        let p = stack_dir.join(name);
-        if p.is_file() {
-            // One step of load_layered: the file's variables resolve against `env`.
-            let text = std::fs::read_to_string(&p).map_err(|e| (p.clone(), e.to_string()))?;
-            let parsed = crate::envfile::parse(&text, &|k| env.get(k).cloned())
-                .map_err(|e| (p.clone(), format!("line {}: {}", e.line, e.message)))?;
-            env.extend(parsed);
-            files.push(p);
-        }
-    }
+    let own: Vec<PathBuf> = [".env", ".env.local"]
+        .iter()
+        .map(|n| stack_dir.join(n))
+        .filter(|p| p.is_file())
+        .collect();
+    crate::envfile::load_onto(&mut env, &own).map_err(env_file_error)?;
+    files.extend(own);
     Ok((files, env))
 }
 
