@@ -195,17 +195,7 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
         if found.is_empty() {
             found = short_matching(model, x);
         }
-        return match found.as_slice() {
-            [s] => Ok(Target::Stack(s.id.clone())),
-            [] => Err(unknown(model, x)),
-            many => Err(ResolveError::Ambiguous {
-                name: name.to_string(),
-                candidates: many
-                    .iter()
-                    .map(|s| Target::Stack(s.id.clone()).describe(model))
-                    .collect(),
-            }),
-        };
+        return one_stack(model, name, x, &found);
     }
     if let Some(x) = name.strip_prefix("layer:") {
         return match model.layer(x) {
@@ -281,9 +271,15 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
             })
         }
     }
-    match short_matching(model, name).as_slice() {
+    one_stack(model, name, name, &short_matching(model, name))
+}
+
+/// The one stack `found` for NAME, else an error: unknown (`looked_for`), or ambiguous
+/// with every candidate listed.
+fn one_stack(model: &Model, name: &str, looked_for: &str, found: &[&Stack]) -> Result<Target, ResolveError> {
+    match found {
         [s] => Ok(Target::Stack(s.id.clone())),
-        [] => Err(unknown(model, name)),
+        [] => Err(unknown(model, looked_for)),
         many => Err(ResolveError::Ambiguous {
             name: name.to_string(),
             candidates: many
