@@ -205,10 +205,16 @@ async fn docker_check(host: &str, d: Result<&Docker, &anyhow::Error>) -> CheckRe
     }
 }
 
+/// How to get Compose v2 on Debian: the package names differ by source, and Debian 12's
+/// own `docker-compose` is the Python v1, which hlsys cannot use.
+pub const COMPOSE_REMEDY: &str = "install the Docker Compose v2 plugin: `apt install docker-compose-plugin` \
+(with Docker's apt repository and docker-ce), `apt install docker-compose` on Debian 13 or later, \
+`apt install docker-compose-v2` on Ubuntu; Debian 12's docker-compose is v1 and will not do";
+
 /// `docker compose version`: the one place hlsys runs the docker CLI, since the plugin
 /// is what the units run.
 async fn compose_version() -> CheckResult {
-    let remedy = "install the Docker Compose v2 plugin (docker-compose-plugin)";
+    let remedy = COMPOSE_REMEDY;
     let run = tokio::process::Command::new("docker")
         .args(["compose", "version"])
         .stdin(std::process::Stdio::null())

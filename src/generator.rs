@@ -141,15 +141,23 @@ impl KmsgLog {
 }
 
 /// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
-/// Returns the exit status: 0 whenever the config was usable.
+/// Returns the exit status: 0 whenever the config was usable, and when there is none
+/// (then nothing is written).
 pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog) -> u8 {
     if args.len() != 1 && args.len() != 3 {
         log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
         return 2;
     }
     let out = PathBuf::from(&args[0]);
-    let (path, must_exist) = crate::config::config_path(config_path);
-    let config = match crate::config::Config::load(&path, must_exist) {
+    let (path, _) = crate::config::config_path(config_path);
+    // Opt-in: installing hlsys must not start whatever lies in /srv/compose at the next
+    // boot. Only a config file the admin wrote turns the generator on. An error other
+    // than "not found" (e.g. permissions) falls through to load, which reports it.
+    if let Ok(false) = path.try_exists() {
+        log.log(6, &not_configured(&path));
+        return 0;
+    }
+    let config = match crate::config::Config::load(&path, true) {
         Ok(c) => c,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));
@@ -186,6 +194,14 @@ pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog)
             1
         }
     }
+}
+
+/// The one line logged when there is no config file: what to do to turn hlsys on.
+fn not_configured(path: &Path) -> String {
+    format!(
+        "no config file {}: hlsys is not set up, no units generated (write it, then systemctl daemon-reload)",
+        path.display()
+    )
 }
 
 /// Where systemd runs generators with their normal output directory.

@@ -241,11 +241,55 @@ fn unusable_config_exits_1_and_writes_nothing() {
         assert!(r.stderr.contains(&format!("{}: line 2", cfg.display())), "{}", r.stderr);
         assert!(r.stderr.contains("unit_prefx"), "{}", r.stderr);
     }
+}
 
-    // HLSYS_CONFIG naming a file that does not exist is unusable too (not "defaults").
-    let r = run_generator(Some(&s.path("missing.toml")), &[&out]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(snapshot(&out).is_empty());
+/// Opt-in: a tree with stacks but no config file (the one HLSYS_CONFIG names, or the
+/// default /etc/hlsys/hlsys.toml) gives no units at all, exit 0, and one log line saying
+/// what to do.
+#[test]
+fn no_config_file_writes_nothing_and_logs_one_line() {
+    let s = Setup::new();
+    s.good_tree();
+    std::fs::remove_file(s.path("hlsys.toml")).unwrap();
+    let missing = s.path("hlsys.toml");
+    let out = s.out_dir("named");
+    let r = run_generator(Some(&missing), &[&out]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(snapshot(&out).is_empty(), "{:?}", names(&snapshot(&out)));
+    let expect_line = |r: &Run, path: &Path| {
+        if !logs_to_stderr() {
+            eprintln!("note: /dev/kmsg is writable, the log line is not checked");
+            return;
+        }
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", r.stderr);
+        assert!(
+            lines[0].starts_with(&format!(
+                "hlsys-generator[{}]: no config file {}: ",
+                r.pid,
+                path.display()
+            )),
+            "{}",
+            r.stderr
+        );
+        assert!(lines[0].contains("no units generated"), "{}", r.stderr);
+    };
+    expect_line(&r, &missing);
+
+    // The default path, where this host has no config (checked, not assumed).
+    let default = Path::new(hlsys::config::DEFAULT_CONFIG);
+    if default.exists() {
+        eprintln!(
+            "note: {} exists on this host, the default path is not checked",
+            default.display()
+        );
+        return;
+    }
+    let out = s.out_dir("default");
+    let r = run_generator(None, &[&out]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(snapshot(&out).is_empty(), "{:?}", names(&snapshot(&out)));
+    expect_line(&r, default);
 }
 
 #[test]
