@@ -67,7 +67,13 @@ rm -rf \"$ROOT/srv/compose\" && mkdir -p \"$ROOT/srv/compose\"
             s += &format!("install -D -m644 /dev/stdin \"$ROOT/srv/compose/{rel}\" <<'E2E_EOF'\n{content}E2E_EOF\n");
         }
     }
-    s += r#"install -D -m755 /dev/stdin "$ROOT/usr/local/libexec/e2e-docker-ready" <<'E2E_EOF'
+    s += DOCKER_READY;
+    s
+}
+
+/// The part of [`pre_boot`] every e2e machine needs, hlsys installed or not: docker.service
+/// imports local/busybox:latest and starts the recorder of Docker's events (see there).
+pub const DOCKER_READY: &str = r#"install -D -m755 /dev/stdin "$ROOT/usr/local/libexec/e2e-docker-ready" <<'E2E_EOF'
 #!/bin/bash
 # ExecStartPost of docker.service in the e2e test machines (tests/common/e2e.rs).
 set -euo pipefail
@@ -89,8 +95,6 @@ install -D -m644 /dev/stdin "$ROOT/etc/systemd/system/docker.service.d/e2e.conf"
 ExecStartPost=/usr/local/libexec/e2e-docker-ready
 E2E_EOF
 "#;
-    s
-}
 
 /// Runs `body`; if it panics, prints what explains the failure (the commands in
 /// `extra` too) before the machine guard (dropped by the caller afterwards) stops the
