@@ -202,7 +202,8 @@ fn assert_installed_inert(m: &Machine) {
         err.lines().count() == 1 && err.contains("no config file /etc/hlsys/hlsys.toml"),
         "{err}"
     );
-    m.exec_ok(&["rmdir", "/run/e2e-generator"]);
+    let (st, _, _) = m.exec(&["test", "-e", "/run/e2e-generator"]);
+    assert!(!st.success(), "the generator created its output directory without a config");
 }
 
 #[test]
@@ -211,13 +212,14 @@ fn package_installs_starts_upgrades_and_removes_cleanly() {
         return;
     }
     let t0 = Instant::now();
-    let deb = package(&[]);
+    // cargo-deb deletes the other versions in target/debian when it builds one: keep a
+    // copy of the first package before building the second.
+    let debs = tempfile::tempdir().unwrap();
+    let deb = debs.path().join("hlsys.deb");
+    std::fs::copy(package(&[]), &deb).unwrap();
     let version = deb_field(&deb, "Version");
     let bumped = format!("{version}+e2e1");
-    let upgrade_dir = repo_path("target/debian/e2e-upgrade");
-    let _ = std::fs::remove_dir_all(&upgrade_dir);
-    std::fs::create_dir_all(&upgrade_dir).unwrap();
-    let deb2 = package(&["--deb-version", &bumped, "--output", upgrade_dir.to_str().unwrap()]);
+    let deb2 = package(&["--deb-version", &bumped, "--output", debs.path().to_str().unwrap()]);
     assert_eq!(deb_field(&deb2, "Version"), bumped);
     timed(t0, &format!("packages {} and {}", deb.display(), deb2.display()));
 
