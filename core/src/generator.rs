@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::host::Host;
 use crate::model::{Model, StackError};
 use crate::units::{render, Generated};
 
@@ -170,14 +171,13 @@ impl KmsgLog {
 
 /// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
 /// Returns the exit status: 0 whenever the config was usable.
-pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog) -> u8 {
+pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
     if args.len() != 1 && args.len() != 3 {
         log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
         return 2;
     }
     let out = PathBuf::from(&args[0]);
-    let (path, must_exist) = crate::config::config_path(config_path);
-    let config = match crate::config::Config::load(&path, must_exist) {
+    let config = match host.load_config() {
         Ok(c) => c,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));

@@ -10,6 +10,7 @@ pub mod envfile;
 pub mod escape;
 pub mod generator;
 pub mod graph;
+pub mod host;
 pub mod interpolate;
 pub mod model;
 pub mod tree;
