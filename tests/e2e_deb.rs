@@ -203,7 +203,10 @@ fn assert_installed_inert(m: &Machine) {
         "{err}"
     );
     let (st, _, _) = m.exec(&["test", "-e", "/run/e2e-generator"]);
-    assert!(!st.success(), "the generator created its output directory without a config");
+    assert!(
+        !st.success(),
+        "the generator created its output directory without a config"
+    );
 }
 
 #[test]
