@@ -4,7 +4,9 @@
 //! generator can run it at early boot and tests can run it on fixture trees without root.
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
-pub use hlsys_core::{compose, config, envfile, escape, generator, graph, host, interpolate, model, tree, units};
+pub use hlsys_core::{
+    compose, config, envfile, escape, generator, graph, host, interpolate, model, tree, unit_file, units,
+};
 
 pub mod check;
 pub mod cli;

@@ -14,4 +14,5 @@ pub mod host;
 pub mod interpolate;
 pub mod model;
 pub mod tree;
+pub mod unit_file;
 pub mod units;
