@@ -81,10 +81,21 @@ struct Run {
 
 /// Runs the generator with HLSYS_CONFIG=`config` (unless None) and `args`.
 fn run_generator(config: Option<&Path>, args: &[&Path]) -> Run {
+    run_generator_below(None, config, args)
+}
+
+/// Like [`run_generator`], with HLSYS_GENERATOR_ROOT=`root` (unless None).
+fn run_generator_below(root: Option<&Path>, config: Option<&Path>, args: &[&Path]) -> Run {
     let mut cmd = Command::new(common::generator_bin());
-    cmd.args(args).env_remove("HLSYS_CONFIG").current_dir("/");
+    cmd.args(args)
+        .env_remove("HLSYS_CONFIG")
+        .env_remove(hlsys::host::ROOT_ENV)
+        .current_dir("/");
     if let Some(c) = config {
         cmd.env("HLSYS_CONFIG", c);
+    }
+    if let Some(r) = root {
+        cmd.env(hlsys::host::ROOT_ENV, r);
     }
     if is_root() {
         cmd.uid(NOBODY).gid(NOBODY);
@@ -276,20 +287,18 @@ fn no_config_file_writes_nothing_and_logs_one_line() {
     };
     expect_line(&r, &missing);
 
-    // The default path, where this host has no config (checked, not assumed).
-    let default = Path::new(hlsys::config::DEFAULT_CONFIG);
-    if default.exists() {
-        eprintln!(
-            "note: {} exists on this host, the default path is not checked",
-            default.display()
-        );
-        return;
-    }
+    // The default path: a host root with a stack tree in /srv/compose and no
+    // /etc/hlsys/hlsys.toml, as right after installing the package.
+    let root = s.path("root");
+    s.write(
+        "root/srv/compose/apps/web/compose.yaml",
+        "services:\n  web: {image: busybox}\n",
+    );
     let out = s.out_dir("default");
-    let r = run_generator(None, &[&out]);
+    let r = run_generator_below(Some(&root), None, &[&out]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(snapshot(&out).is_empty(), "{:?}", names(&snapshot(&out)));
-    expect_line(&r, default);
+    expect_line(&r, &root.join("etc/hlsys/hlsys.toml"));
 }
 
 #[test]
