@@ -12,6 +12,7 @@ pub mod check;
 pub mod cli;
 pub mod docker;
 pub mod gpu;
+pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;

@@ -84,6 +84,12 @@ pub async fn reload(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Ends [`Events::subscribe`]'s `Subscribe`. Best effort: systemd also drops the
+/// subscription when the connection closes.
+pub async fn unsubscribe(conn: &Connection) {
+    let _ = manager_call(conn, "Unsubscribe", &(), || "systemd Unsubscribe failed".into()).await;
+}
+
 /// Enqueues a start job (mode "replace") and returns its object path without waiting.
 pub async fn start_unit(conn: &Connection, unit: &str) -> Result<String> {
     let reply = manager_call(conn, "StartUnit", &(unit, "replace"), || {

@@ -13,8 +13,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::start::{execute, map_denied, model_and_targets, refuse_non_root, Action, Options};
+use super::start::{execute, Action, Options};
 use super::{config_failure, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
+use super::{map_denied, model_and_targets, refuse_non_root};
 use crate::config::{Config, DEFAULT_CONFIG};
 use crate::systemd;
 
@@ -179,17 +180,11 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         }
         if args.now {
             let action = if enable { Action::Start } else { Action::Stop };
-            let outcome = execute(
-                &conn,
-                &units,
-                action,
-                &Options {
-                    no_block: false,
-                    json: false,
-                },
-            )
-            .await?;
-            ok &= outcome.ok;
+            let opts = Options {
+                no_block: false,
+                json: false,
+            };
+            ok &= execute(&conn, &units, action, &opts).await?;
         } else if enable {
             eprintln!("(not started: run hlsys start, or use --now)");
         }

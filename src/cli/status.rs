@@ -16,7 +16,7 @@ use anyhow::Result;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::start::model_and_targets;
+use super::model_and_targets;
 use super::{color_enabled, paint, Global, EXIT_FAILURE, EXIT_OK};
 use crate::model::{Model, Stack, StackError};
 use crate::resolve::{rel_path, Target};
