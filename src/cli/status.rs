@@ -252,24 +252,16 @@ async fn unit_states(names: &[String]) -> Result<HashMap<String, (UnitStatus, Op
     let states = systemd::list_units_by_names(&conn, names).await?;
     let loaded: Vec<&UnitState> = states.iter().filter(|s| s.load_state != "not-found").collect();
     let conn = &conn;
-    let since = join_all(loaded.iter().map(|s| async move {
-        let prop = if s.is_active() {
-            "ActiveEnterTimestamp"
-        } else {
-            "StateChangeTimestamp"
-        };
-        systemd::get_u64(conn, &s.path, systemd::UNIT_IFACE, prop)
-            .await
-            .ok()
-            .filter(|t| *t > 0)
-    }));
+    let since = join_all(
+        loaded
+            .iter()
+            .map(|s| async move { systemd::state_since(conn, &s.path, s.is_active()).await.ok().flatten() }),
+    );
     let texts = join_all(loaded.iter().map(|s| async move {
         if !s.name.ends_with(".service") || s.active_state == "inactive" {
             return None;
         }
-        systemd::get_string(conn, &s.path, systemd::SERVICE_IFACE, "StatusText")
-            .await
-            .ok()
+        systemd::status_text(conn, &s.path).await.ok()
     }));
     let (since, texts) = tokio::join!(since, texts);
     let mut out = HashMap::new();
