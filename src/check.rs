@@ -13,17 +13,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::docker;
+use crate::docker::{self, compose_containers, label_of, PROJECT_LABEL};
 use crate::gpu;
 use crate::model::{Model, PublishedPort, Stack};
 use crate::network;
-
-/// The label Compose puts on every container of a project.
-pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -534,21 +530,11 @@ fn bound_elsewhere(p: &PublishedPort) -> Option<String> {
     }
 }
 
-async fn compose_containers(d: &Docker) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
-    let filters = HashMap::from([("label".to_string(), vec![COMPOSE_PROJECT_LABEL.to_string()])]);
-    d.list_containers(Some(ListContainersOptions {
-        all: true,
-        filters: Some(filters),
-        ..Default::default()
-    }))
-    .await
-}
-
 /// project → (host port, protocol) its containers publish.
-async fn published_by_projects(d: &Docker) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
+async fn published_by_projects(d: &Docker) -> anyhow::Result<HashMap<String, BTreeSet<(u16, String)>>> {
     let mut out: HashMap<String, BTreeSet<(u16, String)>> = HashMap::new();
-    for c in compose_containers(d).await? {
-        let Some(project) = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL)).cloned() else {
+    for c in compose_containers(d, None).await? {
+        let Some(project) = label_of(&c, PROJECT_LABEL).map(str::to_string) else {
             continue;
         };
         let set = out.entry(project).or_default();
@@ -570,15 +556,14 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> Chec
         Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
     };
     let projects: BTreeMap<&str, &str> = stacks.iter().map(|s| (s.project.as_str(), s.id.as_str())).collect();
-    let containers = match compose_containers(d).await {
+    let containers = match compose_containers(d, None).await {
         Ok(c) => c,
-        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e}"), "check Docker's log"),
+        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e:#}"), "check Docker's log"),
     };
     let mut problems = Vec::new();
     let mut seen = 0;
     for c in containers {
-        let project = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL));
-        let Some(stack) = project.and_then(|p| projects.get(p.as_str())) else {
+        let Some(stack) = label_of(&c, PROJECT_LABEL).and_then(|p| projects.get(p)) else {
             continue;
         };
         seen += 1;
