@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::host::Host;
 use crate::model::{Model, StackError};
 use crate::units::{render, Generated};
+use crate::write::Durability;
 
 /// File in the output directory that describes the run (systemd ignores it: not a unit name).
 pub const REPORT_NAME: &str = "hlsys-generator.json";
@@ -87,17 +88,9 @@ impl<T> Context<T> for std::io::Result<T> {
 }
 
 /// Writes `content` to `path` through a temporary file and a rename, so a reader (or a
-/// crash) never sees half a unit.
+/// crash) never sees half a unit. Not synced: /run does not outlive a crash anyway.
 fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp).at("creating", &tmp)?;
-    f.write_all(content).at("writing", &tmp)?;
-    drop(f);
-    std::fs::rename(&tmp, path).at("renaming into place", path)?;
-    Ok(())
+    crate::write::write_atomic(path, content, Durability::Renamed).at("writing", path)
 }
 
 /// Writes units, links and the report into `dir`. On any failure, removes what it wrote

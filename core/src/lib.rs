@@ -16,3 +16,4 @@ pub mod model;
 pub mod tree;
 pub mod unit_file;
 pub mod units;
+pub mod write;

@@ -6,18 +6,17 @@
 //! every stack of the layer. `--now` also starts (enable) or stops (disable) them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
 use super::start::{execute, Action, Options};
 use super::{config_failure, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 use super::{map_denied, model_and_targets, refuse_non_root};
-use crate::config::{Config, DEFAULT_CONFIG};
+use crate::config::{Config, DropIn, DropInStack, DEFAULT_CONFIG};
 use crate::systemd;
+use crate::write::{write_atomic, Durability};
 
 /// The drop-in hlsys writes, in `<config>.d/`.
 pub const DROPIN_NAME: &str = "50-hlsys-enable.toml";
@@ -30,19 +29,6 @@ pub struct EnableArgs {
     /// Also start (enable) or stop (disable) the stacks now
     #[arg(long)]
     pub now: bool,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DropIn {
-    #[serde(default)]
-    pub stacks: BTreeMap<String, DropInStack>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DropInStack {
-    pub enabled: bool,
 }
 
 const HEADER: &str = "# Written by `hlsys enable|disable`: which stacks are part of their layer.\n\
@@ -62,43 +48,16 @@ pub fn updated_dropin(current: Option<&str>, changes: &[(String, bool)]) -> Resu
         None => DropIn::default(),
     };
     for (id, en) in changes {
-        d.stacks.insert(id.clone(), DropInStack { enabled: *en });
+        d.stacks.insert(id.clone(), DropInStack { enabled: Some(*en) });
     }
     Ok(format!("{HEADER}{}", toml::to_string(&d)?))
 }
 
-/// Writes `text` to `path` atomically: a temporary file in the same directory, synced,
-/// renamed over the old one, and the directory synced.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Writes the drop-in at `path` atomically and durably (it is state kept on disk).
+pub fn write_dropin(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().context("drop-in path has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let r = (|| -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    write_atomic(path, text.as_bytes(), Durability::Synced).context("writing the drop-in")
 }
 
 pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<ExitCode> {
@@ -137,7 +96,7 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
     };
     let changes: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), enable)).collect();
     let text = updated_dropin(current.as_deref(), &changes).with_context(|| path.display().to_string())?;
-    write_atomic(&path, &text)?;
+    write_dropin(&path, &text)?;
     eprintln!("recorded in {}", path.display());
 
     // The model as the generator will now see it.
@@ -205,7 +164,7 @@ mod tests {
         let second = updated_dropin(Some(&first), &[("media".into(), true), ("genai-webui".into(), true)]).unwrap();
         let d: DropIn = toml::from_str(&second).unwrap();
         assert_eq!(d.stacks.len(), 2);
-        assert!(d.stacks["genai-webui"].enabled && d.stacks["media"].enabled);
+        assert!(d.stacks["genai-webui"].enabled == Some(true) && d.stacks["media"].enabled == Some(true));
         assert!(
             updated_dropin(Some("stacks = 3"), &[]).is_err(),
             "a broken file is not overwritten"
@@ -219,7 +178,7 @@ mod tests {
         std::fs::write(&cfg, "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n").unwrap();
         let path = dropin_path(&cfg);
         assert_eq!(path, dir.path().join("hlsys.toml.d/50-hlsys-enable.toml"));
-        write_atomic(&path, &updated_dropin(None, &[("a".into(), false)]).unwrap()).unwrap();
+        write_dropin(&path, &updated_dropin(None, &[("a".into(), false)]).unwrap()).unwrap();
         let c = Config::load(&cfg, true).unwrap();
         assert_eq!(c.stacks["a"].enabled, Some(false));
         assert_eq!(
