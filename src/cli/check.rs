@@ -29,7 +29,7 @@ pub struct CheckArgs {
 }
 
 pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let model = global.load_model().map_err(|e| e.to_string());
+    let model = global.load_model();
     let opts = CheckOptions {
         gpu_only: args.gpu,
         stacks: args.stacks.clone(),
@@ -41,7 +41,7 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             model.as_ref().ok().and_then(|m| units_current(m, &args.root))
         },
     };
-    let results = crate::docker::runtime()?.block_on(check::run(model.as_ref().map_err(Clone::clone), &opts));
+    let results = crate::docker::runtime()?.block_on(check::run(model.as_ref(), &opts));
     let code = check::exit_code(&results, args.strict);
     if args.json {
         let doc = json!({ "ok": code == 0, "checks": results });
