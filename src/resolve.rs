@@ -181,7 +181,7 @@ fn unknown(model: &Model, name: &str) -> ResolveError {
 }
 
 /// Resolves one NAME.
-pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
+pub fn target(model: &Model, name: &str) -> Result<Target, ResolveError> {
     let prefix = model.config.unit_prefix.as_str();
     let name = name.trim();
     if name.is_empty() {
@@ -291,13 +291,13 @@ fn one_stack(model: &Model, name: &str, looked_for: &str, found: &[&Stack]) -> R
 }
 
 /// Resolves every NAME (none: the root target), keeping their order and dropping repeats.
-pub fn resolve_all(model: &Model, names: &[String]) -> Result<Vec<Target>, ResolveError> {
+pub fn targets(model: &Model, names: &[String]) -> Result<Vec<Target>, ResolveError> {
     if names.is_empty() {
         return Ok(vec![Target::Root]);
     }
     let mut out: Vec<Target> = Vec::new();
     for n in names {
-        let t = resolve(model, n)?;
+        let t = target(model, n)?;
         if !out.contains(&t) {
             out.push(t);
         }
@@ -457,7 +457,7 @@ mod tests {
     }
 
     fn ok(name: &str) -> Target {
-        resolve(&model(), name).unwrap_or_else(|e| panic!("{name}: {e}"))
+        target(&model(), name).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     #[test]
@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn a_stack_sharing_its_name_with_a_bigger_layer_is_ambiguous() {
-        let e = resolve(&model(), "database").unwrap_err();
+        let e = target(&model(), "database").unwrap_err();
         let ResolveError::Ambiguous { name, candidates } = &e else {
             panic!("{e:?}")
         };
@@ -517,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_short_name_shared_by_two_stacks_lists_both() {
-        let e = resolve(&model(), "webui").unwrap_err();
+        let e = target(&model(), "webui").unwrap_err();
         assert_eq!(
             e,
             ResolveError::Ambiguous {
@@ -533,21 +533,21 @@ mod tests {
 
     #[test]
     fn unknown_names_list_what_exists() {
-        let e = resolve(&model(), "jellyfin").unwrap_err();
+        let e = target(&model(), "jellyfin").unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("\"jellyfin\" is no stack"), "{msg}");
         assert!(msg.contains("stacks: database, database-pg, genai-ollama"), "{msg}");
         assert!(msg.contains("layers: panel, database, genai, media"), "{msg}");
         assert!(matches!(
-            resolve(&model(), "docker.service"),
+            target(&model(), "docker.service"),
             Err(ResolveError::Unknown { .. })
         ));
         assert!(matches!(
-            resolve(&model(), "layer:nope"),
+            target(&model(), "layer:nope"),
             Err(ResolveError::Unknown { .. })
         ));
-        assert!(matches!(resolve(&model(), ""), Err(ResolveError::Unknown { .. })));
-        let e = resolve(&model(), "broken").unwrap_err();
+        assert!(matches!(target(&model(), ""), Err(ResolveError::Unknown { .. })));
+        let e = target(&model(), "broken").unwrap_err();
         assert_eq!(
             e,
             ResolveError::InError {
@@ -560,16 +560,16 @@ mod tests {
     #[test]
     fn resolve_all_defaults_to_the_root_and_drops_repeats() {
         let m = model();
-        assert_eq!(resolve_all(&m, &[]).unwrap(), vec![Target::Root]);
+        assert_eq!(targets(&m, &[]).unwrap(), vec![Target::Root]);
         let names: Vec<String> = ["genai/ollama", "genai-ollama", "media"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         assert_eq!(
-            resolve_all(&m, &names).unwrap(),
+            targets(&m, &names).unwrap(),
             vec![Target::Stack("genai-ollama".into()), Target::Layer("media".into())]
         );
-        assert!(resolve_all(&m, &["nope".to_string()]).is_err());
+        assert!(targets(&m, &["nope".to_string()]).is_err());
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<Strin
     for (name, def) in entries(top.get("secrets"), "secrets")? {
         let key = format!("secrets.{name}");
         if let Some(file) = field(def, "file", &key)? {
-            secret_files.push(ctx.resolve(&string(file, &format!("{key}.file"))?));
+            secret_files.push(ctx.absolute(&string(file, &format!("{key}.file"))?));
         }
     }
 
@@ -379,7 +379,7 @@ impl Networks {
     }
 
     /// The Docker name of a network a service refers to by key.
-    fn resolve(&self, name: &str, key: &str) -> Result<String> {
+    fn docker_name(&self, name: &str, key: &str) -> Result<String> {
         match self.names.get(name) {
             Some(n) => Ok(n.clone()),
             None if name == "default" => Ok(format!("{}_default", self.project)),
@@ -439,7 +439,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn resolve(&self, path: &str) -> PathBuf {
+    fn absolute(&self, path: &str) -> PathBuf {
         if let Some(rest) = path.strip_prefix('~') {
             if let Some(home) = self.home() {
                 return clean(&home.join(rest.trim_start_matches('/')));
@@ -523,7 +523,7 @@ fn service(
             keys.push("default".to_string());
         }
         for k in keys {
-            service_networks.push(networks.resolve(&k, &nk)?);
+            service_networks.push(networks.docker_name(&k, &nk)?);
         }
         service_networks.sort();
         service_networks.dedup();
@@ -562,7 +562,7 @@ fn service(
                 }
                 _ => (string(item, &ik)?, true),
             };
-            env_files.push((ctx.resolve(&path), required));
+            env_files.push((ctx.absolute(&path), required));
         }
     }
 
@@ -592,7 +592,7 @@ fn service(
                 },
             };
             if let Some(src) = source {
-                bind_sources.push(ctx.resolve(&src));
+                bind_sources.push(ctx.absolute(&src));
             }
         }
     }
@@ -1009,9 +1009,9 @@ networks:
             "p",
         )
         .unwrap();
-        assert_eq!(n.resolve("legacy", "k").unwrap(), "old");
-        assert_eq!(n.resolve("extnamed", "k").unwrap(), "real");
-        assert_eq!(n.resolve("default", "k").unwrap(), "p_default");
+        assert_eq!(n.docker_name("legacy", "k").unwrap(), "old");
+        assert_eq!(n.docker_name("extnamed", "k").unwrap(), "real");
+        assert_eq!(n.docker_name("default", "k").unwrap(), "p_default");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub const REPORT_NAME: &str = "hlsys-generator.json";
 /// values from env files (the directory is world-readable): env files are fingerprinted
 /// by size and mtime only.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
-pub struct Report {
+pub struct GeneratorReport {
     pub config: Option<PathBuf>,
     pub stacks_dir: PathBuf,
     pub tree_available: bool,
@@ -49,8 +49,8 @@ impl From<&StackError> for ReportError {
     }
 }
 
-pub fn report(model: &Model, g: &Generated) -> Report {
-    Report {
+pub fn report(model: &Model, g: &Generated) -> GeneratorReport {
+    GeneratorReport {
         config: model.config.source.clone(),
         stacks_dir: model.config.stacks_dir.clone(),
         tree_available: model.tree_available,
@@ -214,7 +214,7 @@ pub const SYSTEM_GENERATOR_DIR: &str = "run/systemd/generator";
 
 /// How the units in a generator directory compare with what the tree gives now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Currency {
+pub enum Freshness {
     /// No report there: the generator never ran (not installed, or no reload since).
     NotGenerated,
     Current {
@@ -229,11 +229,11 @@ pub enum Currency {
 /// Compares `dir` (e.g. /run/systemd/generator) with a fresh render of `model`: the
 /// same renderer as the generator, so any difference means the tree changed since the
 /// last daemon-reload.
-pub fn currency(model: &Model, dir: &Path) -> Currency {
+pub fn freshness(model: &Model, dir: &Path) -> Freshness {
     let Ok(text) = std::fs::read_to_string(dir.join(REPORT_NAME)) else {
-        return Currency::NotGenerated;
+        return Freshness::NotGenerated;
     };
-    let previous: Vec<String> = serde_json::from_str::<Report>(&text)
+    let previous: Vec<String> = serde_json::from_str::<GeneratorReport>(&text)
         .map(|r| r.units)
         .unwrap_or_default();
     let g = render(model);
@@ -246,8 +246,8 @@ pub fn currency(model: &Model, dir: &Path) -> Currency {
     changed.extend(previous.into_iter().filter(|p| !g.units.iter().any(|u| &u.name == p)));
     changed.sort();
     if changed.is_empty() {
-        Currency::Current { units: g.units.len() }
+        Freshness::Current { units: g.units.len() }
     } else {
-        Currency::Stale { changed }
+        Freshness::Stale { changed }
     }
 }

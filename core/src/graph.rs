@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Layer, Stack, StackError};
 
-pub struct Outcome {
+pub struct Pruned {
     pub errors: Vec<StackError>,
     /// Layer names in start order.
     pub layer_order: Vec<String>,
@@ -109,7 +109,7 @@ pub fn layer_order(layers: &[Layer]) -> Result<Vec<String>, String> {
 
 /// Checks references and cycles, moving every stack that cannot be generated out of
 /// `stacks` into the returned errors. `Err` only for a cycle between layers themselves.
-pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Outcome, String> {
+pub fn prune(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Pruned, String> {
     let order = layer_order(layers)?;
     let layer_by_name: BTreeMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
     let mut errors = Vec::new();
@@ -222,7 +222,7 @@ pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<Stri
             true
         });
     }
-    Ok(Outcome {
+    Ok(Pruned {
         errors,
         layer_order: order,
     })
@@ -273,7 +273,7 @@ mod tests {
             stack("d", "x", &[], &["a"]),
             stack("e", "x", &[], &[]),
         ];
-        let out = resolve(&mut stacks, &[layer("x", &[])], &BTreeSet::new()).unwrap();
+        let out = prune(&mut stacks, &[layer("x", &[])], &BTreeSet::new()).unwrap();
         let ids: Vec<&str> = stacks.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["d", "e"]);
         assert!(stacks[0].wants.is_empty(), "want of a left-out stack is dropped");
@@ -287,7 +287,7 @@ mod tests {
     fn dependency_against_layer_order_is_a_cycle_through_the_layers() {
         let mut stacks = vec![stack("db", "database", &["llm"], &[]), stack("llm", "genai", &[], &[])];
         let layers = [layer("database", &[]), layer("genai", &["database"])];
-        let out = resolve(&mut stacks, &layers, &BTreeSet::new()).unwrap();
+        let out = prune(&mut stacks, &layers, &BTreeSet::new()).unwrap();
         assert!(stacks.is_empty());
         assert!(
             out.errors[0].message.contains("layer database"),
@@ -305,7 +305,7 @@ mod tests {
             stack("d", "x", &["b"], &[]),
         ];
         let failed: BTreeSet<String> = ["broken".to_string()].into();
-        let out = resolve(&mut stacks, &[layer("x", &[])], &failed).unwrap();
+        let out = prune(&mut stacks, &[layer("x", &[])], &failed).unwrap();
         assert_eq!(stacks.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["c"]);
         assert!(stacks[0].wants.is_empty());
         let msgs: BTreeMap<&str, &str> = out

@@ -446,12 +446,12 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
 
     // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
     let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
-    let outcome = graph::resolve(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
+    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
         file: cfg_file.clone(),
         message,
     })?;
-    errors.extend(outcome.errors);
-    let order: BTreeMap<&str, usize> = outcome
+    errors.extend(pruned.errors);
+    let order: BTreeMap<&str, usize> = pruned
         .layer_order
         .iter()
         .enumerate()

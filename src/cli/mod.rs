@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError, CONFIG_ENV};
 use crate::host::Host;
 use crate::model::Model;
-use crate::resolve::{resolve_all, Target};
+use crate::resolve::{targets, Target};
 use crate::systemd;
 
 pub mod check;
@@ -247,7 +247,7 @@ pub fn model_and_targets(global: &Global, names: &[String]) -> Result<(Model, Ve
         Ok(m) => m,
         Err(e) => return Err(config_failure(&e)),
     };
-    match resolve_all(&model, names) {
+    match targets(&model, names) {
         Ok(t) => Ok((model, t)),
         Err(e) => {
             eprintln!("hlsys: {e}");

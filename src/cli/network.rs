@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::check::print_status_table;
 use super::{config_failure, Global, EXIT_FAILURE, EXIT_OK};
-use crate::network::{self, EnsureOptions, Outcome};
+use crate::network::{self, EnsureAction, EnsureOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct NetworkArgs {
@@ -153,14 +153,14 @@ pub fn run(global: &Global, args: &NetworkArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+fn outcome_word(o: EnsureAction) -> &'static str {
     match o {
-        Outcome::Created => "created",
-        Outcome::Exists => "exists",
-        Outcome::Recreated => "recreated",
-        Outcome::WouldCreate => "would-create",
-        Outcome::WouldRecreate => "would-recreate",
-        Outcome::DriftKept => "drift-kept",
+        EnsureAction::Created => "created",
+        EnsureAction::Exists => "exists",
+        EnsureAction::Recreated => "recreated",
+        EnsureAction::WouldCreate => "would-create",
+        EnsureAction::WouldRecreate => "would-recreate",
+        EnsureAction::DriftKept => "drift-kept",
     }
 }
 
