@@ -5,7 +5,7 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    compose, config, envfile, escape, generator, graph, host, interpolate, model, tree, unit_file, units, write,
+    compose, config, envfile, escape, exit, generator, graph, host, interpolate, model, tree, unit_file, units, write,
 };
 
 pub mod check;

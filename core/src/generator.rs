@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::host::Host;
 use crate::model::{Model, StackError};
 use crate::units::{render, Generated};
@@ -163,25 +164,26 @@ impl KmsgLog {
 }
 
 /// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
-/// Returns the exit status: 0 whenever the config was usable.
+/// Returns the exit status: [`EXIT_OK`] whenever the config was usable (broken stacks
+/// are skipped), [`EXIT_CONFIG`] when it is not, [`EXIT_FAILURE`] when writing failed.
 pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
     if args.len() != 1 && args.len() != 3 {
         log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
-        return 2;
+        return EXIT_USAGE;
     }
     let out = PathBuf::from(&args[0]);
     let config = match host.load_config() {
         Ok(c) => c,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));
-            return 1;
+            return EXIT_CONFIG;
         }
     };
     let model = match crate::tree::build(config) {
         Ok(m) => m,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));
-            return 1;
+            return EXIT_CONFIG;
         }
     };
     let g = render(&model);
@@ -200,11 +202,11 @@ pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
                     out.display()
                 ),
             );
-            0
+            EXIT_OK
         }
         Err(e) => {
             log.log(3, &format!("writing units failed, none left behind: {e:#}"));
-            1
+            EXIT_FAILURE
         }
     }
 }

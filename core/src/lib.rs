@@ -8,6 +8,7 @@ pub mod compose;
 pub mod config;
 pub mod envfile;
 pub mod escape;
+pub mod exit;
 pub mod generator;
 pub mod graph;
 pub mod host;

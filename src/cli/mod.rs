@@ -29,9 +29,7 @@ pub mod start;
 pub mod status;
 pub mod supervise;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_CONFIG: u8 = 2;
+pub use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 
 /// For the commands that change the system (start, stop, restart, enable, disable).
 const ROOT_HELP: &str = "Needs root. A user whom polkit authorises to manage units may set HLSYS_POLKIT=1 \
