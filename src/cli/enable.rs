@@ -15,7 +15,9 @@ use super::start::{execute, Action, Options};
 use super::{config_failure, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 use super::{map_denied, model_and_targets, refuse_non_root};
 use crate::config::{Config, DropIn, DropInStack, DEFAULT_CONFIG};
-use crate::systemd;
+use crate::model::Model;
+use crate::resolve::Target;
+use crate::systemd::{self, UnitState};
 use crate::write::{write_atomic, Durability};
 
 /// The drop-in hlsys writes, in `<config>.d/`.
@@ -69,43 +71,19 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let mut ids: Vec<String> = Vec::new();
-    for t in &targets {
-        let stacks = t.stacks(&model, true);
-        if stacks.is_empty() {
-            eprintln!("hlsys: {} has no stacks to {verb}", t.describe(&model));
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-        for s in stacks {
-            if !ids.contains(&s.id) {
-                ids.push(s.id.clone());
-            }
-        }
-    }
-    let before: BTreeMap<String, bool> = model.stacks.iter().map(|s| (s.id.clone(), s.enabled)).collect();
-    let config_file = model
-        .config
-        .source
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let path = dropin_path(&config_file);
-    let current = match std::fs::read_to_string(&path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    let ids = match stack_ids(&model, &targets, verb) {
+        Ok(ids) => ids,
+        Err(code) => return Ok(code),
     };
-    let changes: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), enable)).collect();
-    let text = updated_dropin(current.as_deref(), &changes).with_context(|| path.display().to_string())?;
-    write_dropin(&path, &text)?;
+    let before: BTreeMap<String, bool> = model.stacks.iter().map(|s| (s.id.clone(), s.enabled)).collect();
+    let path = record(&model, &ids, enable)?;
     eprintln!("recorded in {}", path.display());
-
     // The model as the generator will now see it.
     let after = match global.load_model() {
         Ok(m) => m,
         Err(e) => return Ok(config_failure(&e)),
     };
-    let rt = crate::docker::runtime()?;
-    let r = rt.block_on(async {
+    let r = crate::docker::runtime()?.block_on(async {
         let conn = systemd::system_bus().await?;
         systemd::reload(&conn).await?;
         let units: Vec<String> = ids
@@ -114,23 +92,7 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
             .map(|s| s.unit.clone())
             .collect();
         let states = systemd::list_units_by_names(&conn, &units).await?;
-        let mut ok = true;
-        for id in &ids {
-            let Some(s) = after.stack(id) else { continue };
-            let was = before.get(id).copied().unwrap_or(s.enabled);
-            let state = states
-                .iter()
-                .find(|u| u.name == s.unit)
-                .map(|u| u.active_state.as_str())
-                .unwrap_or("unknown");
-            let change = match (was, s.enabled) {
-                (a, b) if a == b => format!("already {}", if b { "enabled" } else { "disabled" }),
-                (_, true) => "enabled".to_string(),
-                (_, false) => "disabled".to_string(),
-            };
-            println!("{id}: {change} ({}, {state}; layer {})", s.unit, s.layer);
-            ok &= s.enabled == enable;
-        }
+        let mut ok = print_changes(&after, &ids, &before, &states, enable);
         if !ok {
             eprintln!(
                 "hlsys: hlsys.toml.d has a later drop-in that overrides {}",
@@ -150,6 +112,72 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FAILURE }))
     });
     map_denied(verb, r)
+}
+
+/// The stacks the targets stand for, each once; `Err(exit code)` for a target without any.
+fn stack_ids(model: &Model, targets: &[Target], verb: &str) -> Result<Vec<String>, ExitCode> {
+    let mut ids: Vec<String> = Vec::new();
+    for t in targets {
+        let stacks = t.stacks(model, true);
+        if stacks.is_empty() {
+            eprintln!("hlsys: {} has no stacks to {verb}", t.describe(model));
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+        for s in stacks {
+            if !ids.contains(&s.id) {
+                ids.push(s.id.clone());
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Records `enabled` for `ids` in the drop-in beside the config; returns its path.
+fn record(model: &Model, ids: &[String], enabled: bool) -> Result<PathBuf> {
+    let config_file = model
+        .config
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let path = dropin_path(&config_file);
+    let current = match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    };
+    let changes: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), enabled)).collect();
+    let text = updated_dropin(current.as_deref(), &changes).with_context(|| path.display().to_string())?;
+    write_dropin(&path, &text)?;
+    Ok(path)
+}
+
+/// One line per stack: what changed, its unit and state. Whether every stack now is as
+/// asked (a later drop-in can override ours).
+fn print_changes(
+    after: &Model,
+    ids: &[String],
+    before: &BTreeMap<String, bool>,
+    states: &[UnitState],
+    enable: bool,
+) -> bool {
+    let mut ok = true;
+    for id in ids {
+        let Some(s) = after.stack(id) else { continue };
+        let was = before.get(id).copied().unwrap_or(s.enabled);
+        let state = states
+            .iter()
+            .find(|u| u.name == s.unit)
+            .map(|u| u.active_state.as_str())
+            .unwrap_or("unknown");
+        let change = match (was, s.enabled) {
+            (a, b) if a == b => format!("already {}", if b { "enabled" } else { "disabled" }),
+            (_, true) => "enabled".to_string(),
+            (_, false) => "disabled".to_string(),
+        };
+        println!("{id}: {change} ({}, {state}; layer {})", s.unit, s.layer);
+        ok &= s.enabled == enable;
+    }
+    ok
 }
 
 #[cfg(test)]
