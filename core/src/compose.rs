@@ -491,6 +491,30 @@ fn service(
     networks: &Networks,
     ctx: &Ctx,
 ) -> Result<(Service, Vec<(String, bool)>)> {
+    // Fields in the order they were always checked: the first problem found is the error.
+    let service = Service {
+        name: name.to_string(),
+        healthcheck: healthcheck(def, key)?,
+        restart: get(def, "restart")
+            .map(|v| string(v, &format!("{key}.restart")))
+            .transpose()?,
+        networks: service_networks(def, key, networks)?,
+        gpu: gpu(def, key)?,
+        ports: ports(def, key)?,
+        env_files: env_files(def, key, ctx)?,
+        bind_sources: bind_sources(def, key, ctx)?,
+        depends_on: Vec::new(),
+    };
+    let depends_on = depends_on(def, key)?;
+    let service = Service {
+        depends_on: depends_on.iter().map(|(d, _)| d.clone()).collect(),
+        ..service
+    };
+    Ok((service, depends_on))
+}
+
+/// Whether the service has a healthcheck that is not switched off.
+fn healthcheck(def: &Mapping, key: &str) -> Result<bool> {
     let get = |name: &str| get(def, name);
     let sub = |field: &str| format!("{key}.{field}");
 
@@ -510,8 +534,13 @@ fn service(
             !disabled && !none
         }
     };
+    Ok(healthcheck)
+}
 
-    let restart = get("restart").map(|v| string(v, &sub("restart"))).transpose()?;
+/// The Docker names of the networks the service joins (none with a network_mode).
+fn service_networks(def: &Mapping, key: &str, networks: &Networks) -> Result<Vec<String>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     // Any network_mode (host, none, bridge, service:…, container:…) replaces the
     // project networks; Compose itself rejects combining it with `networks:`.
@@ -528,8 +557,13 @@ fn service(
         service_networks.sort();
         service_networks.dedup();
     }
+    Ok(service_networks)
+}
 
-    let gpu = gpu(def, key)?;
+/// The ports the service publishes.
+fn ports(def: &Mapping, key: &str) -> Result<Vec<PublishedPort>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut ports = Vec::new();
     if let Some(v) = get("ports") {
@@ -541,6 +575,13 @@ fn service(
             ports.extend(port(p, &format!("{pk}.{i}"))?);
         }
     }
+    Ok(ports)
+}
+
+/// The service's `env_file` entries: absolute path, and whether it must exist.
+fn env_files(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<(PathBuf, bool)>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut env_files = Vec::new();
     if let Some(v) = get("env_file") {
@@ -565,6 +606,13 @@ fn service(
             env_files.push((ctx.absolute(&path), required));
         }
     }
+    Ok(env_files)
+}
+
+/// The host paths the service bind-mounts.
+fn bind_sources(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut bind_sources = Vec::new();
     if let Some(v) = get("volumes") {
@@ -596,6 +644,13 @@ fn service(
             }
         }
     }
+    Ok(bind_sources)
+}
+
+/// `depends_on`, explicit and implicit, with whether each is required.
+fn depends_on(def: &Mapping, key: &str) -> Result<Vec<(String, bool)>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut depends_on = Vec::new();
     if let Some(v) = get("depends_on") {
@@ -641,19 +696,7 @@ fn service(
             depends_on.push((dep, true));
         }
     }
-
-    let service = Service {
-        name: name.to_string(),
-        healthcheck,
-        restart,
-        networks: service_networks,
-        gpu,
-        ports,
-        env_files,
-        bind_sources,
-        depends_on: depends_on.iter().map(|(d, _)| d.clone()).collect(),
-    };
-    Ok((service, depends_on))
+    Ok(depends_on)
 }
 
 /// Every way a service can ask for an NVIDIA GPU, sorted, each once.
