@@ -5,13 +5,14 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    compose, config, envfile, escape, generator, graph, host, interpolate, model, tree, unit_file, units,
+    compose, config, envfile, escape, exit, generator, graph, host, interpolate, model, tree, unit_file, units, write,
 };
 
 pub mod check;
 pub mod cli;
 pub mod docker;
 pub mod gpu;
+pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;

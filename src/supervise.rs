@@ -22,6 +22,7 @@ use libsystemd::daemon::{notify, NotifyState};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::docker::{container_name, label_of, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
 use crate::model::Stack;
 use crate::units::DEFAULT_TIMEOUT_START_SEC;
 
@@ -131,30 +132,7 @@ fn extend_timeout(until: Instant) {
 
 /// The project's containers (not one-off `compose run` ones).
 async fn containers(docker: &Docker, project: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
-    let mut filters = HashMap::new();
-    filters.insert(
-        "label",
-        vec![
-            format!("com.docker.compose.project={project}"),
-            "com.docker.compose.oneoff=False".into(),
-        ],
-    );
-    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(opts))
-        .await
-        .context("listing the stack's containers")
-}
-
-fn name_of(c: &bollard::models::ContainerSummary) -> String {
-    c.names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
+    crate::docker::compose_containers(docker, Some(project)).await
 }
 
 /// Containers whose healthcheck has not decided yet (Docker's status text says
@@ -162,7 +140,7 @@ fn name_of(c: &bollard::models::ContainerSummary) -> String {
 fn health_pending(cs: &[bollard::models::ContainerSummary]) -> Vec<String> {
     cs.iter()
         .filter(|c| c.status.as_deref().is_some_and(|s| s.contains("health: starting")))
-        .map(name_of)
+        .map(container_name)
         .collect()
 }
 
@@ -174,7 +152,7 @@ fn ready_now(services: &[String], cs: &[bollard::models::ContainerSummary]) -> b
         && services.iter().all(|svc| {
             let of: Vec<&bollard::models::ContainerSummary> = cs
                 .iter()
-                .filter(|c| c.labels.as_ref().and_then(|l| l.get("com.docker.compose.service")) == Some(svc))
+                .filter(|c| label_of(c, SERVICE_LABEL) == Some(svc.as_str()))
                 .collect();
             !of.is_empty()
                 && of.iter().all(|c| {
@@ -194,7 +172,7 @@ fn project_events(
 ) -> impl futures_util::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>> {
     let mut filters = HashMap::new();
     filters.insert("type", vec!["container".to_string()]);
-    filters.insert("label", vec![format!("com.docker.compose.project={project}")]);
+    filters.insert("label", vec![format!("{PROJECT_LABEL}={project}")]);
     let opts = bollard::query_parameters::EventsOptionsBuilder::default()
         .since(since)
         .filters(&filters)
@@ -297,6 +275,25 @@ async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> 
     }
 }
 
+/// ExecStop's first step: SIGTERM to the supervisor (MAINPID), then wait, bounded, until it
+/// has exited. Only then does `compose down` stop containers, so the supervisor can never
+/// see them die while it still watches, however late it gets the CPU. If it does not exit
+/// in time, the stop goes on (systemd's TimeoutStopSec and final SIGKILL still apply).
+async fn stop_main_process(pid: nix::unistd::Pid) {
+    use nix::sys::signal::{kill, Signal};
+    if kill(pid, Signal::SIGTERM).is_err() {
+        return; // already gone
+    }
+    let deadline = Instant::now() + MAIN_EXIT_WAIT;
+    // kill(pid, 0) fails with ESRCH once the process is gone (systemd, its parent, reaps it).
+    while kill(pid, None).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long ExecStop waits for the supervisor to exit after SIGTERM.
+const MAIN_EXIT_WAIT: Duration = Duration::from_secs(10);
+
 /// Brings the stack down (`down`, never `-v`: named volumes hold the data).
 pub async fn down(stack: &Stack) -> Result<()> {
     let st = compose(stack, &["down"])
@@ -318,7 +315,10 @@ async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
         let st = c.status.clone().unwrap_or_default();
         let completed = state == "exited" && st.starts_with("Exited (0)");
         if !(state == "running" || completed) || st.contains("(unhealthy)") {
-            bail!("container {} is {state} ({st}) after docker compose up", name_of(c));
+            bail!(
+                "container {} is {state} ({st}) after docker compose up",
+                container_name(c)
+            );
         }
     }
     Ok(cs.len())
@@ -332,7 +332,7 @@ async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
         let ev = ev.context("reading Docker events")?;
         let action = ev.action.unwrap_or_default();
         let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
-        if attrs.get("com.docker.compose.oneoff").map(String::as_str) == Some("True") {
+        if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") {
             continue;
         }
         let name = attrs.get("name").cloned().unwrap_or_default();
@@ -369,10 +369,10 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
     rt.block_on(async {
         match mode {
             Mode::Down => {
-                // Tell the main process first, so it does not take the containers going
-                // away for a failure, then bring the stack down.
+                // Tell the main process first, and let it end, so it cannot take the
+                // containers going away for a failure, then bring the stack down.
                 if let Some(pid) = std::env::var("MAINPID").ok().and_then(|p| p.parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                    stop_main_process(nix::unistd::Pid::from_raw(pid)).await;
                 }
                 down(stack).await?;
                 return Ok(ExitCode::SUCCESS);
@@ -398,9 +398,14 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
             ]);
             eprintln!("ready ({n} containers)");
         };
+        // `biased`: SIGTERM is looked at first. Without it, a supervisor that got no CPU
+        // between ExecStop's SIGTERM and `compose down` stopping the containers (a busy
+        // host) would find both ready and could pick the containers' `die` at random —
+        // exit 1, and a clean stop would leave the unit "failed".
         tokio::select! {
-            r = up(stack, &docker, on_ready) => r?,
+            biased;
             _ = term.recv() => return Ok(ExitCode::SUCCESS),
+            r = up(stack, &docker, on_ready) => r?,
         }
         let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;
@@ -412,14 +417,15 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
             eprintln!("ready ({n} containers)");
         }
         tokio::select! {
+            biased; // SIGTERM first, as above
+            _ = term.recv() => {
+                sd(&[NotifyState::Stopping]);
+                Ok(ExitCode::SUCCESS)
+            }
             r = watch(&docker, &stack.project, &since) => {
                 let why = r?;
                 status(&format!("failed: {why}"));
                 Ok(ExitCode::from(1))
-            }
-            _ = term.recv() => {
-                sd(&[NotifyState::Stopping]);
-                Ok(ExitCode::SUCCESS)
             }
         }
     })
@@ -435,7 +441,7 @@ mod tests {
         status: &str,
     ) -> bollard::models::ContainerSummary {
         bollard::models::ContainerSummary {
-            labels: Some([("com.docker.compose.service".to_string(), service.to_string())].into()),
+            labels: Some([(SERVICE_LABEL.to_string(), service.to_string())].into()),
             state: Some(state),
             status: Some(status.into()),
             ..Default::default()
