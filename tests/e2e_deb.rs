@@ -216,13 +216,15 @@ fn package_installs_starts_upgrades_and_removes_cleanly() {
     }
     let t0 = Instant::now();
     // cargo-deb deletes the other versions in target/debian when it builds one: keep a
-    // copy of the first package before building the second.
+    // copy of the first package while building the second, and put it back.
     let debs = tempfile::tempdir().unwrap();
     let deb = debs.path().join("hlsys.deb");
-    std::fs::copy(package(&[]), &deb).unwrap();
+    let built = package(&[]);
+    std::fs::copy(&built, &deb).unwrap();
     let version = deb_field(&deb, "Version");
     let bumped = format!("{version}+e2e1");
     let deb2 = package(&["--deb-version", &bumped, "--output", debs.path().to_str().unwrap()]);
+    std::fs::copy(&deb, &built).unwrap();
     assert_eq!(deb_field(&deb2, "Version"), bumped);
     timed(t0, &format!("packages {} and {}", deb.display(), deb2.display()));
 
