@@ -198,15 +198,13 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A config-side file (hlsys.toml, drop-ins, networks.toml, service.toml), bounded by
+/// [`crate::bounded::CONFIG_CAP`]; `None` when it does not exist.
 fn read_text(file: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read_to_string(file) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ConfigError {
-            file: file.to_path_buf(),
-            message: format!("cannot read: {e}"),
-        }),
-    }
+    crate::bounded::read_text_opt(file, crate::bounded::CONFIG_CAP).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn absolutize(base: &Path, p: &Path) -> PathBuf {
@@ -246,6 +244,34 @@ pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Largest `timeout_start_sec`: systemd keeps times in microseconds in a u64 and refuses
+/// a `TimeoutStartSec=` whose microseconds overflow it (about 584,542 years).
+pub const MAX_TIMEOUT_START_SEC: u64 = u64::MAX / 1_000_000 - 1;
+/// Longest `unit_prefix`: unit names must stay within systemd's 255 characters with a
+/// stack id or layer name after it.
+pub const MAX_UNIT_PREFIX: usize = 64;
+/// Longest layer or network name.
+pub const MAX_NAME: usize = 128;
+
+/// Paths that go into unit files and command lines: no control character at all (a
+/// newline or CR would start a new directive), no trailing blank (systemd strips it from
+/// a setting's value, so the unit would name another path), no trailing backslash (it
+/// continues the line).
+pub fn check_path(what: &str, path: &Path) -> Result<(), String> {
+    let s = path.to_string_lossy();
+    if s.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "{what} {s:?} contains a control character, which hlsys refuses"
+        ));
+    }
+    if s.ends_with(char::is_whitespace) || s.starts_with(char::is_whitespace) {
+        return Err(format!(
+            "{what} {s:?} starts or ends with a blank, which systemd would strip from the unit"
+        ));
+    }
+    check_no_control(what, &s)
+}
+
 impl Config {
     /// Reads the config from `path`. A missing file gives the defaults unless `must_exist`.
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
@@ -256,6 +282,10 @@ impl Config {
                 .map(|d| normalize(&d.join(path)))
                 .unwrap_or_else(|_| path.to_path_buf())
         };
+        check_path("config path", &path).map_err(|message| ConfigError {
+            file: path.clone(),
+            message,
+        })?;
         let text = read_text(&path)?;
         let (raw, source) = match text {
             Some(t) => {
@@ -292,15 +322,16 @@ impl Config {
         if let Some(d) = raw.stacks_dir {
             cfg.stacks_dir = absolutize(base, &d);
         }
-        check_no_control("stacks_dir", &cfg.stacks_dir.to_string_lossy()).map_err(err)?;
+        check_path("stacks_dir", &cfg.stacks_dir).map_err(err)?;
         if let Some(p) = raw.unit_prefix {
             if p.is_empty()
+                || p.len() > MAX_UNIT_PREFIX
                 || !p
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             {
                 return Err(err(format!(
-                    "unit_prefix {p:?}: only ASCII letters, digits, '-', '_' and '.' are allowed"
+                    "unit_prefix {p:?}: only ASCII letters, digits, '-', '_' and '.' are allowed, at most {MAX_UNIT_PREFIX}"
                 )));
             }
             cfg.unit_prefix = p;
@@ -316,10 +347,9 @@ impl Config {
                 if p.is_empty() {
                     return Err(err("env_files: empty path".into()));
                 }
-                cfg.env_files.push(EnvFileRef {
-                    path: absolutize(base, Path::new(p)),
-                    optional,
-                });
+                let path = absolutize(base, Path::new(p));
+                check_path("env_files entry", &path).map_err(err)?;
+                cfg.env_files.push(EnvFileRef { path, optional });
             }
         }
         if let Some(p) = raw.hlsys_path {
@@ -329,7 +359,7 @@ impl Config {
                     p.display()
                 )));
             }
-            check_no_control("hlsys_path", &p.to_string_lossy()).map_err(err)?;
+            check_path("hlsys_path", &p).map_err(err)?;
             // systemd refuses such an executable path in Exec*= (string_is_safe()).
             if p.to_string_lossy()
                 .chars()
@@ -350,6 +380,11 @@ impl Config {
             if st.timeout_start_sec == Some(0) {
                 return Err(err(format!(
                     "stacks.{name}.timeout_start_sec: 0 would disable the start timeout; use a positive number of seconds"
+                )));
+            }
+            if st.timeout_start_sec.is_some_and(|t| t > MAX_TIMEOUT_START_SEC) {
+                return Err(err(format!(
+                    "stacks.{name}.timeout_start_sec: more than {MAX_TIMEOUT_START_SEC} seconds, which systemd cannot represent"
                 )));
             }
             if let Some(l) = &st.layer {
@@ -499,6 +534,9 @@ fn sorted(v: &[String]) -> Vec<String> {
 
 /// Layer and network names become parts of unit and Docker names: keep them simple.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME {
+        return Err(format!("{what} name is longer than {MAX_NAME} characters"));
+    }
     if name.is_empty()
         || !name
             .chars()
@@ -641,8 +679,34 @@ mod tests {
     }
 
     #[test]
+    fn paths_for_units_are_checked() {
+        let at = Path::new("/etc/x.toml");
+        let e = Config::from_str_at("stacks_dir = \"/srv/a \"\n", at).unwrap_err();
+        assert!(e.message.contains("blank"), "{e}");
+        let e = Config::from_str_at("env_files = [\"/e/a\\tb\"]\n", at).unwrap_err();
+        assert!(e.message.contains("control character"), "{e}");
+        let e = Config::from_str_at("hlsys_path = \"/usr/bin/hlsys\\r\"\n", at).unwrap_err();
+        assert!(e.message.contains("control character"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        for bad in ["a\nConflicts=docker.service", "a\rb", "a "] {
+            let e = Config::load(&d.path().join(bad), true).unwrap_err();
+            assert!(e.message.contains("config path"), "{e}");
+        }
+        let e = Config::from_str_at("[stacks.a]\ntimeout_start_sec = 9223372036854775807\n", at).unwrap_err();
+        assert!(e.message.contains("timeout_start_sec"), "{e}");
+        let ok = format!("[stacks.a]\ntimeout_start_sec = {MAX_TIMEOUT_START_SEC}\n");
+        assert!(Config::from_str_at(&ok, at).is_ok());
+    }
+
+    #[test]
+    fn special_config_files_are_refused() {
+        let e = Config::load(Path::new("/dev/zero"), true).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
     fn newline_in_paths_is_refused() {
         let e = Config::from_str_at("stacks_dir = \"/srv/a\\nb\"\n", Path::new("/etc/x.toml")).unwrap_err();
-        assert!(e.message.contains("newline"));
+        assert!(e.message.contains("control character"), "{e}");
     }
 }

@@ -60,56 +60,163 @@ pub fn report(model: &Model, g: &Generated) -> Report {
 }
 
 /// Writes `content` to `path` through a temporary file and a rename, so a reader (or a
-/// crash) never sees half a unit.
+/// crash) never sees half a unit. The temporary file is created exclusively under a name
+/// of this process (a planted file or link there is never written through) and removed
+/// again when anything fails.
 fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(content)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(content)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        drop(f);
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Holds an exclusive `flock` on the output directory while a run writes into it, so two
+/// generator (or `plan --out`) runs into one directory take turns instead of mixing
+/// their files.
+fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let f = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", dir.display()))
+}
+
+/// Unit names listed by the report a previous run left in `dir` (none when there is none).
+fn previous_units(dir: &Path) -> Vec<String> {
+    crate::bounded::read(&dir.join(REPORT_NAME), crate::bounded::REPORT_CAP)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Report>(&b).ok())
+        .map(|r| r.units)
+        .unwrap_or_default()
+}
+
+/// Removes what an earlier run wrote that this one did not: units listed in its report
+/// and no longer generated, and `.wants`-style links to any of our units that this run
+/// did not make. Nothing else in `dir` is touched.
+fn remove_stale(dir: &Path, previous: &[String], g: &Generated) -> Result<()> {
+    let current: std::collections::BTreeSet<&str> = g.units.iter().map(|u| u.name.as_str()).collect();
+    for old in previous.iter().filter(|u| !current.contains(u.as_str())) {
+        // Report entries are names, never paths: skip anything else.
+        if old.contains('/') || old.starts_with('.') {
+            continue;
+        }
+        match std::fs::remove_file(dir.join(old)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing stale {}", dir.join(old).display()))
+            }
+            _ => {}
+        }
+    }
+    let ours: std::collections::BTreeSet<&str> = current
+        .iter()
+        .copied()
+        .chain(previous.iter().map(String::as_str))
+        .collect();
+    let links: std::collections::BTreeSet<(&str, &str)> =
+        g.links.iter().map(|l| (l.dir.as_str(), l.unit.as_str())).collect();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let sub = entry.file_name().to_string_lossy().into_owned();
+        if !entry.file_type()?.is_dir() || !(sub.ends_with(".wants") || sub.ends_with(".requires")) {
+            continue;
+        }
+        remove_stale_links(&entry.path(), &sub, &ours, &links)?;
+    }
     Ok(())
 }
 
-/// Writes units, links and the report into `dir`. On any failure, removes what it wrote
-/// (never half a set of units) and returns the error.
+fn remove_stale_links(
+    wants: &Path,
+    sub: &str,
+    ours: &std::collections::BTreeSet<&str>,
+    links: &std::collections::BTreeSet<(&str, &str)>,
+) -> Result<()> {
+    for link in std::fs::read_dir(wants)? {
+        let link = link?;
+        let unit = link.file_name().to_string_lossy().into_owned();
+        let target = std::fs::read_link(link.path()).ok();
+        let to_ours = ours.contains(unit.as_str()) && target == Some(Path::new("..").join(&unit));
+        if to_ours && !links.contains(&(sub, unit.as_str())) {
+            std::fs::remove_file(link.path()).with_context(|| format!("removing stale {}", link.path().display()))?;
+        }
+    }
+    // Gone when emptied; left alone when it holds anything of someone else's.
+    let _ = std::fs::remove_dir(wants);
+    Ok(())
+}
+
+/// Writes units, links and the report into `dir`, under a lock on `dir`, and removes
+/// what an earlier run into `dir` wrote that is no longer generated. On any failure,
+/// removes what it wrote (never half a set of units, no temporary file) and returns the
+/// error.
 pub fn write_all(dir: &Path, model: &Model, g: &Generated) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = lock_dir(dir)?;
+    let previous = previous_units(dir);
     let mut written: Vec<PathBuf> = Vec::new();
-    let result = (|| -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for u in &g.units {
-            let p = dir.join(&u.name);
-            write_atomic(&p, u.content.as_bytes())?;
-            written.push(p);
-        }
-        for l in &g.links {
-            let d = dir.join(&l.dir);
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-            let p = d.join(&l.unit);
-            if p.symlink_metadata().is_ok() {
-                std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
-            }
-            symlink(Path::new("..").join(&l.unit), &p).with_context(|| format!("linking {}", p.display()))?;
-            written.push(p);
-        }
-        let rep = serde_json::to_vec_pretty(&report(model, g))?;
-        let p = dir.join(REPORT_NAME);
-        write_atomic(&p, &rep)?;
-        written.push(p);
-        Ok(())
-    })();
+    let mut made_dirs: Vec<PathBuf> = Vec::new();
+    let result =
+        write_files(dir, model, g, &mut written, &mut made_dirs).and_then(|()| remove_stale(dir, &previous, g));
     match result {
         Ok(()) => Ok(written),
         Err(e) => {
             for p in &written {
                 let _ = std::fs::remove_file(p);
             }
+            for d in made_dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
             Err(e)
         }
     }
+}
+
+fn write_files(
+    dir: &Path,
+    model: &Model,
+    g: &Generated,
+    written: &mut Vec<PathBuf>,
+    made_dirs: &mut Vec<PathBuf>,
+) -> Result<()> {
+    for u in &g.units {
+        let p = dir.join(&u.name);
+        write_atomic(&p, u.content.as_bytes())?;
+        written.push(p);
+    }
+    for l in &g.links {
+        let d = dir.join(&l.dir);
+        if !d.is_dir() {
+            std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+            made_dirs.push(d.clone());
+        }
+        let p = d.join(&l.unit);
+        if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
+        }
+        symlink(Path::new("..").join(&l.unit), &p).with_context(|| format!("linking {}", p.display()))?;
+        written.push(p);
+    }
+    let rep = serde_json::to_vec_pretty(&report(model, g))?;
+    let p = dir.join(REPORT_NAME);
+    write_atomic(&p, &rep)?;
+    written.push(p);
+    Ok(())
 }
 
 /// Logs to /dev/kmsg as `hlsys-generator[PID]: …` (the journal is not up while
@@ -209,7 +316,7 @@ pub enum Currency {
 /// same renderer as the generator, so any difference means the tree changed since the
 /// last daemon-reload.
 pub fn currency(model: &Model, dir: &Path) -> Currency {
-    let Ok(text) = std::fs::read_to_string(dir.join(REPORT_NAME)) else {
+    let Ok(text) = crate::bounded::read_text(&dir.join(REPORT_NAME), crate::bounded::REPORT_CAP) else {
         return Currency::NotGenerated;
     };
     let previous: Vec<String> = serde_json::from_str::<Report>(&text)
@@ -219,7 +326,12 @@ pub fn currency(model: &Model, dir: &Path) -> Currency {
     let mut changed: Vec<String> = g
         .units
         .iter()
-        .filter(|u| std::fs::read_to_string(dir.join(&u.name)).ok().as_deref() != Some(u.content.as_str()))
+        .filter(|u| {
+            crate::bounded::read_text(&dir.join(&u.name), crate::bounded::REPORT_CAP)
+                .ok()
+                .as_deref()
+                != Some(u.content.as_str())
+        })
         .map(|u| u.name.clone())
         .collect();
     changed.extend(previous.into_iter().filter(|p| !g.units.iter().any(|u| &u.name == p)));

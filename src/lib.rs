@@ -4,6 +4,7 @@
 //! generator can run it at early boot and tests can run it on fixture trees without root.
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
+pub mod bounded;
 pub mod check;
 pub mod cli;
 pub mod compose;
@@ -16,9 +17,11 @@ pub mod gpu;
 pub mod graph;
 pub mod interpolate;
 pub mod model;
+pub mod netcheck;
 pub mod network;
 pub mod resolve;
 pub mod supervise;
 pub mod systemd;
 pub mod tree;
 pub mod units;
+pub mod yaml;

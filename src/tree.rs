@@ -37,13 +37,44 @@ struct Found {
 fn discover(stacks_dir: &Path, errors: &mut Vec<StackError>) -> Vec<Found> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
-    walk(stacks_dir, stacks_dir, &mut found, &mut seen, errors);
+    let real_root = std::fs::canonicalize(stacks_dir).unwrap_or_else(|_| stacks_dir.to_path_buf());
+    let tree = Tree {
+        root: stacks_dir,
+        real_root: &real_root,
+    };
+    walk(&tree, stacks_dir, &mut found, &mut seen, errors);
     found.sort_by(|a, b| a.rel.cmp(&b.rel));
     found
 }
 
+/// The tree being walked: its path as configured and as resolved (for telling links
+/// that point back into it).
+struct Tree<'a> {
+    root: &'a Path,
+    real_root: &'a Path,
+}
+
+/// Whether a directory entry is one to descend into. A symlink to a directory inside the
+/// tree is not: that directory is walked under its own name, and following the link too
+/// would let the link's name (whichever sorts first) become the stack's id. A symlink
+/// out of the tree is followed: that is how a stack kept elsewhere joins the tree.
+fn descend(tree: &Tree, entry: &std::fs::DirEntry) -> bool {
+    if entry.file_name().to_string_lossy().starts_with('.') {
+        return false;
+    }
+    // The entry's type comes with the directory listing (std falls back to lstat where
+    // the file system does not report it); only a symlink needs more.
+    match entry.file_type() {
+        Ok(t) if !t.is_symlink() => t.is_dir(),
+        _ => match std::fs::canonicalize(entry.path()) {
+            Ok(target) => target.is_dir() && !target.starts_with(tree.real_root),
+            Err(_) => false,
+        },
+    }
+}
+
 fn walk(
-    root: &Path,
+    tree: &Tree,
     dir: &Path,
     found: &mut Vec<Found>,
     seen: &mut BTreeSet<(u64, u64)>,
@@ -58,11 +89,14 @@ fn walk(
             return;
         }
     }
+    let root = tree.root;
     let rel = dir.strip_prefix(root).unwrap_or(dir).to_string_lossy().into_owned();
+    // Anything by a compose file's name makes a stack, a FIFO or a dangling link too: it
+    // is then reported by name when it cannot be read, rather than silently ignored.
     let present: Vec<&str> = COMPOSE_FILE_NAMES
         .iter()
         .copied()
-        .filter(|n| dir.join(n).is_file())
+        .filter(|n| dir.join(n).symlink_metadata().is_ok())
         .collect();
     if !rel.is_empty() && !present.is_empty() {
         if present.len() > 1 {
@@ -100,19 +134,12 @@ fn walk(
     };
     let mut subdirs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        // The entry's type comes with the directory listing (std falls back to lstat
-        // where the file system does not report it); only a symlink needs a stat to see
-        // whether it leads to a directory.
-        .filter(|e| match e.file_type() {
-            Ok(t) if !t.is_symlink() => t.is_dir(),
-            _ => e.path().is_dir(),
-        })
+        .filter(|e| descend(tree, e))
         .map(|e| e.path())
         .collect();
     subdirs.sort();
     for d in subdirs {
-        walk(root, &d, found, seen, errors);
+        walk(tree, &d, found, seen, errors);
     }
 }
 
@@ -136,6 +163,21 @@ pub fn stack_id(rel: &str) -> Result<String, String> {
     Ok(id)
 }
 
+/// systemd's limit on a unit name (UNIT_NAME_MAX less the NUL), which is also the file
+/// system's limit on the unit file's name.
+pub const MAX_UNIT_NAME: usize = 255;
+
+/// Why a stack's unit name cannot exist, if it cannot.
+fn unit_name_error(prefix: &str, id: &str) -> Option<String> {
+    let len = prefix.len() + 1 + id.len() + ".service".len();
+    (len > MAX_UNIT_NAME).then(|| {
+        format!(
+            "stack id is {} characters long, which makes a unit name of {len} characters; systemd's limit is {MAX_UNIT_NAME}: shorten the directory names",
+            id.len()
+        )
+    })
+}
+
 /// Env files (lowest precedence first) and the variables they define, or the file at
 /// fault and why.
 type EnvResult = Result<(Vec<PathBuf>, BTreeMap<String, String>), (PathBuf, String)>;
@@ -157,7 +199,8 @@ fn env_file_error(e: crate::envfile::EnvFileError) -> (PathBuf, String) {
 fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
     let mut files = Vec::new();
     for f in &config.env_files {
-        if f.path.is_file() {
+        // Anything there is read (and refused by name if it is not a regular file).
+        if f.path.exists() {
             files.push(f.path.clone());
         } else if !f.optional {
             return Err((
@@ -168,7 +211,7 @@ fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
     }
     if let Some(l) = layer_dir {
         let p = l.join(".env");
-        if p.is_file() {
+        if p.exists() {
             files.push(p);
         }
     }
@@ -187,7 +230,7 @@ fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir:
     let own: Vec<PathBuf> = [".env", ".env.local"]
         .iter()
         .map(|n| stack_dir.join(n))
-        .filter(|p| p.is_file())
+        .filter(|p| p.exists())
         .collect();
     crate::envfile::load_onto(&mut env, &own).map_err(env_file_error)?;
     files.extend(own);
@@ -196,7 +239,7 @@ fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir:
 
 /// Content fingerprint of a file, for telling later whether the units are stale.
 pub fn fingerprint(path: &Path) -> String {
-    match std::fs::read(path) {
+    match crate::bounded::read(path, crate::bounded::COMPOSE_CAP) {
         Ok(bytes) => fingerprint_bytes(&bytes),
         Err(_) => "missing".to_string(),
     }
@@ -235,10 +278,10 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
                 message,
             }
         })?;
-    let text = std::fs::read_to_string(&f.compose_file).map_err(|e| StackError {
+    let text = crate::bounded::read_text(&f.compose_file, crate::bounded::COMPOSE_CAP).map_err(|e| StackError {
         stack: id.to_string(),
         file: f.compose_file.clone(),
-        message: format!("cannot read: {e}"),
+        message: e.to_string(),
     })?;
     let compose = compose::parse(&text, id, &f.dir, &env).map_err(|e| StackError {
         stack: id.to_string(),
@@ -250,6 +293,21 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
         env_files,
         compose_fingerprint: fingerprint_bytes(text.as_bytes()),
     })
+}
+
+/// Pseudo-stack under which network problems are reported (not a valid stack id).
+pub const NETWORKS_PROBLEM: &str = "(networks)";
+
+/// [`crate::netcheck::problems`] as reported problems: logged and listed, not fatal.
+fn network_problems(config: &Config) -> Vec<StackError> {
+    crate::netcheck::problems(&config.networks)
+        .into_iter()
+        .map(|(name, message)| StackError {
+            stack: NETWORKS_PROBLEM.into(),
+            file: config.network_sources.get(&name).cloned().unwrap_or_default(),
+            message,
+        })
+        .collect()
 }
 
 /// Builds the model. `Err` only for config problems that leave nothing to build on.
@@ -283,6 +341,14 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     }
     let mut candidates: Vec<(String, Found)> = Vec::new();
     for (id, mut fs) in by_id {
+        if let Some(message) = unit_name_error(&config.unit_prefix, &id) {
+            errors.extend(fs.into_iter().map(|f| StackError {
+                stack: id.clone(),
+                file: f.dir,
+                message: message.clone(),
+            }));
+            continue;
+        }
         if fs.len() > 1 {
             let paths: Vec<String> = fs.iter().map(|f| f.dir.display().to_string()).collect();
             for f in fs {
@@ -451,6 +517,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         message,
     })?;
     errors.extend(outcome.errors);
+    errors.extend(network_problems(&config));
     let order: BTreeMap<&str, usize> = outcome
         .layer_order
         .iter()

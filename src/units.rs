@@ -317,10 +317,15 @@ pub fn render(model: &Model) -> Generated {
         for comp in dir.split('/').filter(|c| !c.is_empty()) {
             prefix.push('/');
             prefix.push_str(comp);
-            g.links.push(WantsLink {
-                dir: format!("{}.mount.wants", path_unit_name(&prefix)),
-                unit: n.tree(),
-            });
+            let wants = format!("{}.mount.wants", path_unit_name(&prefix));
+            // A mount unit's name is limited like any unit's: a prefix too long to be
+            // a mount unit cannot be one, and its directory could not be created.
+            if wants.len() <= crate::tree::MAX_UNIT_NAME {
+                g.links.push(WantsLink {
+                    dir: wants,
+                    unit: n.tree(),
+                });
+            }
         }
     }
     g.units.push(UnitFile {
