@@ -4,24 +4,15 @@
 //! generator can run it at early boot and tests can run it on fixture trees without root.
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
-pub mod bounded;
+pub use hlsys_core::{
+    bounded, compose, config, envfile, escape, generator, graph, host, interpolate, model, netcheck, tree, units, yaml,
+};
+
 pub mod check;
 pub mod cli;
-pub mod compose;
-pub mod config;
 pub mod docker;
-pub mod envfile;
-pub mod escape;
-pub mod generator;
 pub mod gpu;
-pub mod graph;
-pub mod interpolate;
-pub mod model;
-pub mod netcheck;
 pub mod network;
 pub mod resolve;
 pub mod supervise;
 pub mod systemd;
-pub mod tree;
-pub mod units;
-pub mod yaml;

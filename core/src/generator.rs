@@ -9,9 +9,9 @@ use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::host::Host;
 use crate::model::{Model, StackError};
 use crate::units::{render, Generated};
 
@@ -59,6 +59,33 @@ pub fn report(model: &Model, g: &Generated) -> Report {
     }
 }
 
+/// A file the generator could not write: what it was doing, where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct WriteError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+type Result<T> = std::result::Result<T, WriteError>;
+
+/// Tags an I/O result with what was being done to which path.
+trait Context<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| WriteError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
 /// Writes `content` to `path` through a temporary file and a rename, so a reader (or a
 /// crash) never sees half a unit. The temporary file is created exclusively under a name
 /// of this process (a planted file or link there is never written through) and removed
@@ -76,11 +103,10 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
             .mode(0o644)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(content)
-            .with_context(|| format!("writing {}", tmp.display()))?;
+            .at("creating", &tmp)?;
+        f.write_all(content).at("writing", &tmp)?;
         drop(f);
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        std::fs::rename(&tmp, path).at("renaming into place", path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -92,9 +118,10 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
 /// generator (or `plan --out`) runs into one directory take turns instead of mixing
 /// their files.
 fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let f = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let f = std::fs::File::open(dir).at("opening", dir)?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", dir.display()))
+        .map_err(|(_, e)| std::io::Error::from(e))
+        .at("locking", dir)
 }
 
 /// Unit names listed by the report a previous run left in `dir` (none when there is none).
@@ -106,37 +133,38 @@ fn previous_units(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+type Names<'a> = std::collections::BTreeSet<&'a str>;
+
 /// Removes what an earlier run wrote that this one did not: units listed in its report
 /// and no longer generated, and `.wants`-style links to any of our units that this run
 /// did not make. Nothing else in `dir` is touched.
 fn remove_stale(dir: &Path, previous: &[String], g: &Generated) -> Result<()> {
-    let current: std::collections::BTreeSet<&str> = g.units.iter().map(|u| u.name.as_str()).collect();
-    for old in previous.iter().filter(|u| !current.contains(u.as_str())) {
-        // Report entries are names, never paths: skip anything else.
-        if old.contains('/') || old.starts_with('.') {
-            continue;
-        }
-        match std::fs::remove_file(dir.join(old)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing stale {}", dir.join(old).display()))
-            }
+    let current: Names = g.units.iter().map(|u| u.name.as_str()).collect();
+    // Report entries are names, never paths: anything else is not ours to remove.
+    let gone = previous
+        .iter()
+        .filter(|u| !current.contains(u.as_str()) && !u.contains('/') && !u.starts_with('.'));
+    for old in gone {
+        let p = dir.join(old);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at("removing stale", &p),
             _ => {}
         }
     }
-    let ours: std::collections::BTreeSet<&str> = current
+    let ours: Names = current
         .iter()
         .copied()
         .chain(previous.iter().map(String::as_str))
         .collect();
     let links: std::collections::BTreeSet<(&str, &str)> =
         g.links.iter().map(|l| (l.dir.as_str(), l.unit.as_str())).collect();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let entry = entry?;
+    for entry in std::fs::read_dir(dir).at("listing", dir)? {
+        let entry = entry.at("listing", dir)?;
         let sub = entry.file_name().to_string_lossy().into_owned();
-        if !entry.file_type()?.is_dir() || !(sub.ends_with(".wants") || sub.ends_with(".requires")) {
-            continue;
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && (sub.ends_with(".wants") || sub.ends_with(".requires")) {
+            remove_stale_links(&entry.path(), &sub, &ours, &links)?;
         }
-        remove_stale_links(&entry.path(), &sub, &ours, &links)?;
     }
     Ok(())
 }
@@ -144,16 +172,16 @@ fn remove_stale(dir: &Path, previous: &[String], g: &Generated) -> Result<()> {
 fn remove_stale_links(
     wants: &Path,
     sub: &str,
-    ours: &std::collections::BTreeSet<&str>,
+    ours: &Names,
     links: &std::collections::BTreeSet<(&str, &str)>,
 ) -> Result<()> {
-    for link in std::fs::read_dir(wants)? {
-        let link = link?;
+    for link in std::fs::read_dir(wants).at("listing", wants)? {
+        let link = link.at("listing", wants)?;
         let unit = link.file_name().to_string_lossy().into_owned();
         let target = std::fs::read_link(link.path()).ok();
         let to_ours = ours.contains(unit.as_str()) && target == Some(Path::new("..").join(&unit));
         if to_ours && !links.contains(&(sub, unit.as_str())) {
-            std::fs::remove_file(link.path()).with_context(|| format!("removing stale {}", link.path().display()))?;
+            std::fs::remove_file(link.path()).at("removing stale", &link.path())?;
         }
     }
     // Gone when emptied; left alone when it holds anything of someone else's.
@@ -166,7 +194,7 @@ fn remove_stale_links(
 /// removes what it wrote (never half a set of units, no temporary file) and returns the
 /// error.
 pub fn write_all(dir: &Path, model: &Model, g: &Generated) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).at("creating", dir)?;
     let _lock = lock_dir(dir)?;
     let previous = previous_units(dir);
     let mut written: Vec<PathBuf> = Vec::new();
@@ -202,18 +230,21 @@ fn write_files(
     for l in &g.links {
         let d = dir.join(&l.dir);
         if !d.is_dir() {
-            std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+            std::fs::create_dir(&d).at("creating", &d)?;
             made_dirs.push(d.clone());
         }
         let p = d.join(&l.unit);
         if p.symlink_metadata().is_ok() {
-            std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
+            std::fs::remove_file(&p).at("replacing", &p)?;
         }
-        symlink(Path::new("..").join(&l.unit), &p).with_context(|| format!("linking {}", p.display()))?;
+        symlink(Path::new("..").join(&l.unit), &p).at("linking", &p)?;
         written.push(p);
     }
-    let rep = serde_json::to_vec_pretty(&report(model, g))?;
     let p = dir.join(REPORT_NAME);
+    // Plain strings and paths: serialising cannot fail short of running out of memory.
+    let rep = serde_json::to_vec_pretty(&report(model, g))
+        .map_err(std::io::Error::other)
+        .at("serialising", &p)?;
     write_atomic(&p, &rep)?;
     written.push(p);
     Ok(())
@@ -249,14 +280,13 @@ impl KmsgLog {
 
 /// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
 /// Returns the exit status: 0 whenever the config was usable.
-pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog) -> u8 {
+pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
     if args.len() != 1 && args.len() != 3 {
         log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
         return 2;
     }
     let out = PathBuf::from(&args[0]);
-    let (path, must_exist) = crate::config::config_path(config_path);
-    let config = match crate::config::Config::load(&path, must_exist) {
+    let config = match host.load_config() {
         Ok(c) => c,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));
