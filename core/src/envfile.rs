@@ -95,9 +95,19 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         // The message names the key and never quotes the value: values are secrets.
         let (value, rest) = extract_value(rest, &out, lookup).map_err(|m| err(format!("value of {key}: {m}")))?;
         out.set(key, value);
+        if out.total > MAX_ENV_EXPANSION {
+            return Err(err(format!(
+                "value of {key}: the values up to here expand to more than {} MiB",
+                MAX_ENV_EXPANSION >> 20
+            )));
+        }
         cur = rest;
     }
 }
+
+/// Most text the values of one env file may hold in all after interpolation (16 MiB): a
+/// chain of variables each repeating the one before must not grow without bound.
+pub const MAX_ENV_EXPANSION: usize = 16 << 20;
 
 /// The pairs of one text in order of first definition, with an index by key (a file of
 /// many keys must not cost a scan of all earlier keys per line).
@@ -105,6 +115,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
 struct Defined {
     pairs: Vec<(String, String)>,
     index: std::collections::HashMap<String, usize>,
+    /// Bytes of all values set so far.
+    total: usize,
 }
 
 impl Defined {
@@ -113,6 +125,7 @@ impl Defined {
     }
 
     fn set(&mut self, key: &str, value: String) {
+        self.total += value.len();
         match self.index.get(key) {
             Some(&i) => self.pairs[i].1 = value,
             None => {

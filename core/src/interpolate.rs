@@ -18,6 +18,11 @@ use serde_yaml_ng::Value;
 /// keeps a hostile value from costing more than a bounded number of passes over it (and
 /// the recursion from growing the stack).
 pub const MAX_NESTING: usize = 16;
+/// Longest result of interpolating one string (1 MiB): a value that references a long
+/// variable many times must not multiply it without bound.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+/// Most text the interpolation of one YAML document may produce in all (16 MiB).
+pub const MAX_DOCUMENT_EXPANSION: usize = 16 << 20;
 
 /// Errors name positions, never text of the template: a template in an env file is a
 /// value, and values may be secrets.
@@ -31,6 +36,9 @@ pub enum InterpolateError {
     Syntax { at: usize },
     /// `${…}` nested deeper than [`MAX_NESTING`] at character `at` of the template.
     TooDeep { at: usize },
+    /// The result would be longer than [`MAX_VALUE_LEN`] (or, for a whole YAML document,
+    /// all results longer than [`MAX_DOCUMENT_EXPANSION`]).
+    TooLong { limit: usize },
 }
 
 impl fmt::Display for InterpolateError {
@@ -51,6 +59,7 @@ impl fmt::Display for InterpolateError {
                 f,
                 "interpolation nested more than {MAX_NESTING} levels deep at character {at} of the value"
             ),
+            Self::TooLong { limit } => write!(f, "interpolation gives more than {} KiB", limit / 1024),
         }
     }
 }
@@ -63,6 +72,7 @@ enum Fault {
     Required { var: String, message: String },
     Syntax(usize),
     TooDeep(usize),
+    TooLong,
 }
 
 /// Interpolates one string. Unset variables in `$VAR`/`${VAR}` become the empty string (compose
@@ -76,6 +86,7 @@ pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
         Fault::Required { var, message } => InterpolateError::Required { var, message },
         Fault::Syntax(b) => InterpolateError::Syntax { at: char_at(b) },
         Fault::TooDeep(b) => InterpolateError::TooDeep { at: char_at(b) },
+        Fault::TooLong => InterpolateError::TooLong { limit: MAX_VALUE_LEN },
     })
 }
 
@@ -104,6 +115,9 @@ fn expand(input: &str, base: usize, depth: usize, lookup: &dyn Fn(&str) -> Optio
     let mut line = Line::default();
     let mut pos = 0;
     while let Some(found) = input[pos..].find('$') {
+        if out.len() > MAX_VALUE_LEN {
+            return Err(Fault::TooLong);
+        }
         let at = pos + found;
         out.push_str(&input[pos..at]);
         let after = &input[at + 1..];
@@ -134,6 +148,9 @@ fn expand(input: &str, base: usize, depth: usize, lookup: &dyn Fn(&str) -> Optio
         }
     }
     out.push_str(&input[pos..]);
+    if out.len() > MAX_VALUE_LEN {
+        return Err(Fault::TooLong);
+    }
     Ok(out)
 }
 
@@ -148,16 +165,23 @@ pub fn interpolate_yaml(
 ) -> Result<(), (String, InterpolateError)> {
     // The key path is built only on the way out of an error: the generator interpolates
     // every value of every stack at boot, and most have no `$` at all.
-    fn walk(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), (Vec<String>, InterpolateError)> {
+    type Walk = Result<(), (Vec<String>, InterpolateError)>;
+    fn walk(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>, budget: &mut usize) -> Walk {
         match value {
             Value::String(s) => {
                 if s.contains('$') {
                     *s = interpolate(s, lookup).map_err(|e| (Vec::new(), e))?;
+                    *budget = budget.checked_sub(s.len()).ok_or((
+                        Vec::new(),
+                        InterpolateError::TooLong {
+                            limit: MAX_DOCUMENT_EXPANSION,
+                        },
+                    ))?;
                 }
             }
             Value::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk(item, lookup).map_err(|(mut p, e)| {
+                    walk(item, lookup, budget).map_err(|(mut p, e)| {
                         p.push(i.to_string());
                         (p, e)
                     })?;
@@ -165,18 +189,19 @@ pub fn interpolate_yaml(
             }
             Value::Mapping(map) => {
                 for (key, item) in map.iter_mut() {
-                    walk(item, lookup).map_err(|(mut p, e)| {
+                    walk(item, lookup, budget).map_err(|(mut p, e)| {
                         p.push(key_segment(key));
                         (p, e)
                     })?;
                 }
             }
-            Value::Tagged(tagged) => walk(&mut tagged.value, lookup)?,
+            Value::Tagged(tagged) => walk(&mut tagged.value, lookup, budget)?,
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
         Ok(())
     }
-    walk(value, lookup).map_err(|(mut p, e)| {
+    let mut budget = MAX_DOCUMENT_EXPANSION;
+    walk(value, lookup, &mut budget).map_err(|(mut p, e)| {
         p.reverse();
         (p.join("."), e)
     })
