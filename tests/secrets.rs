@@ -79,6 +79,11 @@ fn plant(root: &Path, c: &str) -> PathBuf {
         b"",
         &format!("services:\n  x:\n    image: busybox\n    environment:\n      SECRET: {c}\n      SECRET: {c}\n"),
     );
+    stack(
+        "dependson",
+        format!("PASSWORD={c}\n").as_bytes(),
+        "services:\n  x:\n    image: busybox\n    depends_on: [\"${PASSWORD}\"]\n    networks: [\"${PASSWORD}\"]\n",
+    );
     write(root, "tree/layered/.env", format!("LAYER=\"{c}\n"));
     write(root, "tree/layered/s/compose.yaml", IMAGE);
     write(root, "global.env", format!("GLOBAL={c}\n"));

@@ -259,6 +259,29 @@ pub fn metadata_fingerprint(path: &Path) -> String {
     }
 }
 
+/// Shortest env value looked for in messages: shorter ones are not secrets worth the
+/// name and would match ordinary words and numbers.
+const MIN_REDACTED_LEN: usize = 3;
+
+/// A compose error as text, unless an env value reached it through interpolation (a
+/// service or network name written as `${VAR}`, say): then only where it happened. The
+/// last line of defence for "no value from an env file in any message".
+fn without_env_values(e: compose::ComposeError, env: &BTreeMap<String, String>) -> String {
+    let text = e.to_string();
+    let leaks = env
+        .values()
+        .any(|v| v.len() >= MIN_REDACTED_LEN && text.contains(v.as_str()));
+    if !leaks {
+        return text;
+    }
+    let place = match (e.line, &e.key) {
+        (_, Some(key)) => format!("key {key}: "),
+        (Some(line), None) => format!("line {line}: "),
+        (None, None) => String::new(),
+    };
+    format!("{place}invalid value (its text comes from an env file, so it is not shown)")
+}
+
 struct Parsed {
     compose: ComposeFile,
     env_files: Vec<PathBuf>,
@@ -286,7 +309,7 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
     let compose = compose::parse(&text, id, &f.dir, &env).map_err(|e| StackError {
         stack: id.to_string(),
         file: f.compose_file.clone(),
-        message: e.to_string(),
+        message: without_env_values(e, &env),
     })?;
     Ok(Parsed {
         compose,
