@@ -518,6 +518,21 @@ fn networks_are_checked_offline() {
         assert!(msgs.iter().any(|m| m.contains(want)), "{want}: {msgs:?}");
         assert!(r.stderr.contains(want), "{want} not logged: {}", r.stderr);
     }
+    // The CLI says the same without Docker.
+    for args in [&["stacks"][..], &["plan"], &["check"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_hlsys"))
+            .arg("--config")
+            .arg(s.path("hlsys.toml"))
+            .args(args)
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "hlsys {args:?} succeeded:\n{text}");
+        for want in ["overlap", "CIDR", "outside subnet"] {
+            assert!(text.contains(want), "hlsys {args:?} does not say {want}:\n{text}");
+        }
+    }
 }
 
 #[test]
@@ -579,4 +594,64 @@ fn concurrent_runs_into_one_directory_agree() {
         assert!(s.normal().join(name).is_file(), "{name} listed but missing");
     }
     assert_no_tmp("concurrent", &s.normal());
+}
+
+/// Names of the entries below `dir` (recursive, relative), sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        if p.symlink_metadata().unwrap().is_dir() {
+            out.extend(listing(&p).into_iter().map(|n| format!("{rel}/{n}")));
+        }
+        out.push(rel);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn plan_out_makes_the_directory_match_the_tree() {
+    let s = Setup::new();
+    let out = s.path("plan");
+    let plan = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_hlsys"))
+            .arg("--config")
+            .arg(s.path("hlsys.toml"))
+            .args(["plan", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    plan();
+    let first = listing(&out);
+    assert!(first.contains(&"homelab-good-b.service".to_string()), "{first:?}");
+    // Somebody else's files in the directory are left alone.
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    symlink("/dev/null", out.join("multi-user.target.wants/other.service")).unwrap();
+    std::fs::remove_dir_all(s.path("tree/good/b")).unwrap();
+    plan();
+    let second = listing(&out);
+    let mut want: Vec<String> = first.into_iter().filter(|n| !n.contains("good-b")).collect();
+    want.extend([
+        "keep.txt".to_string(),
+        "multi-user.target.wants/other.service".to_string(),
+    ]);
+    want.sort();
+    assert_eq!(second, want);
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let s = Setup::new();
+    // A directory where a unit goes: creating the unit fails after others were written.
+    let blocker = s.normal().join("homelab-good-b.service");
+    std::fs::create_dir(&blocker).unwrap();
+    let r = generate(&s, &s.path("hlsys.toml"));
+    bounded("write fails half-way", &r);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("none left behind"), "{}", r.stderr);
+    assert_eq!(listing(&s.normal()), vec!["homelab-good-b.service".to_string()]);
 }

@@ -395,6 +395,74 @@ mod tests {
         assert!(parse(&ok).is_ok());
     }
 
+    use proptest::prelude::*;
+
+    /// YAML built from fragments that exercise anchors, aliases (also to anchors not
+    /// yet defined, or to the node being defined), merge keys and nesting, in block and
+    /// flow style; mostly valid, sometimes not.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("x".to_owned()),
+            Just("1".to_owned()),
+            Just("\"q\"".to_owned()),
+            (0..4u8).prop_map(|i| format!("*a{i}")),
+            (0..4u8).prop_map(|i| format!("&a{i} v")),
+        ];
+        leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(", "))),
+                proptest::collection::vec((0..6u8, inner.clone()), 0..6).prop_map(|v| {
+                    let items: Vec<String> = v.iter().map(|(k, x)| format!("k{k}: {x}")).collect();
+                    format!("{{{}}}", items.join(", "))
+                }),
+                (0..4u8, inner.clone()).prop_map(|(i, x)| format!("&a{i} {x}")),
+                (0..4u8).prop_map(|i| format!("{{<<: *a{i}, m: 1}}")),
+                (0..4u8).prop_map(|i| format!("{{<<: [*a{i}, *a0], m: 1}}")),
+            ]
+        })
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        proptest::collection::vec((0..8u8, yamlish()), 1..8)
+            .prop_map(|entries| entries.iter().map(|(k, v)| format!("k{k}: {v}\n")).collect())
+    }
+
+    proptest! {
+        /// The front end never panics, and what it accepts is exactly what serde_yaml_ng
+        /// alone makes of the text: it only ever refuses, it never changes a document.
+        #[test]
+        fn accepts_only_what_libyaml_reads_the_same(doc in document()) {
+            if let Ok(v) = parse(&doc) {
+                let plain: Value = serde_yaml_ng::from_str(&doc).unwrap();
+                prop_assert_eq!(v, plain);
+            }
+        }
+
+        /// Whatever the YAML, reading it as a compose file ends in a value or an error.
+        #[test]
+        fn compose_reading_never_panics(doc in document()) {
+            let svc = format!("services:\n  web: {{image: x, labels: {{a: 1}}}}\n{doc}");
+            let _ = crate::compose::parse(&svc, "p", Path::new("/p"), &Default::default());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_bounded(&bytes, Path::new("/t/compose.yaml"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn deep_or_aliased_documents_are_refused_fast(depth in 100usize..3000, width in 2usize..20) {
+            let t = std::time::Instant::now();
+            let _ = parse(&format!("a: {}x{}", "[".repeat(depth), "]".repeat(depth)));
+            let _ = parse(&laughs(8, width));
+            prop_assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
+        }
+    }
+
     #[test]
     fn errors_carry_position_not_content() {
         let e = parse("services:\n  web:\n    image: \"s3cr3t\\q\"\n").unwrap_err();
