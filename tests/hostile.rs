@@ -406,6 +406,14 @@ fn special_and_endless_files() {
         s.mkdirs(&compose("sp/dir"));
         "sp-dir"
     });
+    stack_case("4 MiB of one-character items", |s| {
+        let items = vec!["1"; 1_900_000].join(",");
+        s.write(
+            &compose("sp/tiny"),
+            format!("services:\n  x: {{image: busybox}}\nx-l: [{items}]\n"),
+        );
+        "sp-tiny"
+    });
     stack_case("compose over 4 MiB", |s| {
         s.sparse(&compose("sp/big"), 5 << 20);
         "sp-big"

@@ -14,12 +14,13 @@
 //!   alias-expanded nodes may not exceed 99 % (up to 400,000 decoded nodes), falling
 //!   linearly to 10 % at 4,000,000. Sizes are computed per anchor, never expanded, so a
 //!   "billion laughs" file is refused in the time it takes to read it;
-//! - an alias inside the node its anchor names (a value containing itself).
+//! - an alias inside the node its anchor names (a value containing itself);
+//! - more than [`MAX_NODES`] nodes decoded in all (aliases expanded).
 //!
 //! Where saphyr-parser refuses text that libyaml might accept (they differ in corners of
 //! the spec), libyaml decides, behind a cruder guard: the text may hold at most
-//! [`MAX_DEPTH`] flow openers in all, and decoding may visit at most
-//! [`FALLBACK_NODE_BUDGET`] nodes, aliases expanded, before the `Value` is built.
+//! [`MAX_DEPTH`] × 8 flow openers in all, and decoding may visit at most [`MAX_NODES`]
+//! nodes, aliases expanded, before the `Value` is built.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,8 +30,10 @@ use serde_yaml_ng::Value;
 
 /// Deepest nesting of collections accepted. serde_yaml_ng refuses deeper than 128 anyway.
 pub const MAX_DEPTH: usize = 128;
-/// Nodes one document may decode to (aliases expanded) when the budget pass cannot run.
-pub const FALLBACK_NODE_BUDGET: u64 = 400_000;
+/// Most nodes one document may decode to, aliases expanded. Real compose files have a
+/// few thousand; a 4 MiB file of one-character items has two million, which cost
+/// serde_yaml_ng 5 s and 400 MiB.
+pub const MAX_NODES: u64 = 100_000;
 
 /// A YAML file that could not be read. Carries a position and a reason, never text
 /// from the file (a value may be a secret).
@@ -135,6 +138,10 @@ struct Counts {
 }
 
 impl Counts {
+    fn too_many(&self) -> bool {
+        self.decoded > MAX_NODES
+    }
+
     fn excessive(&self) -> bool {
         self.aliased > 100
             && self.decoded > 1000
@@ -184,18 +191,14 @@ fn budget_pass(text: &str) -> Result<(), Refusal> {
                 let target = sizes.get(&id).copied().unwrap_or(0);
                 counts.aliased = counts.aliased.saturating_add(target);
                 counts.decoded = counts.decoded.saturating_add(1 + target);
-                if counts.excessive() {
-                    return Err(refuse("document contains excessive aliasing".into()));
-                }
+                check(&counts).map_err(refuse)?;
                 add_to_parent(&mut open, 1 + target);
                 continue;
             }
             _ => continue,
         };
         counts.decoded += node_size;
-        if counts.excessive() {
-            return Err(refuse("document contains excessive aliasing".into()));
-        }
+        check(&counts).map_err(refuse)?;
         match opens {
             Some(mapping) => {
                 if open.len() >= MAX_DEPTH {
@@ -215,6 +218,16 @@ fn budget_pass(text: &str) -> Result<(), Refusal> {
                 add_to_parent(&mut open, node_size);
             }
         }
+    }
+    Ok(())
+}
+
+fn check(counts: &Counts) -> Result<(), String> {
+    if counts.excessive() {
+        return Err("document contains excessive aliasing".into());
+    }
+    if counts.too_many() {
+        return Err(format!("document has more than {MAX_NODES} nodes (aliases expanded)"));
     }
     Ok(())
 }
@@ -250,14 +263,14 @@ fn fallback_guard(text: &str) -> Result<(), String> {
         ));
     }
     use serde::de::DeserializeSeed;
-    let budget = std::cell::Cell::new(FALLBACK_NODE_BUDGET);
+    let budget = std::cell::Cell::new(MAX_NODES);
     // One document is all a compose file may hold (the real parse refuses more).
     let Some(doc) = serde_yaml_ng::Deserializer::from_str(text).next() else {
         return Ok(());
     };
     // Syntax errors are left to the real parse, which reports them with a position.
     match (Probe { budget: &budget }).deserialize(doc) {
-        Err(_) if budget.get() == 0 => Err("document contains excessive aliasing".into()),
+        Err(_) if budget.get() == 0 => Err(format!("document has more than {MAX_NODES} nodes (aliases expanded)")),
         _ => Ok(()),
     }
 }
@@ -368,11 +381,21 @@ mod tests {
         assert!(e.message.contains("excessive aliasing"), "{e}");
         assert!(t.elapsed().as_millis() < 500, "{:?}", t.elapsed());
         // Flat: many aliases of one big list.
-        let mut flat = format!("big: &b [{}]\n", vec!["x"; 2000].join(", "));
-        for i in 0..200 {
+        // Within the node budget, but 99.01 % of the nodes come from aliases.
+        let mut flat = format!("big: &b [{}]\n", vec!["x"; 300].join(", "));
+        for i in 0..300 {
             flat.push_str(&format!("k{i}: *b\n"));
         }
-        assert!(parse(&flat).unwrap_err().message.contains("excessive aliasing"));
+        let e = parse(&flat).err().map(|e| e.message);
+        assert!(e.as_deref().is_some_and(|m| m.contains("excessive aliasing")), "{e:?}");
+    }
+
+    #[test]
+    fn huge_documents_are_refused_by_node_count() {
+        let t = std::time::Instant::now();
+        let flat = format!("x: [{}]\n", vec!["1"; MAX_NODES as usize + 10].join(","));
+        assert!(parse(&flat).unwrap_err().message.contains("nodes"));
+        assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
     }
 
     #[test]
