@@ -5,7 +5,8 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    bounded, compose, config, envfile, escape, generator, graph, host, interpolate, model, netcheck, tree, units, yaml,
+    bounded, compose, config, envfile, escape, generator, graph, host, interpolate, model, netcheck, tree, unit_file,
+    units, yaml,
 };
 
 pub mod check;

@@ -16,5 +16,6 @@ pub mod interpolate;
 pub mod model;
 pub mod netcheck;
 pub mod tree;
+pub mod unit_file;
 pub mod units;
 pub mod yaml;
