@@ -5,14 +5,15 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    bounded, compose, config, envfile, escape, generator, graph, host, interpolate, model, netcheck, tree, unit_file,
-    units, yaml,
+    bounded, compose, config, envfile, escape, exit, generator, graph, host, interpolate, model, netcheck, tree,
+    unit_file, units, write, yaml,
 };
 
 pub mod check;
 pub mod cli;
 pub mod docker;
 pub mod gpu;
+pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;
