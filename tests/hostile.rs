@@ -5,7 +5,7 @@
 //! report, and the run's wall time and peak RSS (the child's own `ru_maxrss` from
 //! wait4(2)) against generous bounds; the figures are printed.
 //!
-//! Config-level cases (the config itself unusable) must fail fast with exit 1 and bounded
+//! Config-level cases (the config itself unusable) must fail fast with exit 2 and bounded
 //! memory, writing nothing.
 //!
 //! When the tests run as root the generator runs as nobody, so its log goes to stderr
@@ -245,11 +245,11 @@ fn stack_case(name: &str, plant: impl FnOnce(&Setup) -> &'static str) {
     assert_no_tmp(name, &s.normal());
 }
 
-/// The contract for an unusable config: exit 1, nothing written, fast and small.
+/// The contract for an unusable config: exit 2, nothing written, fast and small.
 fn config_case(name: &str, s: &Setup, config: &Path) -> Run {
     let r = generate(s, config);
     bounded(name, &r);
-    assert_eq!(r.code, 1, "{name}: exit {}\n{}", r.code, r.stderr);
+    assert_eq!(r.code, 2, "{name}: exit {}\n{}", r.code, r.stderr);
     assert_eq!(std::fs::read_dir(s.normal()).unwrap().count(), 0, "{name}: wrote units");
     assert!(r.stderr.contains("config unusable"), "{name}: {}", r.stderr);
     r
