@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::escape::check_value;
+use crate::escape::BadValue;
+
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/hlsys/hlsys.toml";
 /// Environment variable that overrides [`DEFAULT_CONFIG`] (read by the binaries, see
@@ -239,21 +242,6 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Names and paths end up in unit names, unit files and `docker` arguments: a newline
-/// (or NUL) in any of them could inject unit directives, so they are refused outright.
-pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
-    if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
-        return Err(format!(
-            "{what} {value:?} contains a newline or NUL, which hlsys refuses"
-        ));
-    }
-    if value.ends_with('\\') {
-        // Would continue the line of the unit file it is written into.
-        return Err(format!("{what} {value:?} ends with a backslash, which hlsys refuses"));
-    }
-    Ok(())
-}
-
 impl Config {
     /// Reads the config from `path` (absolute: the binaries join a relative one to their
     /// working directory, see [`crate::host`]) on a host whose root is `/`. A missing file
@@ -295,6 +283,10 @@ impl Config {
         let file = file.to_path_buf();
         let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
         let base = base.as_path();
+        let bad = |e: BadValue| ConfigError {
+            file: file.clone(),
+            message: e.to_string(),
+        };
         let err = |message: String| ConfigError {
             file: file.clone(),
             message,
@@ -309,7 +301,7 @@ impl Config {
         if let Some(d) = raw.stacks_dir {
             cfg.stacks_dir = absolutize(base, &d);
         }
-        check_no_control("stacks_dir", &cfg.stacks_dir.to_string_lossy()).map_err(err)?;
+        check_value("stacks_dir", &cfg.stacks_dir.to_string_lossy()).map_err(bad)?;
         if let Some(p) = raw.unit_prefix {
             if p.is_empty()
                 || !p
@@ -325,7 +317,7 @@ impl Config {
         if let Some(list) = raw.env_files {
             cfg.env_files = Vec::new();
             for entry in list {
-                check_no_control("env_files entry", &entry).map_err(err)?;
+                check_value("env_files entry", &entry).map_err(bad)?;
                 let (optional, p) = match entry.strip_prefix('-') {
                     Some(rest) => (true, rest),
                     None => (false, entry.as_str()),
@@ -346,7 +338,7 @@ impl Config {
                     p.display()
                 )));
             }
-            check_no_control("hlsys_path", &p.to_string_lossy()).map_err(err)?;
+            check_value("hlsys_path", &p.to_string_lossy()).map_err(bad)?;
             // systemd refuses such an executable path in Exec*= (string_is_safe()).
             if p.to_string_lossy()
                 .chars()
@@ -360,23 +352,23 @@ impl Config {
             cfg.hlsys_path = p;
         }
         for name in raw.layers.keys() {
-            check_name("layer", name).map_err(err)?;
+            check_name("layer", name).map_err(bad)?;
         }
         for (name, st) in &raw.stacks {
-            check_no_control("stack", name).map_err(err)?;
+            check_value("stack", name).map_err(bad)?;
             if st.timeout_start_sec == Some(0) {
                 return Err(err(format!(
                     "stacks.{name}.timeout_start_sec: 0 would disable the start timeout; use a positive number of seconds"
                 )));
             }
             if let Some(l) = &st.layer {
-                check_name("layer", l).map_err(err)?;
+                check_name("layer", l).map_err(bad)?;
             }
         }
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {
-            check_name("network", &name).map_err(err)?;
+            check_name("network", &name).map_err(bad)?;
             cfg.network_sources.insert(name.clone(), file.clone());
             cfg.networks.insert(name, net);
         }
@@ -410,9 +402,9 @@ impl Config {
             let Some(t) = read_text(&f)? else { continue };
             let d: DropIn = toml::from_str(&t).map_err(|e| toml_error(&f, &t, e))?;
             for (id, st) in d.stacks {
-                check_no_control("stack", &id).map_err(|message| ConfigError {
+                check_value("stack", &id).map_err(|e| ConfigError {
                     file: f.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 if let Some(en) = st.enabled {
                     self.stacks.entry(id).or_default().enabled = Some(en);
@@ -431,9 +423,9 @@ impl Config {
             let raw: RawNetworksToml = toml::from_str(&t).map_err(|e| toml_error(&nets_file, &t, e))?;
             self.tree_files.push(nets_file.clone());
             for (name, net) in raw.networks {
-                check_name("network", &name).map_err(|message| ConfigError {
+                check_name("network", &name).map_err(|e| ConfigError {
                     file: nets_file.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 match self.networks.get(&name) {
                     Some(existing) if *existing != net => {
@@ -504,16 +496,17 @@ fn sorted(v: &[String]) -> Vec<String> {
 }
 
 /// Layer and network names become parts of unit and Docker names: keep them simple.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+pub fn check_name(what: &str, name: &str) -> Result<(), BadValue> {
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         || name.starts_with(['-', '.'])
     {
-        return Err(format!(
-            "{what} name {name:?}: use ASCII letters, digits, '-', '_' and '.' (not first)"
-        ));
+        return Err(BadValue::Name {
+            what: what.to_string(),
+            value: name.to_string(),
+        });
     }
     Ok(())
 }
