@@ -300,9 +300,9 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     let mut layers = layers(&config, &cfg_file, &stacks)?;
     // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
     let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
-    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
+    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|e| ConfigError {
         file: cfg_file.clone(),
-        message,
+        message: e.to_string(),
     })?;
     errors.extend(pruned.errors);
     order_layers(&mut layers, &pruned.layer_order, &stacks);
