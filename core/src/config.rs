@@ -242,6 +242,55 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// A [`ConfigError`] about `file`.
+fn config_error(file: &Path, message: String) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        message,
+    }
+}
+
+/// `env_files` entries: `-` marks an optional one; relative paths are from `base`.
+fn env_file_refs(list: Vec<String>, base: &Path, file: &Path) -> Result<Vec<EnvFileRef>, ConfigError> {
+    let mut refs = Vec::new();
+    for entry in list {
+        check_value("env_files entry", &entry).map_err(|e| config_error(file, e.to_string()))?;
+        let (optional, p) = match entry.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, entry.as_str()),
+        };
+        if p.is_empty() {
+            return Err(config_error(file, "env_files: empty path".into()));
+        }
+        refs.push(EnvFileRef {
+            path: absolutize(base, Path::new(p)),
+            optional,
+        });
+    }
+    Ok(refs)
+}
+
+/// `hlsys_path` must be a path systemd runs: absolute, and safe in `Exec*=`.
+fn check_hlsys_path(p: &Path, file: &Path) -> Result<(), ConfigError> {
+    if !p.is_absolute() {
+        let message = format!("hlsys_path {:?} must be absolute (systemd runs it)", p.display());
+        return Err(config_error(file, message));
+    }
+    check_value("hlsys_path", &p.to_string_lossy()).map_err(|e| config_error(file, e.to_string()))?;
+    // systemd refuses such an executable path in Exec*= (string_is_safe()).
+    if p.to_string_lossy()
+        .chars()
+        .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
+    {
+        let message = format!(
+            "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
+            p.display()
+        );
+        return Err(config_error(file, message));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads the config from `path` (absolute: the binaries join a relative one to their
     /// working directory, see [`crate::host`]) on a host whose root is `/`. A missing file
@@ -315,40 +364,10 @@ impl Config {
             cfg.unit_prefix = p;
         }
         if let Some(list) = raw.env_files {
-            cfg.env_files = Vec::new();
-            for entry in list {
-                check_value("env_files entry", &entry).map_err(bad)?;
-                let (optional, p) = match entry.strip_prefix('-') {
-                    Some(rest) => (true, rest),
-                    None => (false, entry.as_str()),
-                };
-                if p.is_empty() {
-                    return Err(err("env_files: empty path".into()));
-                }
-                cfg.env_files.push(EnvFileRef {
-                    path: absolutize(base, Path::new(p)),
-                    optional,
-                });
-            }
+            cfg.env_files = env_file_refs(list, base, &file)?;
         }
         if let Some(p) = raw.hlsys_path {
-            if !p.is_absolute() {
-                return Err(err(format!(
-                    "hlsys_path {:?} must be absolute (systemd runs it)",
-                    p.display()
-                )));
-            }
-            check_value("hlsys_path", &p.to_string_lossy()).map_err(bad)?;
-            // systemd refuses such an executable path in Exec*= (string_is_safe()).
-            if p.to_string_lossy()
-                .chars()
-                .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
-            {
-                return Err(err(format!(
-                    "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
-                    p.display()
-                )));
-            }
+            check_hlsys_path(&p, &file)?;
             cfg.hlsys_path = p;
         }
         for name in raw.layers.keys() {
