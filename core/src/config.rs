@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::escape::BadValue;
+pub use crate::escape::{check_path, check_value};
+
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/hlsys/hlsys.toml";
 /// Environment variable that overrides [`DEFAULT_CONFIG`] (read by the binaries, see
@@ -237,17 +240,50 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Names and paths end up in unit names, unit files and `docker` arguments: a newline
-/// (or NUL) in any of them could inject unit directives, so they are refused outright.
-pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
-    if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
-        return Err(format!(
-            "{what} {value:?} contains a newline or NUL, which hlsys refuses"
-        ));
+/// A [`ConfigError`] about `file`.
+fn config_error(file: &Path, message: String) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        message,
     }
-    if value.ends_with('\\') {
-        // Would continue the line of the unit file it is written into.
-        return Err(format!("{what} {value:?} ends with a backslash, which hlsys refuses"));
+}
+
+/// `env_files` entries: `-` marks an optional one; relative paths are from `base`.
+fn env_file_refs(list: Vec<String>, base: &Path, file: &Path) -> Result<Vec<EnvFileRef>, ConfigError> {
+    let mut refs = Vec::new();
+    for entry in list {
+        check_value("env_files entry", &entry).map_err(|e| config_error(file, e.to_string()))?;
+        let (optional, p) = match entry.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, entry.as_str()),
+        };
+        if p.is_empty() {
+            return Err(config_error(file, "env_files: empty path".into()));
+        }
+        let path = absolutize(base, Path::new(p));
+        check_path("env_files entry", &path).map_err(|e| config_error(file, e.to_string()))?;
+        refs.push(EnvFileRef { path, optional });
+    }
+    Ok(refs)
+}
+
+/// `hlsys_path` must be a path systemd runs: absolute, and safe in `Exec*=`.
+fn check_hlsys_path(p: &Path, file: &Path) -> Result<(), ConfigError> {
+    if !p.is_absolute() {
+        let message = format!("hlsys_path {:?} must be absolute (systemd runs it)", p.display());
+        return Err(config_error(file, message));
+    }
+    check_path("hlsys_path", p).map_err(|e| config_error(file, e.to_string()))?;
+    // systemd refuses such an executable path in Exec*= (string_is_safe()).
+    if p.to_string_lossy()
+        .chars()
+        .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
+    {
+        let message = format!(
+            "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
+            p.display()
+        );
+        return Err(config_error(file, message));
     }
     Ok(())
 }
@@ -261,25 +297,6 @@ pub const MAX_UNIT_PREFIX: usize = 64;
 /// Longest layer or network name.
 pub const MAX_NAME: usize = 128;
 
-/// Paths that go into unit files and command lines: no control character at all (a
-/// newline or CR would start a new directive), no trailing blank (systemd strips it from
-/// a setting's value, so the unit would name another path), no trailing backslash (it
-/// continues the line).
-pub fn check_path(what: &str, path: &Path) -> Result<(), String> {
-    let s = path.to_string_lossy();
-    if s.chars().any(|c| c.is_control()) {
-        return Err(format!(
-            "{what} {s:?} contains a control character, which hlsys refuses"
-        ));
-    }
-    if s.ends_with(char::is_whitespace) || s.starts_with(char::is_whitespace) {
-        return Err(format!(
-            "{what} {s:?} starts or ends with a blank, which systemd would strip from the unit"
-        ));
-    }
-    check_no_control(what, &s)
-}
-
 impl Config {
     /// Reads the config from `path` (absolute: the binaries join a relative one to their
     /// working directory, see [`crate::host`]) on a host whose root is `/`. A missing file
@@ -292,9 +309,9 @@ impl Config {
     /// the default `stacks_dir` lies below it.
     pub fn load_under(root: &Path, path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
         let path = normalize(path);
-        check_path("config path", &path).map_err(|message| ConfigError {
+        check_path("config path", &path).map_err(|e| ConfigError {
             file: path.clone(),
-            message,
+            message: e.to_string(),
         })?;
         let text = read_text(&path)?;
         let (raw, source) = match text {
@@ -325,6 +342,10 @@ impl Config {
         let file = file.to_path_buf();
         let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
         let base = base.as_path();
+        let bad = |e: BadValue| ConfigError {
+            file: file.clone(),
+            message: e.to_string(),
+        };
         let err = |message: String| ConfigError {
             file: file.clone(),
             message,
@@ -339,7 +360,7 @@ impl Config {
         if let Some(d) = raw.stacks_dir {
             cfg.stacks_dir = absolutize(base, &d);
         }
-        check_path("stacks_dir", &cfg.stacks_dir).map_err(err)?;
+        check_path("stacks_dir", &cfg.stacks_dir).map_err(bad)?;
         if let Some(p) = raw.unit_prefix {
             if p.is_empty()
                 || p.len() > MAX_UNIT_PREFIX
@@ -354,46 +375,17 @@ impl Config {
             cfg.unit_prefix = p;
         }
         if let Some(list) = raw.env_files {
-            cfg.env_files = Vec::new();
-            for entry in list {
-                check_no_control("env_files entry", &entry).map_err(err)?;
-                let (optional, p) = match entry.strip_prefix('-') {
-                    Some(rest) => (true, rest),
-                    None => (false, entry.as_str()),
-                };
-                if p.is_empty() {
-                    return Err(err("env_files: empty path".into()));
-                }
-                let path = absolutize(base, Path::new(p));
-                check_path("env_files entry", &path).map_err(err)?;
-                cfg.env_files.push(EnvFileRef { path, optional });
-            }
+            cfg.env_files = env_file_refs(list, base, &file)?;
         }
         if let Some(p) = raw.hlsys_path {
-            if !p.is_absolute() {
-                return Err(err(format!(
-                    "hlsys_path {:?} must be absolute (systemd runs it)",
-                    p.display()
-                )));
-            }
-            check_path("hlsys_path", &p).map_err(err)?;
-            // systemd refuses such an executable path in Exec*= (string_is_safe()).
-            if p.to_string_lossy()
-                .chars()
-                .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
-            {
-                return Err(err(format!(
-                    "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
-                    p.display()
-                )));
-            }
+            check_hlsys_path(&p, &file)?;
             cfg.hlsys_path = p;
         }
         for name in raw.layers.keys() {
-            check_name("layer", name).map_err(err)?;
+            check_name("layer", name).map_err(bad)?;
         }
         for (name, st) in &raw.stacks {
-            check_no_control("stack", name).map_err(err)?;
+            check_value("stack", name).map_err(bad)?;
             if st.timeout_start_sec == Some(0) {
                 return Err(err(format!(
                     "stacks.{name}.timeout_start_sec: 0 would disable the start timeout; use a positive number of seconds"
@@ -405,13 +397,13 @@ impl Config {
                 )));
             }
             if let Some(l) = &st.layer {
-                check_name("layer", l).map_err(err)?;
+                check_name("layer", l).map_err(bad)?;
             }
         }
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {
-            check_name("network", &name).map_err(err)?;
+            check_name("network", &name).map_err(bad)?;
             cfg.network_sources.insert(name.clone(), file.clone());
             cfg.networks.insert(name, net);
         }
@@ -445,9 +437,9 @@ impl Config {
             let Some(t) = read_text(&f)? else { continue };
             let d: DropIn = toml::from_str(&t).map_err(|e| toml_error(&f, &t, e))?;
             for (id, st) in d.stacks {
-                check_no_control("stack", &id).map_err(|message| ConfigError {
+                check_value("stack", &id).map_err(|e| ConfigError {
                     file: f.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 if let Some(en) = st.enabled {
                     self.stacks.entry(id).or_default().enabled = Some(en);
@@ -466,9 +458,9 @@ impl Config {
             let raw: RawNetworksToml = toml::from_str(&t).map_err(|e| toml_error(&nets_file, &t, e))?;
             self.tree_files.push(nets_file.clone());
             for (name, net) in raw.networks {
-                check_name("network", &name).map_err(|message| ConfigError {
+                check_name("network", &name).map_err(|e| ConfigError {
                     file: nets_file.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 match self.networks.get(&name) {
                     Some(existing) if *existing != net => {
@@ -539,9 +531,12 @@ fn sorted(v: &[String]) -> Vec<String> {
 }
 
 /// Layer and network names become parts of unit and Docker names: keep them simple.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+pub fn check_name(what: &str, name: &str) -> Result<(), BadValue> {
     if name.len() > MAX_NAME {
-        return Err(format!("{what} name is longer than {MAX_NAME} characters"));
+        return Err(BadValue::TooLong {
+            what: what.to_string(),
+            max: MAX_NAME,
+        });
     }
     if name.is_empty()
         || !name
@@ -549,9 +544,10 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         || name.starts_with(['-', '.'])
     {
-        return Err(format!(
-            "{what} name {name:?}: use ASCII letters, digits, '-', '_' and '.' (not first)"
-        ));
+        return Err(BadValue::Name {
+            what: what.to_string(),
+            value: name.to_string(),
+        });
     }
     Ok(())
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::compose::{self, ComposeFile};
-use crate::config::{check_name, check_no_control, Config, ConfigError};
+use crate::config::{check_name, Config, ConfigError};
+use crate::escape::{check_value, BadValue};
 use crate::graph;
 use crate::model::{layer_target, Layer, Model, Stack, StackError};
 
@@ -146,19 +147,18 @@ fn walk(
 /// Stack id from its relative path: `genai/ollama` → `genai-ollama`. The id is also the
 /// Compose project name, so it must be one Compose accepts (which also makes it a valid
 /// unit-name part without escaping).
-pub fn stack_id(rel: &str) -> Result<String, String> {
-    check_no_control("stack path", rel)?;
+pub fn stack_id(rel: &str) -> Result<String, BadValue> {
+    check_value("stack path", rel)?;
     let id = rel.replace('/', "-");
     let ok = id
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !ok {
-        return Err(format!(
-            "directory {rel:?} gives stack id {id:?}, which Docker Compose does not accept as a \
-             project name (lowercase letters, digits, '-' and '_', starting with a letter or \
-             digit); rename the directory"
-        ));
+        return Err(BadValue::ProjectName {
+            rel: rel.to_string(),
+            id,
+        });
     }
     Ok(id)
 }
@@ -381,9 +381,9 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     let mut layers = layers(&config, &cfg_file, &stacks)?;
     // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
     let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
-    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
+    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|e| ConfigError {
         file: cfg_file.clone(),
-        message,
+        message: e.to_string(),
     })?;
     errors.extend(pruned.errors);
     errors.extend(network_problems(&config));
@@ -409,10 +409,10 @@ fn unique_ids(found: Vec<Found>, unit_prefix: &str, errors: &mut Vec<StackError>
     for f in found {
         match stack_id(&f.rel) {
             Ok(id) => by_id.entry(id).or_default().push(f),
-            Err(message) => errors.push(StackError {
+            Err(e) => errors.push(StackError {
                 stack: f.rel.clone(),
                 file: f.dir.clone(),
-                message,
+                message: e.to_string(),
             }),
         }
     }
@@ -543,10 +543,10 @@ fn read_stack(
         // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
         parsed = parse_stack(config, envs, f, id, &layer)?;
     }
-    check_name("layer", &layer).map_err(|message| StackError {
+    check_name("layer", &layer).map_err(|e| StackError {
         stack: id.to_string(),
         file: f.compose_file.clone(),
-        message,
+        message: e.to_string(),
     })?;
     let requires = sorted_unique(sc.requires.iter().chain(&x.requires));
     let mut wants = sorted_unique(sc.wants.iter().chain(&x.wants));
