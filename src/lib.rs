@@ -5,7 +5,8 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    compose, config, envfile, escape, exit, generator, graph, host, interpolate, model, tree, unit_file, units, write,
+    bounded, compose, config, envfile, escape, exit, generator, graph, host, interpolate, model, netcheck, tree,
+    unit_file, units, write, yaml,
 };
 
 pub mod check;

@@ -72,7 +72,7 @@ type Result<T, E = ComposeError> = std::result::Result<T, E>;
 /// <project_dir> config` would, with `env` as the whole environment (the layered env
 /// files; never the process environment, which at boot is not what the units get).
 pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<String, String>) -> Result<ComposeFile> {
-    let mut root: Value = serde_yaml_ng::from_str(text).map_err(yaml_error)?;
+    let mut root: Value = crate::yaml::parse_str_bounded(text, project_dir).map_err(yaml_error)?;
     // compose-go applies `!reset`/`!override` on the YAML nodes, then lets the YAML
     // decoder resolve merge keys, then interpolates: same order here.
     resolve_tags(&mut root);
@@ -151,17 +151,14 @@ fn message(message: &str) -> ComposeError {
     }
 }
 
-/// A YAML syntax error with its line, minus the " at line L column C" the message
-/// carries for it (the line has its own field; a "while parsing …" context keeps its).
-fn yaml_error(err: serde_yaml_ng::Error) -> ComposeError {
-    let mut message = err.to_string();
-    let line = err.location().map(|loc| {
-        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-        message = message.replacen(&suffix, "", 1);
-        loc.line()
-    });
+/// A YAML error with its line; the column stays in the message.
+fn yaml_error(err: crate::yaml::YamlError) -> ComposeError {
+    let message = match err.column {
+        Some(c) => format!("column {c}: {}", err.message),
+        None => err.message,
+    };
     ComposeError {
-        line,
+        line: err.line,
         key: None,
         message,
     }

@@ -4,6 +4,7 @@
 //! systemd: it reads files and returns data, so the generator can run it at early boot
 //! and tests can run it on fixture trees without root.
 
+pub mod bounded;
 pub mod compose;
 pub mod config;
 pub mod envfile;
@@ -14,7 +15,9 @@ pub mod graph;
 pub mod host;
 pub mod interpolate;
 pub mod model;
+pub mod netcheck;
 pub mod tree;
 pub mod unit_file;
 pub mod units;
 pub mod write;
+pub mod yaml;
