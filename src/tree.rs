@@ -219,36 +219,40 @@ pub fn metadata_fingerprint(path: &Path) -> String {
 struct Parsed {
     compose: ComposeFile,
     env_files: Vec<PathBuf>,
-    /// [`fingerprint`] of the compose text parsed (not read a second time).
-    compose_fingerprint: String,
+    /// The files Compose merges for the stack, in order ([`crate::files::select`]).
+    compose_files: Vec<PathBuf>,
+    /// Every compose file read (selected, extended, included) with its [`fingerprint`],
+    /// and env files named by `include` (fingerprinted by metadata later).
+    read: Vec<(PathBuf, String)>,
+    include_env_files: Vec<PathBuf>,
 }
 
-/// Reads env files and the compose file for a stack assumed to be in `layer`.
+/// Reads env files and the compose files for a stack assumed to be in `layer`.
 fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
+    let error = |file: PathBuf, message: String| StackError {
+        stack: id.to_string(),
+        file,
+        message,
+    };
     let layer_dir = config.stacks_dir.join(layer);
     let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
-    let (env_files, env) =
-        stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path())).map_err(|(file, message)| {
-            StackError {
-                stack: id.to_string(),
-                file,
-                message,
-            }
-        })?;
-    let text = std::fs::read_to_string(&f.compose_file).map_err(|e| StackError {
-        stack: id.to_string(),
-        file: f.compose_file.clone(),
-        message: format!("cannot read: {e}"),
+    let (env_files, env) = stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path()))
+        .map_err(|(file, message)| error(file, message))?;
+    let compose_files = crate::files::select(&f.dir, &f.compose_file, &env).map_err(|e| {
+        error(
+            env_files.last().cloned().unwrap_or_else(|| f.compose_file.clone()),
+            e.to_string(),
+        )
     })?;
-    let compose = compose::parse(&text, id, &f.dir, &env).map_err(|e| StackError {
-        stack: id.to_string(),
-        file: f.compose_file.clone(),
-        message: e.to_string(),
-    })?;
+    let loaded = crate::loader::load(&compose_files, &f.dir, &env).map_err(|e| error(e.file, e.error.to_string()))?;
+    let compose =
+        compose::model(&loaded.root, id, &f.dir, &env).map_err(|e| error(compose_files[0].clone(), e.to_string()))?;
     Ok(Parsed {
         compose,
         env_files,
-        compose_fingerprint: fingerprint_bytes(text.as_bytes()),
+        compose_files,
+        read: loaded.compose_files,
+        include_env_files: loaded.env_files,
     })
 }
 
@@ -344,6 +348,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
 
     let mut stacks = Vec::new();
     let mut compose_prints: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut other_env_files: BTreeSet<PathBuf> = BTreeSet::new();
     let mut envs = EnvCache::new();
     for (id, f) in &candidates {
         let sc = config.stacks.get(id).cloned().unwrap_or_default();
@@ -386,7 +391,8 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         wants.sort();
         wants.dedup();
         wants.retain(|w| !requires.contains(w));
-        compose_prints.insert(f.compose_file.clone(), std::mem::take(&mut parsed.compose_fingerprint));
+        compose_prints.extend(std::mem::take(&mut parsed.read));
+        other_env_files.extend(std::mem::take(&mut parsed.include_env_files));
         let services = &parsed.compose.services;
         let mut networks: Vec<String> = services.iter().flat_map(|s| s.networks.iter().cloned()).collect();
         networks.sort();
@@ -395,7 +401,8 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
             id: id.clone(),
             layer,
             dir: f.dir.clone(),
-            compose_file: f.compose_file.clone(),
+            compose_file: parsed.compose_files[0].clone(),
+            compose_files: parsed.compose_files,
             project: id.clone(),
             env_files: parsed.env_files,
             services: services.iter().map(|s| s.name.clone()).collect(),
@@ -473,15 +480,16 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     for p in config.input_files() {
         inputs.insert(p.clone(), fingerprint(&p));
     }
-    for s in &stacks {
-        let print = compose_prints
-            .remove(&s.compose_file)
-            .unwrap_or_else(|| fingerprint(&s.compose_file));
-        inputs.insert(s.compose_file.clone(), print);
-    }
+    // Every compose file a valid stack was made of (selected, extended, included), with
+    // the fingerprint of the text that was parsed (not read a second time).
+    inputs.extend(compose_prints);
     // Env files hold secrets: record size and mtime, never a hash of their content (the
     // report under /run is world-readable). Shared ones are looked at once.
-    let env_files: BTreeSet<&PathBuf> = stacks.iter().flat_map(|s| &s.env_files).collect();
+    let env_files: BTreeSet<&PathBuf> = stacks
+        .iter()
+        .flat_map(|s| &s.env_files)
+        .chain(&other_env_files)
+        .collect();
     for e in env_files {
         inputs.insert(e.clone(), metadata_fingerprint(e));
     }

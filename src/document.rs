@@ -1,0 +1,229 @@
+//! One YAML document of a compose file, made ready to merge in compose-go's order:
+//! `!reset`/`!override` tags are resolved on the YAML nodes (and their paths kept, for
+//! they also remove what earlier files set), then `<<` merge keys, then interpolation.
+//!
+//! A compose file may hold several documents (`---`); Compose merges them in order,
+//! like separate files.
+
+use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::compose::{key_display, ComposeError};
+use crate::loader::Env;
+
+type Result<T, E = ComposeError> = std::result::Result<T, E>;
+
+/// A document after tags, merge keys and interpolation.
+#[derive(Debug, Default)]
+pub struct Document {
+    pub root: Mapping,
+    /// Key paths (`["services", "web", "ports"]`) tagged `!reset` or `!override`: what
+    /// earlier files (or an extended service) set there is dropped before this document
+    /// is merged, as compose-go's ResetProcessor does.
+    pub resets: Vec<Vec<String>>,
+}
+
+/// The documents of a compose file; an empty file has none.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Value>> {
+    let mut docs = Vec::new();
+    for de in serde_yaml_ng::Deserializer::from_slice(bytes) {
+        let value = Value::deserialize(de).map_err(yaml_error)?;
+        docs.push(value);
+    }
+    Ok(docs)
+}
+
+/// Tags, merge keys and interpolation with `env` (the whole environment: the env files,
+/// never the process environment). A null document is an empty mapping.
+pub fn prepare(mut root: Value, env: &Env) -> Result<Document> {
+    let mut resets = resolve_tags(&mut root);
+    resets.iter_mut().for_each(|p| p.reverse());
+    merge_keys(&mut root, "")?;
+    crate::interpolate::interpolate_yaml(&mut root, &|name| env.get(name).cloned()).map_err(|(key, err)| {
+        ComposeError {
+            line: None,
+            key: Some(key),
+            message: err.to_string(),
+        }
+    })?;
+    let root = match root {
+        Value::Null => Mapping::new(),
+        Value::Mapping(m) => m,
+        _ => return Err(ComposeError::message("top level is not a mapping")),
+    };
+    Ok(Document { root, resets })
+}
+
+/// A YAML syntax error with its line, minus the " at line L column C" the message
+/// carries for it (the line has its own field; a "while parsing …" context keeps its).
+pub fn yaml_error(err: serde_yaml_ng::Error) -> ComposeError {
+    let mut message = err.to_string();
+    let line = err.location().map(|loc| {
+        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+        message = message.replacen(&suffix, "", 1);
+        loc.line()
+    });
+    ComposeError {
+        line,
+        key: None,
+        message,
+    }
+}
+
+fn tag_is(value: &Value, tag: &str) -> bool {
+    matches!(value, Value::Tagged(t) if t.tag == tag)
+}
+
+fn untag(value: &mut Value) {
+    while let Value::Tagged(tagged) = value {
+        let inner = std::mem::take(&mut tagged.value);
+        *value = inner;
+    }
+}
+
+/// `!reset` drops what it tags (a mapping key, or a sequence item); `!override` and any
+/// other tag just wrap their value. Returns the paths of `!reset`/`!override` keys, each
+/// reversed (segments are pushed on the way out, so the common case allocates nothing).
+/// A path through a sequence is not kept: compose-go never matches one.
+fn resolve_tags(value: &mut Value) -> Vec<Vec<String>> {
+    match value {
+        Value::Mapping(map) => {
+            let mut found = Vec::new();
+            let mut reset = false;
+            for (k, v) in map.iter_mut() {
+                let mut below = if tag_is(v, "reset") {
+                    reset = true;
+                    vec![Vec::new()]
+                } else if tag_is(v, "override") {
+                    untag(v);
+                    let mut below = resolve_tags(v);
+                    below.push(Vec::new());
+                    below
+                } else {
+                    resolve_tags(v)
+                };
+                // A key merged in by `<<` is at the path of the mapping that merges it.
+                if !below.is_empty() && k.as_str() != Some("<<") {
+                    let key = key_display(k);
+                    below.iter_mut().for_each(|p| p.push(key.clone()));
+                }
+                found.extend(below);
+            }
+            if reset {
+                map.retain(|_, v| !tag_is(v, "reset"));
+            }
+            found
+        }
+        Value::Sequence(seq) => {
+            seq.retain(|v| !tag_is(v, "reset"));
+            seq.iter_mut().for_each(|v| {
+                resolve_tags(v);
+            });
+            Vec::new()
+        }
+        Value::Tagged(_) => {
+            untag(value);
+            resolve_tags(value)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Resolves `<<` merge keys as yaml.v3 does: explicit keys win over merged ones, and
+/// in a list of maps an earlier map wins over a later one. Merged maps are resolved
+/// first so that chains (`<<: *b` where `b` itself merges `a`) work; serde_yaml_ng's
+/// `apply_merge` does not resolve those.
+pub fn merge_keys(value: &mut Value, path: &str) -> Result<()> {
+    // The key path of an error is built on the way out (segments pushed innermost
+    // first), so the common case allocates nothing for it.
+    fn walk(value: &mut Value) -> std::result::Result<(), Vec<String>> {
+        match value {
+            Value::Mapping(map) => {
+                for (k, v) in map.iter_mut() {
+                    if matches!(v, Value::Mapping(_) | Value::Sequence(_)) {
+                        walk(v).map_err(|mut p| {
+                            p.push(key_display(k));
+                            p
+                        })?;
+                    }
+                }
+                let Some(merge) = map.remove("<<") else {
+                    return Ok(());
+                };
+                let sources = match merge {
+                    Value::Mapping(m) => vec![m],
+                    Value::Sequence(seq) => seq
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::Mapping(m) => Ok(m),
+                            _ => Err(vec!["<<".to_string()]),
+                        })
+                        .collect::<std::result::Result<_, _>>()?,
+                    _ => return Err(vec!["<<".to_string()]),
+                };
+                for source in sources {
+                    for (k, v) in source {
+                        map.entry(k).or_insert(v);
+                    }
+                }
+            }
+            Value::Sequence(seq) => {
+                for (i, v) in seq.iter_mut().enumerate() {
+                    if matches!(v, Value::Mapping(_) | Value::Sequence(_)) {
+                        walk(v).map_err(|mut p| {
+                            p.push(i.to_string());
+                            p
+                        })?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    walk(value).map_err(|mut p| {
+        p.reverse();
+        let key = p.join(".");
+        let key = if path.is_empty() { key } else { format!("{path}.{key}") };
+        ComposeError::at(&key, "map merge requires map or sequence of maps as the value")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prep(text: &str) -> Document {
+        let docs = parse(text.as_bytes()).unwrap();
+        prepare(docs.into_iter().next().unwrap(), &Env::new()).unwrap()
+    }
+
+    #[test]
+    fn reset_and_override_paths_are_kept() {
+        let d = prep("services:\n  web:\n    ports: !reset []\n    networks: !override [a]\n    x: [!reset 1, 2]\n");
+        assert_eq!(
+            d.resets,
+            [
+                vec!["services".to_string(), "web".into(), "ports".into()],
+                vec!["services".to_string(), "web".into(), "networks".into()],
+            ]
+        );
+        let web = &d.root["services"]["web"];
+        assert!(web.get("ports").is_none());
+        assert_eq!(web["networks"][0].as_str(), Some("a"));
+        assert_eq!(web["x"].as_sequence().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn several_documents_and_none() {
+        assert_eq!(parse(b"a: 1\n---\nb: 2\n").unwrap().len(), 2);
+        assert!(parse(b"").unwrap().iter().all(Value::is_null));
+        assert!(prepare(Value::Null, &Env::new()).unwrap().root.is_empty());
+    }
+
+    #[test]
+    fn bad_utf8_has_a_line() {
+        let e = parse(b"services:\n  # caf\xe9\n  a: {}\n").unwrap_err();
+        assert!(e.line.is_some(), "{e:?}");
+    }
+}
