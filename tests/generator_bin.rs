@@ -68,7 +68,7 @@ impl Setup {
         );
         self.write(
             "hlsys.toml",
-            "stacks_dir = \"tree\"\nenv_files = []\nhlsys_path = \"/usr/bin/hlsys\"\n[stacks.apps-web]\nwants = [\"apps-db\"]\n",
+            "stacks_dir = \"tree\"\nhlsys_path = \"/usr/bin/hlsys\"\n[stacks.apps-web]\nwants = [\"apps-db\"]\n",
         )
     }
 }

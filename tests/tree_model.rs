@@ -15,9 +15,9 @@ struct Tree {
     dir: tempfile::TempDir,
 }
 
-/// Config lines every test starts from: the tree next to the config, and no host-wide
-/// env file (the default `-/etc/hlsys/global.env` would make results depend on the host).
-const BASE: &str = "stacks_dir = \"tree\"\nenv_files = []\n";
+/// Config lines every test starts from: the tree next to the config. (The default env
+/// file is `global.env` beside the config, so nothing of the host leaks in.)
+const BASE: &str = "stacks_dir = \"tree\"\n";
 
 const SIMPLE: &str = "services:\n  app:\n    image: busybox\n";
 
@@ -130,7 +130,7 @@ fn unknown_config_key_is_a_config_error_with_file_line_and_key() {
     let cfg = t.config(&format!("{BASE}\n[stacks.good]\nrequire = [\"x\"]\n"));
     let e = t.load().unwrap_err();
     assert_eq!(e.file, cfg);
-    assert!(e.message.starts_with("line 5, column 1: "), "{:?}", e.message);
+    assert!(e.message.starts_with("line 4, column 1: "), "{:?}", e.message);
     assert_contains(&e.message, "`require`");
     // A top-level typo too.
     t.config("stack_dir = \"tree\"\n");

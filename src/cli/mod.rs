@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, CONFIG_ENV};
+use crate::host::Host;
 use crate::model::Model;
 
 pub mod check;
@@ -122,9 +123,21 @@ impl Cli {
 }
 
 impl Global {
+    /// The host as this process sees it: `--config` beats `HLSYS_CONFIG` beats the
+    /// default; relative paths are from the working directory. The only place the CLI
+    /// reads them: the core is handed the result.
+    pub fn host(&self) -> Host {
+        let asked = self
+            .config
+            .clone()
+            .map(Into::into)
+            .or_else(|| std::env::var_os(CONFIG_ENV));
+        let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+        Host::new(None, asked, &cwd)
+    }
+
     pub fn load_config(&self) -> Result<Config, ConfigError> {
-        let (path, must_exist) = crate::config::config_path(self.config.as_deref());
-        Config::load(&path, must_exist)
+        self.host().load_config()
     }
 
     /// Config and tree; `Err` only when the config itself is unusable.

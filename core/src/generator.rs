@@ -9,9 +9,9 @@ use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::host::Host;
 use crate::model::{Model, StackError};
 use crate::units::{render, Generated};
 
@@ -59,6 +59,33 @@ pub fn report(model: &Model, g: &Generated) -> Report {
     }
 }
 
+/// A file the generator could not write: what it was doing, where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct WriteError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+type Result<T> = std::result::Result<T, WriteError>;
+
+/// Tags an I/O result with what was being done to which path.
+trait Context<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| WriteError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
 /// Writes `content` to `path` through a temporary file and a rename, so a reader (or a
 /// crash) never sees half a unit.
 fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
@@ -66,11 +93,10 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
         ".{}.tmp",
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(content)
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).at("creating", &tmp)?;
+    f.write_all(content).at("writing", &tmp)?;
     drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path).at("renaming into place", path)?;
     Ok(())
 }
 
@@ -79,7 +105,7 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
 pub fn write_all(dir: &Path, model: &Model, g: &Generated) -> Result<Vec<PathBuf>> {
     let mut written: Vec<PathBuf> = Vec::new();
     let result = (|| -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).at("creating", dir)?;
         for u in &g.units {
             let p = dir.join(&u.name);
             write_atomic(&p, u.content.as_bytes())?;
@@ -87,16 +113,19 @@ pub fn write_all(dir: &Path, model: &Model, g: &Generated) -> Result<Vec<PathBuf
         }
         for l in &g.links {
             let d = dir.join(&l.dir);
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            std::fs::create_dir_all(&d).at("creating", &d)?;
             let p = d.join(&l.unit);
             if p.symlink_metadata().is_ok() {
-                std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
+                std::fs::remove_file(&p).at("replacing", &p)?;
             }
-            symlink(Path::new("..").join(&l.unit), &p).with_context(|| format!("linking {}", p.display()))?;
+            symlink(Path::new("..").join(&l.unit), &p).at("linking", &p)?;
             written.push(p);
         }
-        let rep = serde_json::to_vec_pretty(&report(model, g))?;
         let p = dir.join(REPORT_NAME);
+        // Plain strings and paths: serialising cannot fail short of running out of memory.
+        let rep = serde_json::to_vec_pretty(&report(model, g))
+            .map_err(std::io::Error::other)
+            .at("serialising", &p)?;
         write_atomic(&p, &rep)?;
         written.push(p);
         Ok(())
@@ -142,14 +171,13 @@ impl KmsgLog {
 
 /// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
 /// Returns the exit status: 0 whenever the config was usable.
-pub fn main_with(args: &[String], config_path: Option<&Path>, log: &mut KmsgLog) -> u8 {
+pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
     if args.len() != 1 && args.len() != 3 {
         log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
         return 2;
     }
     let out = PathBuf::from(&args[0]);
-    let (path, must_exist) = crate::config::config_path(config_path);
-    let config = match crate::config::Config::load(&path, must_exist) {
+    let config = match host.load_config() {
         Ok(c) => c,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));

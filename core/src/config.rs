@@ -13,8 +13,14 @@ use serde::{Deserialize, Serialize};
 
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/hlsys/hlsys.toml";
-/// Environment variable that overrides [`DEFAULT_CONFIG`].
+/// Environment variable that overrides [`DEFAULT_CONFIG`] (read by the binaries, see
+/// [`crate::host`]).
 pub const CONFIG_ENV: &str = "HLSYS_CONFIG";
+/// The env file every stack gets when `env_files` is not set: `global.env` beside the
+/// config (so /etc/hlsys/global.env on a host, and nothing of the host in a test tree).
+pub const DEFAULT_ENV_FILE: &str = "global.env";
+/// `stacks_dir` when the config does not set it, below the host root.
+pub const DEFAULT_STACKS_DIR: &str = "srv/compose";
 
 /// A config problem that makes the whole config unusable (exit 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +152,7 @@ impl Default for Config {
             source: None,
             stacks_dir: PathBuf::from("/srv/compose"),
             unit_prefix: "homelab".to_string(),
-            env_files: vec![EnvFileRef {
-                path: PathBuf::from("/etc/hlsys/global.env"),
-                optional: true,
-            }],
+            env_files: Vec::new(),
             hlsys_path: PathBuf::from("/usr/bin/hlsys"),
             layers: BTreeMap::new(),
             networks: BTreeMap::new(),
@@ -157,18 +160,6 @@ impl Default for Config {
             stacks: BTreeMap::new(),
             tree_files: Vec::new(),
         }
-    }
-}
-
-/// Which config file to read: `--config` beats `HLSYS_CONFIG` beats the default.
-/// The boolean says whether the path was asked for explicitly (then it must exist).
-pub fn config_path(cli: Option<&Path>) -> (PathBuf, bool) {
-    if let Some(p) = cli {
-        return (p.to_path_buf(), true);
-    }
-    match std::env::var_os(CONFIG_ENV) {
-        Some(p) if !p.is_empty() => (PathBuf::from(p), true),
-        _ => (PathBuf::from(DEFAULT_CONFIG), false),
     }
 }
 
@@ -247,15 +238,17 @@ pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// Reads the config from `path`. A missing file gives the defaults unless `must_exist`.
+    /// Reads the config from `path` (absolute: the binaries join a relative one to their
+    /// working directory, see [`crate::host`]) on a host whose root is `/`. A missing file
+    /// gives the defaults unless `must_exist`.
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
-        let path = if path.is_absolute() {
-            normalize(path)
-        } else {
-            std::env::current_dir()
-                .map(|d| normalize(&d.join(path)))
-                .unwrap_or_else(|_| path.to_path_buf())
-        };
+        Self::load_under(Path::new("/"), path, must_exist)
+    }
+
+    /// [`Config::load`] on a host whose filesystem starts at `root` (a fake root in tests):
+    /// the default `stacks_dir` lies below it.
+    pub fn load_under(root: &Path, path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
+        let path = normalize(path);
         let text = read_text(&path)?;
         let (raw, source) = match text {
             Some(t) => {
@@ -270,25 +263,32 @@ impl Config {
             }
             None => (RawConfig::default(), None),
         };
-        let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-        Self::from_raw(raw, source, &base)
+        Self::from_raw(raw, source, &path, root)
     }
 
     /// Parses config text as if read from `file` (used by tests and `hlsys check`).
     pub fn from_str_at(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(file, text, e))?;
-        let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        Self::from_raw(raw, Some(file.to_path_buf()), &base)
+        Self::from_raw(raw, Some(file.to_path_buf()), file, Path::new("/"))
     }
 
-    fn from_raw(raw: RawConfig, source: Option<PathBuf>, base: &Path) -> Result<Config, ConfigError> {
-        let file = source.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    /// `file`: the config file read (`source`), or looked for in vain; relative paths in
+    /// it, the default env file and the drop-ins are next to it.
+    fn from_raw(raw: RawConfig, source: Option<PathBuf>, file: &Path, root: &Path) -> Result<Config, ConfigError> {
+        let file = file.to_path_buf();
+        let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let base = base.as_path();
         let err = |message: String| ConfigError {
             file: file.clone(),
             message,
         };
         let mut cfg = Config::default();
         cfg.source = source.clone();
+        cfg.stacks_dir = root.join(DEFAULT_STACKS_DIR);
+        cfg.env_files = vec![EnvFileRef {
+            path: base.join(DEFAULT_ENV_FILE),
+            optional: true,
+        }];
         if let Some(d) = raw.stacks_dir {
             cfg.stacks_dir = absolutize(base, &d);
         }
