@@ -227,3 +227,30 @@ mod tests {
         assert!(e.line.is_some(), "{e:?}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(docs) = parse(&bytes) {
+                for doc in docs {
+                    let _ = prepare(doc, &Env::new());
+                }
+            }
+        }
+
+        #[test]
+        fn yamlish_text_never_panics(text in "([a-z<>!*&:{}\\[\\], \n-]|reset|override|\\$\\{a\\}){0,60}") {
+            if let Ok(docs) = parse(text.as_bytes()) {
+                for doc in docs {
+                    let _ = prepare(doc, &Env::new());
+                }
+            }
+        }
+    }
+}

@@ -163,3 +163,94 @@ fn target(extends: &Value) -> Result<(String, Option<String>), &'static str> {
         _ => Err("extends must be a service name or a mapping"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use serde_yaml_ng::{Mapping, Value};
+
+    use crate::loader::{load_bytes, Env};
+
+    fn load(text: &str) -> Result<Mapping, crate::loader::LoadError> {
+        load_bytes(
+            text.as_bytes(),
+            Path::new("/nonexistent/p/compose.yaml"),
+            Path::new("/nonexistent/p"),
+            &Env::new(),
+        )
+        .map(|l| l.root)
+    }
+
+    #[test]
+    fn chain_and_cycle_and_self() {
+        let root =
+            load("services:\n  a: {image: x, ports: ['1:1']}\n  b: {extends: a, ports: ['2:2']}\n  c: {extends: b}\n")
+                .unwrap();
+        let c = &root["services"]["c"];
+        assert_eq!(c["image"].as_str(), Some("x"));
+        assert_eq!(c["ports"].as_sequence().unwrap().len(), 2);
+        assert!(c.get("extends").is_none());
+        assert!(load("services:\n  a: {extends: a}\n")
+            .unwrap_err()
+            .error
+            .message
+            .contains("circular"));
+        let e = load("services:\n  a: {extends: {file: x.yml}}\n").unwrap_err();
+        assert_eq!(e.error.key.as_deref(), Some("services.a.extends"));
+    }
+
+    /// Services named s0..s3 with random fields and `extends` pointing anywhere
+    /// (themselves, each other, nowhere, another file, a bad shape).
+    fn services() -> impl Strategy<Value = String> {
+        let extends = prop_oneof![
+            Just(None),
+            (0..5usize).prop_map(|i| Some(format!("s{i}"))),
+            (0..5usize).prop_map(|i| Some(format!("{{service: s{i}}}"))),
+            Just(Some("{file: other.yml, service: s0}".to_string())),
+            Just(Some("[1]".to_string())),
+            Just(Some("{}".to_string())),
+        ];
+        let field = prop_oneof![
+            Just("image: x"),
+            Just("ports: ['80:80']"),
+            Just("ports: !reset []"),
+            Just("networks: [a]"),
+            Just("networks: {b: {}}"),
+            Just("healthcheck: {test: [CMD, x]}"),
+            Just("healthcheck: x"),
+            Just("profiles: [p]"),
+            Just("depends_on: [s1]"),
+            Just("environment: {A: 1}"),
+            Just("environment: [B=2]"),
+        ];
+        proptest::collection::vec((extends, proptest::collection::vec(field, 0..3)), 0..5).prop_map(|svcs| {
+            let mut text = String::from("services:\n");
+            for (i, (extends, fields)) in svcs.into_iter().enumerate() {
+                text.push_str(&format!("  s{i}:\n"));
+                if let Some(e) = extends {
+                    text.push_str(&format!("    extends: {e}\n"));
+                }
+                for f in fields {
+                    text.push_str(&format!("    {f}\n"));
+                }
+                text.push_str("    labels: [l]\n");
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn extends_never_panics_and_leaves_no_extends(text in services()) {
+            if let Ok(root) = load(&text) {
+                if let Some(Value::Mapping(services)) = root.get("services") {
+                    for (_, def) in services {
+                        prop_assert!(def.get("extends").is_none(), "{text}");
+                    }
+                }
+            }
+        }
+    }
+}
