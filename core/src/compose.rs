@@ -1,11 +1,13 @@
-//! Static reading of one Compose file: which services run by default, what networks,
-//! GPUs, ports, env files and bind mounts they use, and the `x-hlsys` extension.
+//! What hlsys reads from a Compose project once [`crate::loader`] has merged its files:
+//! which services run by default, what networks, GPUs, ports, env files and bind mounts
+//! they use, and the `x-hlsys` extension.
 //!
 //! No Docker daemon and no `docker compose` binary: the generator runs this at early
 //! boot. The rules follow Compose v2 (compose-go) closely enough that, for the features
 //! read here, the answer matches `docker compose config`; `tests/compose_parity.rs`
 //! checks that against the real binary. Schema validation is left to Compose: only what
-//! hlsys reads must have the right shape.
+//! hlsys reads must have the right shape, and what Compose checks at `config` time for
+//! it (required env files exist, short volume specs split) is checked here too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
