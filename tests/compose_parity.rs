@@ -108,7 +108,8 @@ fn canonical(dir: &Path) -> PathBuf {
 /// hlsys's reading of a fixture: its files as [`hlsys::files::select`] picks them,
 /// loaded and modelled; the error says in which file.
 fn ours(case: &str, dir: &Path, env: &BTreeMap<String, String>) -> Result<(Vec<PathBuf>, ComposeFile), String> {
-    let files = hlsys::files::select(dir, &canonical(dir), env).map_err(|e| e.to_string())?;
+    let files = hlsys::files::select(dir, &canonical(dir), hlsys::files::override_file(dir).as_deref(), env)
+        .map_err(|e| e.to_string())?;
     let loaded = hlsys::loader::load(&files, dir, env).map_err(|e| e.to_string())?;
     let model = hlsys::compose::model(&loaded.root, case, dir, env).map_err(|e| e.to_string())?;
     Ok((files, model))

@@ -527,36 +527,51 @@ fn bind_sources(value: &Value, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
     let Value::Sequence(seq) = value else {
         return Err(ComposeError::at(key, "expected a list"));
     };
-    let mut mounts: Vec<(String, Option<PathBuf>)> = Vec::new();
+    // (target, bind source); key paths are only built for an error.
+    let mut mounts: Vec<(&str, Option<&str>)> = Vec::with_capacity(seq.len());
     for (i, vol) in seq.iter().enumerate() {
-        let ik = format!("{key}.{i}");
         let (target, source) = match vol {
-            Value::Mapping(_) => {
-                let get = |name: &str| -> Result<Option<String>> {
-                    field(vol, name, &ik)?
-                        .map(|v| string(v, &format!("{ik}.{name}")))
-                        .transpose()
-                };
-                let source = match get("type")?.as_deref() {
-                    Some("bind") => get("source")?,
-                    _ => None,
-                };
-                (get("target")?.unwrap_or_default(), source)
+            Value::Mapping(m) => long_volume(m).map_err(|name| {
+                let ik = format!("{key}.{i}");
+                ComposeError::at(&format!("{ik}.{name}"), "expected a string")
+            })?,
+            Value::String(spec) => {
+                let short = crate::volume::parse_short(spec)
+                    .map_err(|e| ComposeError::at(&format!("{key}.{i}"), e.to_string()))?;
+                (short.target, short.is_bind().then_some(short.source))
             }
             _ => {
-                let spec = string(vol, &ik)?;
-                let short = crate::volume::parse_short(&spec).map_err(|e| ComposeError::at(&ik, e.to_string()))?;
-                let source = short.is_bind().then(|| short.source.to_string());
-                (short.target.to_string(), source)
+                return Err(ComposeError::at(
+                    &format!("{key}.{i}"),
+                    "expected a string or a mapping",
+                ))
             }
         };
-        let source = source.map(|s| ctx.resolve(&s));
         match mounts.iter_mut().find(|(t, _)| *t == target) {
             Some(slot) => slot.1 = source,
             None => mounts.push((target, source)),
         }
     }
-    Ok(mounts.into_iter().filter_map(|(_, s)| s).collect())
+    Ok(mounts
+        .into_iter()
+        .filter_map(|(_, s)| s)
+        .map(|s| ctx.resolve(s))
+        .collect())
+}
+
+/// `{type, source, target}` of a long volume: its target and, for a bind mount, its
+/// source; `Err` names the field that is not a string.
+fn long_volume(m: &Mapping) -> std::result::Result<(&str, Option<&str>), &'static str> {
+    let text = |name: &'static str| match m.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(name),
+    };
+    let source = match text("type")? {
+        Some("bind") => text("source")?,
+        _ => None,
+    };
+    Ok((text("target")?.unwrap_or_default(), source))
 }
 
 /// Every way a service can ask for an NVIDIA GPU, sorted, each once.

@@ -23,10 +23,21 @@ pub enum SelectError {
     EmptyEntry,
 }
 
+/// The first override file present in `dir`, in Compose's order of preference.
+pub fn override_file(dir: &Path) -> Option<PathBuf> {
+    OVERRIDE_FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file())
+}
+
 /// The stack's compose files, in merge order: `COMPOSE_FILE` from the stack's env files
 /// (split on `COMPOSE_PATH_SEPARATOR`, default `:`; relative to the stack directory)
-/// when it is set, else `canonical` and the first override file present beside it.
-pub fn select(dir: &Path, canonical: &Path, env: &Env) -> Result<Vec<PathBuf>, SelectError> {
+/// when it is set, else `canonical` and its override file ([`override_file`], which
+/// discovery finds in the directory listing it reads anyway).
+pub fn select(
+    dir: &Path,
+    canonical: &Path,
+    override_file: Option<&Path>,
+    env: &Env,
+) -> Result<Vec<PathBuf>, SelectError> {
     if let Some(list) = env.get("COMPOSE_FILE") {
         let sep = env.get("COMPOSE_PATH_SEPARATOR").map_or(":", String::as_str);
         let sep = if sep.is_empty() { ":" } else { sep };
@@ -42,7 +53,7 @@ pub fn select(dir: &Path, canonical: &Path, env: &Env) -> Result<Vec<PathBuf>, S
             .collect();
     }
     let mut files = vec![canonical.to_path_buf()];
-    files.extend(OVERRIDE_FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()));
+    files.extend(override_file.map(Path::to_path_buf));
     Ok(files)
 }
 
@@ -60,15 +71,18 @@ mod tests {
         let dir = tmp.path();
         let canonical = dir.join("docker-compose.yml");
         std::fs::write(&canonical, "services: {}\n").unwrap();
-        assert_eq!(select(dir, &canonical, &env(&[])).unwrap(), [canonical.clone()]);
+        assert_eq!(override_file(dir), None);
+        assert_eq!(select(dir, &canonical, None, &env(&[])).unwrap(), [canonical.clone()]);
         for name in [
             "docker-compose.override.yaml",
             "compose.override.yaml",
             "compose.override.yml",
         ] {
             std::fs::write(dir.join(name), "").unwrap();
+            let found = override_file(dir);
+            assert_eq!(found, Some(dir.join(name)));
             assert_eq!(
-                select(dir, &canonical, &env(&[])).unwrap(),
+                select(dir, &canonical, found.as_deref(), &env(&[])).unwrap(),
                 [canonical.clone(), dir.join(name)]
             );
         }
@@ -78,7 +92,7 @@ mod tests {
     fn compose_file_from_env() {
         let dir = Path::new("/s/t");
         let c = dir.join("compose.yaml");
-        let got = select(dir, &c, &env(&[("COMPOSE_FILE", "a.yml:../b.yml:/c.yml")])).unwrap();
+        let got = select(dir, &c, None, &env(&[("COMPOSE_FILE", "a.yml:../b.yml:/c.yml")])).unwrap();
         assert_eq!(
             got,
             [dir.join("a.yml"), PathBuf::from("/s/b.yml"), PathBuf::from("/c.yml")]
@@ -86,16 +100,17 @@ mod tests {
         let got = select(
             dir,
             &c,
+            Some(&dir.join("compose.override.yml")),
             &env(&[("COMPOSE_FILE", "a.yml;b.yml"), ("COMPOSE_PATH_SEPARATOR", ";")]),
         )
         .unwrap();
         assert_eq!(got, [dir.join("a.yml"), dir.join("b.yml")]);
         assert_eq!(
-            select(dir, &c, &env(&[("COMPOSE_FILE", "")])),
+            select(dir, &c, None, &env(&[("COMPOSE_FILE", "")])),
             Err(SelectError::EmptyEntry)
         );
         assert_eq!(
-            select(dir, &c, &env(&[("COMPOSE_FILE", "a::b")])),
+            select(dir, &c, None, &env(&[("COMPOSE_FILE", "a::b")])),
             Err(SelectError::EmptyEntry)
         );
     }

@@ -30,6 +30,8 @@ struct Found {
     rel: String,
     dir: PathBuf,
     compose_file: PathBuf,
+    /// The first override file Compose would read beside it ([`crate::files`]).
+    override_file: Option<PathBuf>,
 }
 
 /// Walks `stacks_dir`: a directory with a compose file is a stack (nothing below it is
@@ -59,10 +61,23 @@ fn walk(
         }
     }
     let rel = dir.strip_prefix(root).unwrap_or(dir).to_string_lossy().into_owned();
+    let listing = match list(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            if dir != root {
+                errors.push(StackError {
+                    stack: rel,
+                    file: dir.to_path_buf(),
+                    message: format!("cannot read directory: {e}"),
+                });
+            }
+            return;
+        }
+    };
     let present: Vec<&str> = COMPOSE_FILE_NAMES
         .iter()
         .copied()
-        .filter(|n| dir.join(n).is_file())
+        .filter(|n| listing.files.iter().any(|f| f == n))
         .collect();
     if !rel.is_empty() && !present.is_empty() {
         if present.len() > 1 {
@@ -77,43 +92,64 @@ fn walk(
                 ),
             });
         } else {
+            let override_file = crate::files::OVERRIDE_FILE_NAMES
+                .iter()
+                .find(|n| listing.files.iter().any(|f| f == *n))
+                .map(|n| dir.join(n));
             found.push(Found {
                 rel,
                 dir: dir.to_path_buf(),
                 compose_file: dir.join(present[0]),
+                override_file,
             });
         }
         return;
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            if dir != root {
-                errors.push(StackError {
-                    stack: rel,
-                    file: dir.to_path_buf(),
-                    message: format!("cannot read directory: {e}"),
-                });
-            }
-            return;
-        }
-    };
-    let mut subdirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        // The entry's type comes with the directory listing (std falls back to lstat
-        // where the file system does not report it); only a symlink needs a stat to see
-        // whether it leads to a directory.
-        .filter(|e| match e.file_type() {
-            Ok(t) if !t.is_symlink() => t.is_dir(),
-            _ => e.path().is_dir(),
-        })
-        .map(|e| e.path())
-        .collect();
+    let mut subdirs = listing.subdirs;
     subdirs.sort();
     for d in subdirs {
         walk(root, &d, found, seen, errors);
     }
+}
+
+/// What discovery needs from one directory listing.
+struct Listing {
+    /// Compose and override file names present (regular files or links to them).
+    files: Vec<String>,
+    /// Subdirectories (or links to them) that are not hidden.
+    subdirs: Vec<PathBuf>,
+}
+
+/// Lists `dir` once: the compose and override files in it, and where to descend. One
+/// read of the directory, where a stat per candidate name would cost eight lookups.
+fn list(dir: &Path) -> std::io::Result<Listing> {
+    let mut listing = Listing {
+        files: Vec::new(),
+        subdirs: Vec::new(),
+    };
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let candidate =
+            COMPOSE_FILE_NAMES.contains(&name.as_ref()) || crate::files::OVERRIDE_FILE_NAMES.contains(&name.as_ref());
+        let hidden = name.starts_with('.');
+        if hidden && !candidate {
+            continue;
+        }
+        // The entry's type comes with the directory listing (std falls back to lstat
+        // where the file system does not report it); only a symlink needs a stat to see
+        // where it leads.
+        let (is_dir, is_file) = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => (t.is_dir(), t.is_file()),
+            _ => std::fs::metadata(entry.path()).map_or((false, false), |m| (m.is_dir(), m.is_file())),
+        };
+        if candidate && is_file {
+            listing.files.push(name.into_owned());
+        } else if is_dir && !hidden {
+            listing.subdirs.push(entry.path());
+        }
+    }
+    Ok(listing)
 }
 
 /// Stack id from its relative path: `genai/ollama` → `genai-ollama`. The id is also the
@@ -238,12 +274,13 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
     let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
     let (env_files, env) = stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path()))
         .map_err(|(file, message)| error(file, message))?;
-    let compose_files = crate::files::select(&f.dir, &f.compose_file, &env).map_err(|e| {
-        error(
-            env_files.last().cloned().unwrap_or_else(|| f.compose_file.clone()),
-            e.to_string(),
-        )
-    })?;
+    let compose_files =
+        crate::files::select(&f.dir, &f.compose_file, f.override_file.as_deref(), &env).map_err(|e| {
+            error(
+                env_files.last().cloned().unwrap_or_else(|| f.compose_file.clone()),
+                e.to_string(),
+            )
+        })?;
     let loaded = crate::loader::load(&compose_files, &f.dir, &env).map_err(|e| error(e.file, e.error.to_string()))?;
     let compose =
         compose::model(&loaded.root, id, &f.dir, &env).map_err(|e| error(compose_files[0].clone(), e.to_string()))?;

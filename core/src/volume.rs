@@ -43,7 +43,7 @@ pub fn parse_short(spec: &str) -> Result<ShortVolume<'_>, VolumeError> {
         _ => {}
     }
     let bytes = spec.as_bytes();
-    let mut fields: Vec<&str> = Vec::with_capacity(3);
+    let mut fields = Fields::default();
     let mut start = 0;
     let mut depth = 0usize;
     for (i, c) in spec.char_indices() {
@@ -53,34 +53,51 @@ pub fn parse_short(spec: &str) -> Result<ShortVolume<'_>, VolumeError> {
         if c == '}' && depth > 0 {
             depth -= 1;
         }
+        if c != ':' || depth > 0 {
+            continue;
+        }
         let buffer = &spec[start..i];
-        let drive = c == ':' && buffer.chars().count() == 1 && buffer.chars().all(char::is_alphabetic);
-        if c == ':' && depth == 0 && !drive {
-            push_field(&mut fields, buffer, false)?;
+        let mut chars = buffer.chars();
+        let drive = matches!((chars.next(), chars.next()), (Some(l), None) if l.is_alphabetic());
+        if !drive {
+            fields.push(buffer, false)?;
             start = i + 1;
         }
     }
-    push_field(&mut fields, &spec[start..], true)?;
-    Ok(match fields.as_slice() {
-        [target] => ShortVolume { source: "", target },
-        [source, target, ..] => ShortVolume { source, target },
-        [] => ShortVolume {
+    fields.push(&spec[start..], true)?;
+    Ok(match fields.count {
+        1 => ShortVolume {
             source: "",
-            target: spec,
+            target: fields.parts[0],
+        },
+        _ => ShortVolume {
+            source: fields.parts[0],
+            target: fields.parts[1],
         },
     })
 }
 
-/// compose-go's populateFieldFromBuffer: source, then target, then options (last only).
-fn push_field<'a>(fields: &mut Vec<&'a str>, buffer: &'a str, at_end: bool) -> Result<(), VolumeError> {
-    if buffer.is_empty() {
-        return Err(VolumeError::EmptySection);
-    }
-    if fields.len() < 2 || at_end {
-        fields.push(buffer);
+/// Source, target, options: compose-go's populateFieldFromBuffer.
+#[derive(Default)]
+struct Fields<'a> {
+    parts: [&'a str; 3],
+    count: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// Options may only come last.
+    fn push(&mut self, buffer: &'a str, at_end: bool) -> Result<(), VolumeError> {
+        if buffer.is_empty() {
+            return Err(VolumeError::EmptySection);
+        }
+        if self.count >= 2 && !at_end {
+            return Err(VolumeError::TooManyColons);
+        }
+        if self.count < 3 {
+            self.parts[self.count] = buffer;
+        }
+        self.count += 1;
         Ok(())
-    } else {
-        Err(VolumeError::TooManyColons)
     }
 }
 
