@@ -6,7 +6,7 @@
 
 pub use hlsys_core::{
     compose, config, document, envfile, escape, extends, files, generator, graph, host, include, interpolate, loader,
-    merge, model, paths, source, tree, units, volume,
+    merge, model, paths, source, tree, unit_file, units, volume,
 };
 
 pub mod check;

@@ -299,6 +299,25 @@ async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> 
     }
 }
 
+/// ExecStop's first step: SIGTERM to the supervisor (MAINPID), then wait, bounded, until it
+/// has exited. Only then does `compose down` stop containers, so the supervisor can never
+/// see them die while it still watches, however late it gets the CPU. If it does not exit
+/// in time, the stop goes on (systemd's TimeoutStopSec and final SIGKILL still apply).
+async fn stop_main_process(pid: nix::unistd::Pid) {
+    use nix::sys::signal::{kill, Signal};
+    if kill(pid, Signal::SIGTERM).is_err() {
+        return; // already gone
+    }
+    let deadline = Instant::now() + MAIN_EXIT_WAIT;
+    // kill(pid, 0) fails with ESRCH once the process is gone (systemd, its parent, reaps it).
+    while kill(pid, None).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long ExecStop waits for the supervisor to exit after SIGTERM.
+const MAIN_EXIT_WAIT: Duration = Duration::from_secs(10);
+
 /// Brings the stack down (`down`, never `-v`: named volumes hold the data).
 pub async fn down(stack: &Stack) -> Result<()> {
     let st = compose(stack, &["down"])
@@ -371,10 +390,10 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
     rt.block_on(async {
         match mode {
             Mode::Down => {
-                // Tell the main process first, so it does not take the containers going
-                // away for a failure, then bring the stack down.
+                // Tell the main process first, and let it end, so it cannot take the
+                // containers going away for a failure, then bring the stack down.
                 if let Some(pid) = std::env::var("MAINPID").ok().and_then(|p| p.parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                    stop_main_process(nix::unistd::Pid::from_raw(pid)).await;
                 }
                 down(stack).await?;
                 return Ok(ExitCode::SUCCESS);
@@ -400,9 +419,14 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
             ]);
             eprintln!("ready ({n} containers)");
         };
+        // `biased`: SIGTERM is looked at first. Without it, a supervisor that got no CPU
+        // between ExecStop's SIGTERM and `compose down` stopping the containers (a busy
+        // host) would find both ready and could pick the containers' `die` at random —
+        // exit 1, and a clean stop would leave the unit "failed".
         tokio::select! {
-            r = up(stack, &docker, on_ready) => r?,
+            biased;
             _ = term.recv() => return Ok(ExitCode::SUCCESS),
+            r = up(stack, &docker, on_ready) => r?,
         }
         let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;
@@ -414,14 +438,15 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
             eprintln!("ready ({n} containers)");
         }
         tokio::select! {
+            biased; // SIGTERM first, as above
+            _ = term.recv() => {
+                sd(&[NotifyState::Stopping]);
+                Ok(ExitCode::SUCCESS)
+            }
             r = watch(&docker, &stack.project, &since) => {
                 let why = r?;
                 status(&format!("failed: {why}"));
                 Ok(ExitCode::from(1))
-            }
-            _ = term.recv() => {
-                sd(&[NotifyState::Stopping]);
-                Ok(ExitCode::SUCCESS)
             }
         }
     })

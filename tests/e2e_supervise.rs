@@ -407,6 +407,37 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         assert!(ratio < 1.6, "start-to-ready is {ratio:.2} × the critical path");
         timed(t0, "measured start-to-ready");
 
+        // 4b. A clean stop stays clean however late the supervisor gets the CPU (the cause
+        // of a rare "failed after stop" on busy hosts): freeze it, stop the unit, let
+        // ExecStop's `compose down` remove the containers, then let it run. It then has both
+        // the SIGTERM and the containers' `die` events pending, and must take the SIGTERM
+        // (exit 0, unit inactive), not the deaths (exit 1, unit failed).
+        let pid = show(&m, WEBUI, "MainPID");
+        m.exec_ok(&["kill", "-STOP", &pid]);
+        m.exec_ok(&["systemctl", "stop", "--no-block", WEBUI]);
+        wait_for(
+            "ExecStop to remove the web UI's containers while its supervisor is frozen",
+            Duration::from_secs(60),
+            || project_containers(&m, "genai-webui").is_empty(),
+        );
+        // systemd itself sends SIGCONT with its final SIGTERM once ExecStop is done, so the
+        // process may be running (or gone) already.
+        let _ = m.exec(&["kill", "-CONT", &pid]);
+        wait_for("the web UI's stop to end", Duration::from_secs(30), || {
+            matches!(show(&m, WEBUI, "ActiveState").as_str(), "inactive" | "failed")
+        });
+        assert_eq!(
+            show(&m, WEBUI, "ActiveState"),
+            "inactive",
+            "a clean stop left the unit failed:\n{}",
+            journal(&m, WEBUI)
+        );
+        m.exec_ok(&["timeout", "60", "systemctl", "start", WEBUI]);
+        wait_for("every stack active again", Duration::from_secs(60), || {
+            all_active(&m, &WANTED) && idle(&m)
+        });
+        timed(t0, "a stop with a frozen supervisor: inactive, not failed");
+
         // 5. A database container dies: systemd brings the stack back.
         //
         // What systemd 252 does with the dependents when a unit they need fails and

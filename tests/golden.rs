@@ -3,29 +3,10 @@
 //! After an intended change: `UPDATE_GOLDEN=1 cargo test --test golden`, then review
 //! the diff of tests/golden/ like any other code change.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-fn read_dir_files(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-        entries.sort();
-        for p in entries {
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            let meta = p.symlink_metadata().unwrap();
-            if meta.file_type().is_symlink() {
-                out.insert(rel, format!("-> {}\n", std::fs::read_link(&p).unwrap().display()));
-            } else if meta.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.insert(rel, std::fs::read_to_string(&p).unwrap());
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out
-}
 
 fn first_difference(a: &str, b: &str) -> String {
     for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
@@ -52,7 +33,7 @@ fn example_homelab_units_match_golden_directory() {
     hlsys::generator::write_all(out.path(), &model, &generated).unwrap();
 
     let tree_str = tree.to_string_lossy().into_owned();
-    let mut actual = read_dir_files(out.path());
+    let mut actual = common::read_tree(out.path());
     for v in actual.values_mut() {
         *v = v.replace(&tree_str, "@TREE@");
     }
@@ -71,7 +52,7 @@ fn example_homelab_units_match_golden_directory() {
         eprintln!("golden directory rewritten: {}", golden.display());
         return;
     }
-    let expected = read_dir_files(&golden);
+    let expected = common::read_tree(&golden);
     let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
     assert_eq!(
         names(&expected),

@@ -1,6 +1,6 @@
 //! The generated units pass `systemd-analyze verify`: the example tree, the escaping
-//! fixture (odd characters in every path, including the executable) and every other
-//! case under tests/fixtures/units/, written with `generator::write_all` exactly as the
+//! case (odd characters in every path, including the executable) and every other
+//! fake-root case under tests/cases/ that has a config, written with `generator::write_all` exactly as the
 //! generator writes them.
 //!
 //! Needs `systemd-analyze` and a known `docker.service` (the units require it). Without
@@ -94,10 +94,10 @@ fn set_hlsys_path(config: &Path, exe: &Path) {
     std::fs::write(config, new.join("\n") + "\n").unwrap();
 }
 
-/// Loads, builds, renders and writes the units of `config` into `out`; returns the model's
-/// error count.
-fn generate(config: &Path, out: &Path) -> (usize, hlsys::units::Generated) {
-    let cfg = hlsys::config::Config::load(config, true).unwrap_or_else(|e| panic!("{e}"));
+/// Loads, builds, renders and writes the units of `config` (on a host whose root is `root`)
+/// into `out`; returns the model's error count.
+fn generate(root: &Path, config: &Path, out: &Path) -> (usize, hlsys::units::Generated) {
+    let cfg = hlsys::config::Config::load_under(root, config, true).unwrap_or_else(|e| panic!("{e}"));
     let model = hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("{e}"));
     let g = hlsys::units::render(&model);
     assert!(g.skipped.is_empty(), "{:#?}", g.skipped);
@@ -150,7 +150,7 @@ fn example_tree_verifies() {
     copy_dir(&Path::new(REPO).join("examples/homelab"), &root);
     set_hlsys_path(&root.join("hlsys.toml"), Path::new(HLSYS));
     let out = tmp.path().join("out");
-    let (errors, g) = generate(&root.join("hlsys.toml"), &out);
+    let (errors, g) = generate(Path::new("/"), &root.join("hlsys.toml"), &out);
     assert_eq!(errors, 0);
     // 7 stacks, 4 layers, homelab.target, networks, gpu.
     assert_eq!(
@@ -169,7 +169,8 @@ fn escaping_fixture_verifies_with_an_odd_executable_path() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("my stacks 100% $x \"q\" \\ ü");
-    copy_dir(&Path::new(REPO).join("tests/fixtures/units/escaping"), &root);
+    copy_dir(&Path::new(REPO).join("tests/cases/13-escaping"), &root);
+    let config = root.join("etc/hlsys/hlsys.toml");
     // The executable itself under a path that needs escaping (systemd refuses quotes and
     // backslashes there, and so does hlsys.toml): verify checks that the unescaped path
     // is an executable.
@@ -177,16 +178,16 @@ fn escaping_fixture_verifies_with_an_odd_executable_path() {
     std::fs::create_dir_all(&bin).unwrap();
     let exe = bin.join("hlsys");
     std::os::unix::fs::symlink(HLSYS, &exe).unwrap();
-    set_hlsys_path(&root.join("hlsys.toml"), &exe);
+    set_hlsys_path(&config, &exe);
     let out = tmp.path().join("out");
-    let (errors, g) = generate(&root.join("hlsys.toml"), &out);
+    let (errors, g) = generate(&root, &config, &out);
     assert_eq!(errors, 0);
     let web = g.units.iter().find(|u| u.name == "homelab-apps-web.service").unwrap();
     let exec = web.content.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
     assert_eq!(
         exec,
         format!(
-            "ExecStart=\"{}/bin 50%% $HOME é/hlsys\" --config \"{}/my stacks 100%% $$x \\\"q\\\" \\\\ ü/hlsys.toml\" supervise apps-web",
+            "ExecStart=\"{}/bin 50%% $HOME é/hlsys\" --config \"{}/my stacks 100%% $$x \\\"q\\\" \\\\ ü/etc/hlsys/hlsys.toml\" supervise apps-web",
             tmp.path().display(),
             tmp.path().display()
         )
@@ -199,11 +200,12 @@ fn every_unit_fixture_verifies() {
     if !prerequisites() {
         return;
     }
-    let cases = Path::new(REPO).join("tests/fixtures/units");
+    let cases = Path::new(REPO).join("tests/cases");
+    // A case without a config runs /usr/bin/hlsys, which verify would look for on this host.
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&cases)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("etc/hlsys/hlsys.toml").is_file())
         .collect();
     dirs.sort();
     assert!(dirs.len() >= 12, "{dirs:?}");
@@ -212,9 +214,10 @@ fn every_unit_fixture_verifies() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join(&name);
         copy_dir(&case, &root);
-        set_hlsys_path(&root.join("hlsys.toml"), Path::new(HLSYS));
+        let config = root.join("etc/hlsys/hlsys.toml");
+        set_hlsys_path(&config, Path::new(HLSYS));
         let out = tmp.path().join("out");
-        generate(&root.join("hlsys.toml"), &out);
+        generate(&root, &config, &out);
         verify(&out, &name);
     }
 }

@@ -1,8 +1,9 @@
-//! Every valid stack of the example tree (and of every fixture tree with an hlsys.toml)
-//! must have the services, networks and GPU need that the real Compose v2 resolves with
-//! exactly the env files `hlsys stacks` reports, with the files Compose selects itself
-//! (run in the stack directory without `-f`), and those files must be the ones
-//! `hlsys stacks` reports (`compose_files`, what `hlsys supervise` passes).
+//! Every valid stack of the example tree (and of every fixture tree with an hlsys.toml,
+//! and every fake-root case under tests/cases/ with one) must have the services, networks
+//! and GPU need that the real Compose v2 resolves with exactly the env files `hlsys stacks`
+//! reports, with the files Compose selects itself (run in the stack directory without
+//! `-f`), and those files must be the ones `hlsys stacks` reports (`compose_files`, what
+//! `hlsys supervise` passes).
 
 mod common;
 #[path = "common/compose_cli.rs"]
@@ -10,14 +11,20 @@ mod compose_cli;
 
 use std::path::{Path, PathBuf};
 
-fn config_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut v = vec![root.join("examples/homelab/hlsys.toml")];
-    for dir in ["tests/fixtures/units", "tests/fixtures/trees"] {
-        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
-            let mut cases: Vec<PathBuf> = rd
-                .map(|e| e.unwrap().path().join("hlsys.toml"))
-                .filter(|p| p.is_file())
+/// (host root, config file) of every tree: `/` for the example and the fixture trees
+/// (their configs name their stacks_dir), the case directory for the fake-root cases.
+fn config_files() -> Vec<(PathBuf, PathBuf)> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v = vec![(PathBuf::from("/"), repo.join("examples/homelab/hlsys.toml"))];
+    for (dir, config, fake_root) in [
+        ("tests/fixtures/trees", "hlsys.toml", false),
+        ("tests/cases", "etc/hlsys/hlsys.toml", true),
+    ] {
+        if let Ok(rd) = std::fs::read_dir(repo.join(dir)) {
+            let mut cases: Vec<(PathBuf, PathBuf)> = rd
+                .map(|e| e.unwrap().path())
+                .filter(|case| case.join(config).is_file())
+                .map(|case| (if fake_root { case.clone() } else { "/".into() }, case.join(config)))
                 .collect();
             cases.sort();
             v.extend(cases);
@@ -37,8 +44,8 @@ fn model_matches_docker_compose_config() {
         return;
     }
     let mut checked = 0;
-    for cfg_path in config_files() {
-        let config = hlsys::config::Config::load(&cfg_path, true).unwrap();
+    for (root, cfg_path) in config_files() {
+        let config = hlsys::config::Config::load_under(&root, &cfg_path, true).unwrap();
         let model = hlsys::tree::build(config).unwrap();
         for s in &model.stacks {
             let want = compose_cli::compose_config_summary(&s.project, &s.dir, &s.env_files);

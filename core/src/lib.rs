@@ -22,5 +22,6 @@ pub mod model;
 pub mod paths;
 pub mod source;
 pub mod tree;
+pub mod unit_file;
 pub mod units;
 pub mod volume;

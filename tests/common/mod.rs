@@ -2,6 +2,7 @@
 //! the host Docker engine, and throw-away systemd machines (tests/harness/machine.sh).
 #![allow(dead_code)] // each test crate uses a different subset
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -185,4 +186,28 @@ pub fn generator_bin() -> &'static Path {
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin
     })
+}
+
+/// Every file below `dir` (none when it does not exist): relative path → text, or
+/// `-> target` for symlinks.
+pub fn read_tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let meta = p.symlink_metadata().unwrap();
+            if meta.file_type().is_symlink() {
+                out.insert(rel, format!("-> {}\n", std::fs::read_link(&p).unwrap().display()));
+            } else if meta.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(rel, std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.is_dir() {
+        walk(dir, dir, &mut out);
+    }
+    out
 }
