@@ -13,17 +13,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::docker;
+use crate::config::ConfigError;
+use crate::docker::{self, compose_containers, label_of, PROJECT_LABEL};
 use crate::gpu;
 use crate::model::{Model, PublishedPort, Stack};
 use crate::network;
-
-/// The label Compose puts on every container of a project.
-pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,29 +110,20 @@ pub fn exit_code(results: &[CheckResult], strict: bool) -> u8 {
     u8::from(worst == Status::Fail || (strict && worst == Status::Warn))
 }
 
-/// Runs every check. `model` is `Err(message)` when the config could not be loaded.
-pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<CheckResult> {
+/// Runs every check. `model` is `Err` when the config could not be loaded.
+pub async fn run(model: Result<&Model, &ConfigError>, opts: &CheckOptions) -> Vec<CheckResult> {
     let host = opts.docker_host.clone().unwrap_or_else(docker::host);
     if opts.gpu_only {
-        let d = docker::connect_to(&host).await.map_err(|e| format!("{e:#}"));
+        let d = docker::connect_to(&host).await;
         return match model {
-            Ok(m) => {
-                gpu_checks(
-                    m,
-                    &select(m, &opts.stacks).0,
-                    &opts.root,
-                    d.as_ref().map_err(Clone::clone),
-                )
-                .await
-            }
-            Err(e) => vec![config_failed(&e)],
+            Ok(m) => gpu_checks(m, &select(m, &opts.stacks).0, &opts.root, d.as_ref()).await,
+            Err(e) => vec![config_failed(e)],
         };
     }
     let (d, compose) = tokio::join!(docker::connect_to(&host), compose_version());
     let mut out = vec![docker_check(&host, d.as_ref()).await, compose];
-    let d = d.map_err(|e| format!("{e:#}"));
     match model {
-        Err(e) => out.push(config_failed(&e)),
+        Err(e) => out.push(config_failed(e)),
         Ok(m) => {
             let src = m
                 .config
@@ -145,12 +133,12 @@ pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<Chec
             out.push(CheckResult::ok("config", src));
             let (stacks, unknown) = select(m, &opts.stacks);
             out.push(stack_tree(m, &opts.stacks, unknown));
-            let dr = d.as_ref().map_err(Clone::clone);
+            let dr = d.as_ref();
             let (nets, gpus, restart, ports) = tokio::join!(
-                networks(m, dr.clone(), &opts.root),
-                gpu_checks(m, &stacks, &opts.root, dr.clone()),
-                restart_policies(&stacks, dr.clone()),
-                ports(m, &stacks, dr.clone()),
+                networks(m, dr, &opts.root),
+                gpu_checks(m, &stacks, &opts.root, dr),
+                restart_policies(&stacks, dr),
+                ports(m, &stacks, dr),
             );
             out.push(nets);
             out.extend(gpus);
@@ -165,10 +153,10 @@ pub async fn run(model: Result<&Model, String>, opts: &CheckOptions) -> Vec<Chec
     out
 }
 
-fn config_failed(e: &str) -> CheckResult {
+fn config_failed(e: &ConfigError) -> CheckResult {
     CheckResult::fail(
         "config",
-        e,
+        e.to_string(),
         "fix the config file; `hlsys stacks` shows what it resolves to",
     )
 }
@@ -266,7 +254,7 @@ fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult 
     )
 }
 
-async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckResult {
+async fn networks(m: &Model, d: Result<&Docker, &anyhow::Error>, root: &Path) -> CheckResult {
     const NAME: &str = "networks";
     if m.config.networks.is_empty() {
         return CheckResult::ok(NAME, "no networks configured");
@@ -318,7 +306,7 @@ async fn networks(m: &Model, d: Result<&Docker, String>, root: &Path) -> CheckRe
     )
 }
 
-async fn gpu_checks(m: &Model, stacks: &[&Stack], root: &Path, d: Result<&Docker, String>) -> Vec<CheckResult> {
+async fn gpu_checks(m: &Model, stacks: &[&Stack], root: &Path, d: Result<&Docker, &anyhow::Error>) -> Vec<CheckResult> {
     if !stacks.iter().any(|s| s.gpu) {
         return vec![CheckResult::ok("gpu", "no stack needs a GPU")];
     }
@@ -447,7 +435,7 @@ fn clash(a: &PublishedPort, b: &PublishedPort) -> bool {
 
 /// Host ports published by two enabled stacks, or already bound on the host by
 /// something other than the stack's own containers.
-async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, String>) -> CheckResult {
+async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>) -> CheckResult {
     let mut problems = Vec::new();
     let published = |s: &Stack| -> Vec<PublishedPort> {
         let mut v: Vec<PublishedPort> = s
@@ -534,21 +522,11 @@ fn bound_elsewhere(p: &PublishedPort) -> Option<String> {
     }
 }
 
-async fn compose_containers(d: &Docker) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
-    let filters = HashMap::from([("label".to_string(), vec![COMPOSE_PROJECT_LABEL.to_string()])]);
-    d.list_containers(Some(ListContainersOptions {
-        all: true,
-        filters: Some(filters),
-        ..Default::default()
-    }))
-    .await
-}
-
 /// project → (host port, protocol) its containers publish.
-async fn published_by_projects(d: &Docker) -> Result<HashMap<String, BTreeSet<(u16, String)>>, bollard::errors::Error> {
+async fn published_by_projects(d: &Docker) -> anyhow::Result<HashMap<String, BTreeSet<(u16, String)>>> {
     let mut out: HashMap<String, BTreeSet<(u16, String)>> = HashMap::new();
-    for c in compose_containers(d).await? {
-        let Some(project) = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL)).cloned() else {
+    for c in compose_containers(d, None).await? {
+        let Some(project) = label_of(&c, PROJECT_LABEL).map(str::to_string) else {
             continue;
         };
         let set = out.entry(project).or_default();
@@ -563,22 +541,21 @@ async fn published_by_projects(d: &Docker) -> Result<HashMap<String, BTreeSet<(u
 
 /// Containers of the checked stacks whose restart policy is not "no": Docker would
 /// start them at boot on its own, before systemd's ordering and outside its control.
-async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, String>) -> CheckResult {
+async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>) -> CheckResult {
     const NAME: &str = "restart-policies";
     let d = match d {
         Ok(d) => d,
         Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
     };
     let projects: BTreeMap<&str, &str> = stacks.iter().map(|s| (s.project.as_str(), s.id.as_str())).collect();
-    let containers = match compose_containers(d).await {
+    let containers = match compose_containers(d, None).await {
         Ok(c) => c,
-        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e}"), "check Docker's log"),
+        Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e:#}"), "check Docker's log"),
     };
     let mut problems = Vec::new();
     let mut seen = 0;
     for c in containers {
-        let project = c.labels.as_ref().and_then(|l| l.get(COMPOSE_PROJECT_LABEL));
-        let Some(stack) = project.and_then(|p| projects.get(p.as_str())) else {
+        let Some(stack) = label_of(&c, PROJECT_LABEL).and_then(|p| projects.get(p)) else {
             continue;
         };
         seen += 1;

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use anyhow::{anyhow, Context, Result};
+use bollard::models::ContainerSummary;
 use bollard::Docker;
 
 /// The socket used when `DOCKER_HOST` is unset.
@@ -42,6 +45,48 @@ pub async fn connect_to(host: &str) -> Result<Docker> {
         Ok(Err(e)) => Err(fail(&e)),
         Err(_) => Err(fail(&format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
     }
+}
+
+/// The labels Compose puts on the containers it creates.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// "True" on the containers of `compose run`, which no stack owns.
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+
+/// The containers Compose created, in any state: those of `project`, or of every project
+/// when `None`. One-off `compose run` containers are left out.
+pub async fn compose_containers(docker: &Docker, project: Option<&str>) -> Result<Vec<ContainerSummary>> {
+    let label = match project {
+        Some(p) => format!("{PROJECT_LABEL}={p}"),
+        None => PROJECT_LABEL.to_string(),
+    };
+    let filters = HashMap::from([("label", vec![label])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let all = docker
+        .list_containers(Some(opts))
+        .await
+        .context("listing Compose's containers")?;
+    Ok(all
+        .into_iter()
+        .filter(|c| label_of(c, ONEOFF_LABEL) != Some("True"))
+        .collect())
+}
+
+/// A label of a container.
+pub fn label_of<'c>(c: &'c ContainerSummary, label: &str) -> Option<&'c str> {
+    c.labels.as_ref()?.get(label).map(String::as_str)
+}
+
+/// The container's name as `docker ps` shows it (no leading `/`), else its id.
+pub fn container_name(c: &ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
 }
 
 /// The HTTP status of a daemon error response, if that is what `e` is.

@@ -144,14 +144,14 @@ pub async fn runtimes(docker: &Docker) -> Result<Vec<String>> {
 }
 
 /// Host files plus, when a daemon is given, its runtimes.
-pub async fn detect(root: &Path, docker: Result<&Docker, String>) -> HostGpu {
+pub async fn detect(root: &Path, docker: Result<&Docker, &anyhow::Error>) -> HostGpu {
     let mut host = detect_host(root);
     match docker {
         Ok(d) => match runtimes(d).await {
             Ok(r) => host.runtimes = Some(r),
             Err(e) => host.docker_error = Some(format!("{e:#}")),
         },
-        Err(e) => host.docker_error = Some(e),
+        Err(e) => host.docker_error = Some(format!("{e:#}")),
     }
     host
 }

@@ -5,14 +5,15 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    compose, config, document, envfile, escape, extends, files, generator, graph, host, include, interpolate, loader,
-    merge, model, paths, source, tree, unit_file, units, volume,
+    compose, config, document, envfile, escape, exit, extends, files, generator, graph, host, include, interpolate,
+    loader, merge, model, paths, source, tree, unit_file, units, volume, write,
 };
 
 pub mod check;
 pub mod cli;
 pub mod docker;
 pub mod gpu;
+pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;

@@ -412,7 +412,7 @@ pub struct EnsureOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum EnsureAction {
     Created,
     Exists,
     Recreated,
@@ -425,7 +425,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct EnsureResult {
     pub name: String,
-    pub outcome: Outcome,
+    pub outcome: EnsureAction,
     pub id: Option<String>,
     pub drift: Vec<Drift>,
     /// Why drift was kept, duplicates removed or left, and the like.
@@ -433,26 +433,26 @@ pub struct EnsureResult {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
+pub struct NetworkReport {
     pub networks: Vec<EnsureResult>,
     /// Invalid config or overlaps: when any, nothing was created.
     pub problems: Vec<String>,
 }
 
-impl Report {
+impl NetworkReport {
     /// No problems and no drift left behind.
     pub fn success(&self) -> bool {
-        self.problems.is_empty() && self.networks.iter().all(|n| n.outcome != Outcome::DriftKept)
+        self.problems.is_empty() && self.networks.iter().all(|n| n.outcome != EnsureAction::DriftKept)
     }
 }
 
 /// Brings Docker in line with the configured networks. Idempotent; safe to run many
 /// times at once.
-pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> Result<Report> {
+pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> Result<NetworkReport> {
     let existing = list_existing(docker, |n, _| config.networks.contains_key(n)).await?;
     let routes = read_routes(&opts.root)?;
     let plan = plan(config, &existing, &routes);
-    let mut report = Report {
+    let mut report = NetworkReport {
         problems: plan.problems,
         ..Default::default()
     };
@@ -463,81 +463,106 @@ pub async fn ensure(docker: &Docker, config: &Config, opts: &EnsureOptions) -> R
         let net = &config.networks[&np.name];
         let mut r = EnsureResult {
             name: np.name.clone(),
-            outcome: Outcome::Exists,
+            outcome: EnsureAction::Exists,
             id: np.existing.as_ref().map(|e| e.id.clone()),
             drift: np.drift.clone(),
             notes: Vec::new(),
         };
         match np.action {
-            Action::Create if opts.dry_run => r.outcome = Outcome::WouldCreate,
+            Action::Create if opts.dry_run => r.outcome = EnsureAction::WouldCreate,
             Action::Create => {
                 let (id, mine) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
                 r.id = Some(id);
-                r.outcome = if mine { Outcome::Created } else { Outcome::Exists };
+                r.outcome = if mine {
+                    EnsureAction::Created
+                } else {
+                    EnsureAction::Exists
+                };
             }
-            Action::Ok => {
-                if !np.duplicates.is_empty() && !opts.dry_run {
-                    match settle(docker, &np.name, &mut r.notes).await {
-                        Ok(w) => r.id = Some(w.id),
-                        Err(SettleError::Other(e)) => return Err(e),
-                        // Removed meanwhile by someone else: create it again.
-                        Err(SettleError::Vanished) => {
-                            let (id, _) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
-                            r.id = Some(id);
-                        }
-                    }
-                }
+            Action::Ok if !np.duplicates.is_empty() && !opts.dry_run => {
+                r.id = Some(keep_one(docker, &np.name, net, &mut r.notes).await?);
             }
+            Action::Ok => {}
             Action::Drift => {
                 let e = np.existing.as_ref().expect("drift implies an existing network");
-                let keep = if !opts.recreate {
-                    Some("run with --recreate to replace it".to_string())
-                } else if e.in_use() {
-                    Some(format!("in use by {}; not touched", e.containers.join(", ")))
-                } else if !e.managed() {
-                    Some(format!(
-                        "not managed by hlsys (no {MANAGED_LABEL}=true label); not touched"
-                    ))
-                } else {
-                    None
-                };
-                if let Some(why) = keep {
-                    r.outcome = Outcome::DriftKept;
-                    r.notes.push(why);
-                } else if opts.dry_run {
-                    r.outcome = Outcome::WouldRecreate;
-                } else {
-                    match remove(docker, &e.id).await? {
-                        Removed::Yes | Removed::Gone => {
-                            let (id, _) = create_and_settle(docker, &np.name, net, &mut r.notes).await?;
-                            r.id = Some(id);
-                            r.outcome = Outcome::Recreated;
-                        }
-                        Removed::InUse(msg) => {
-                            r.outcome = Outcome::DriftKept;
-                            r.notes
-                                .push(format!("Docker refused to remove it ({msg}); not touched"));
-                        }
-                    }
-                }
+                fix_drift(docker, e, net, opts, &mut r).await?;
             }
         }
         report.networks.push(r);
     }
-    // Docker lists a new network a moment after creating it, so a concurrent run's older
-    // duplicate can show up only now: settle once more, and whoever's network lost says
-    // "exists" rather than "created".
-    for r in report.networks.iter_mut().filter(|r| r.outcome == Outcome::Created) {
+    recheck_created(docker, &mut report.networks).await;
+    Ok(report)
+}
+
+/// Settles duplicates of `name` on one network and returns its id (creating it again
+/// when someone else removed it meanwhile).
+async fn keep_one(docker: &Docker, name: &str, net: &NetworkConfig, notes: &mut Vec<String>) -> Result<String> {
+    match settle(docker, name, notes).await {
+        Ok(w) => Ok(w.id),
+        Err(SettleError::Other(e)) => Err(e),
+        // Removed meanwhile by someone else: create it again.
+        Err(SettleError::Vanished) => Ok(create_and_settle(docker, name, net, notes).await?.0),
+    }
+}
+
+/// Recreates a drifted network when asked to and safe (`--recreate`, not in use, managed
+/// by hlsys); otherwise keeps it and notes why.
+async fn fix_drift(
+    docker: &Docker,
+    e: &Existing,
+    net: &NetworkConfig,
+    opts: &EnsureOptions,
+    r: &mut EnsureResult,
+) -> Result<()> {
+    let keep = if !opts.recreate {
+        Some("run with --recreate to replace it".to_string())
+    } else if e.in_use() {
+        Some(format!("in use by {}; not touched", e.containers.join(", ")))
+    } else if !e.managed() {
+        Some(format!(
+            "not managed by hlsys (no {MANAGED_LABEL}=true label); not touched"
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = keep {
+        r.outcome = EnsureAction::DriftKept;
+        r.notes.push(why);
+        return Ok(());
+    }
+    if opts.dry_run {
+        r.outcome = EnsureAction::WouldRecreate;
+        return Ok(());
+    }
+    match remove(docker, &e.id).await? {
+        Removed::Yes | Removed::Gone => {
+            let (id, _) = create_and_settle(docker, &r.name, net, &mut r.notes).await?;
+            r.id = Some(id);
+            r.outcome = EnsureAction::Recreated;
+        }
+        Removed::InUse(msg) => {
+            r.outcome = EnsureAction::DriftKept;
+            r.notes
+                .push(format!("Docker refused to remove it ({msg}); not touched"));
+        }
+    }
+    Ok(())
+}
+
+/// Docker lists a new network a moment after creating it, so a concurrent run's older
+/// duplicate can show up only now: settle once more, and whoever's network lost says
+/// "exists" rather than "created".
+async fn recheck_created(docker: &Docker, results: &mut [EnsureResult]) {
+    for r in results.iter_mut().filter(|r| r.outcome == EnsureAction::Created) {
         if let Ok(winner) = settle(docker, &r.name, &mut r.notes).await {
             if r.id.as_deref() != Some(winner.id.as_str()) {
                 r.notes
                     .push("a concurrent run created it too; that one was kept".into());
-                r.outcome = Outcome::Exists;
+                r.outcome = EnsureAction::Exists;
                 r.id = Some(winner.id);
             }
         }
     }
-    Ok(report)
 }
 
 fn create_request(name: &str, net: &NetworkConfig) -> NetworkCreateRequest {

@@ -181,8 +181,7 @@ fn unknown(model: &Model, name: &str) -> ResolveError {
 }
 
 /// Resolves one NAME.
-pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
-    let prefix = model.config.unit_prefix.as_str();
+pub fn target(model: &Model, name: &str) -> Result<Target, ResolveError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(ResolveError::Unknown {
@@ -207,39 +206,59 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
         };
     }
     if UNIT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-        if name == model.root_target() {
-            return Ok(Target::Root);
-        }
-        if let Some(l) = model.layers.iter().find(|l| l.target == name) {
-            return Ok(Target::Layer(l.name.clone()));
-        }
-        if let Some(s) = model.stacks.iter().find(|s| s.unit == name) {
-            return Ok(Target::Stack(s.id.clone()));
-        }
-        if name.starts_with(&format!("{prefix}-")) {
-            return Ok(Target::Unit(name.to_string()));
-        }
-        // A unit name that is not ours; a directory may still be called like that.
-        if !name.contains('/') && stacks_matching(model, name).is_empty() {
-            return Err(ResolveError::Unknown {
-                name: name.to_string(),
-                known: format!("hlsys only acts on its own units ({prefix}*); {}", known_summary(model)),
-            });
+        if let Some(t) = unit_target(model, name)? {
+            return Ok(t);
         }
     }
+    let exact = exact_targets(model, name);
+    match exact.len() {
+        1 => Ok(exact.into_iter().next().expect("one")),
+        0 => one_stack(model, name, name, &short_matching(model, name)),
+        _ => Err(ResolveError::Ambiguous {
+            name: name.to_string(),
+            candidates: exact.iter().map(|t| t.describe(model)).collect(),
+        }),
+    }
+}
 
+/// NAME that looks like a unit name: ours, or an error for a unit that is not ours;
+/// `None` when a directory may still be called like that.
+fn unit_target(model: &Model, name: &str) -> Result<Option<Target>, ResolveError> {
+    let prefix = model.config.unit_prefix.as_str();
+    if name == model.root_target() {
+        return Ok(Some(Target::Root));
+    }
+    if let Some(l) = model.layers.iter().find(|l| l.target == name) {
+        return Ok(Some(Target::Layer(l.name.clone())));
+    }
+    if let Some(s) = model.stacks.iter().find(|s| s.unit == name) {
+        return Ok(Some(Target::Stack(s.id.clone())));
+    }
+    if name.starts_with(&format!("{prefix}-")) {
+        return Ok(Some(Target::Unit(name.to_string())));
+    }
+    if !name.contains('/') && stacks_matching(model, name).is_empty() {
+        return Err(ResolveError::Unknown {
+            name: name.to_string(),
+            known: format!("hlsys only acts on its own units ({prefix}*); {}", known_summary(model)),
+        });
+    }
+    Ok(None)
+}
+
+/// Everything NAME names exactly: the root (the prefix), stacks by id or path, a layer.
+/// Stack X alone in layer X gives just the stack (the layer target adds nothing).
+fn exact_targets(model: &Model, name: &str) -> BTreeSet<Target> {
     let mut exact: BTreeSet<Target> = BTreeSet::new();
-    if name == prefix {
+    if name == model.config.unit_prefix {
         exact.insert(Target::Root);
     }
     for s in stacks_matching(model, name) {
         exact.insert(Target::Stack(s.id.clone()));
     }
-    let as_layer = name.trim_end_matches('/');
-    if let Some(l) = model.layer(as_layer) {
+    if let Some(l) = model.layer(name.trim_end_matches('/')) {
         exact.insert(Target::Layer(l.name.clone()));
     }
-    // Stack X alone in layer X: the stack (the layer target adds nothing but itself).
     if exact.len() == 2 {
         let stack = exact.iter().find_map(|t| match t {
             Target::Stack(id) => Some(id.clone()),
@@ -250,28 +269,13 @@ pub fn resolve(model: &Model, name: &str) -> Result<Target, ResolveError> {
             _ => None,
         });
         if let (Some(id), Some(l)) = (stack, layer) {
-            let members: Vec<&str> = model
-                .stacks
-                .iter()
-                .filter(|s| s.layer == l)
-                .map(|s| s.id.as_str())
-                .collect();
-            if id == l && members == [id.as_str()] {
-                return Ok(Target::Stack(id));
+            let mut members = model.stacks.iter().filter(|s| s.layer == l).map(|s| s.id.as_str());
+            if id == l && members.next() == Some(id.as_str()) && members.next().is_none() {
+                return BTreeSet::from([Target::Stack(id)]);
             }
         }
     }
-    match exact.len() {
-        1 => return Ok(exact.into_iter().next().expect("one")),
-        0 => {}
-        _ => {
-            return Err(ResolveError::Ambiguous {
-                name: name.to_string(),
-                candidates: exact.iter().map(|t| t.describe(model)).collect(),
-            })
-        }
-    }
-    one_stack(model, name, name, &short_matching(model, name))
+    exact
 }
 
 /// The one stack `found` for NAME, else an error: unknown (`looked_for`), or ambiguous
@@ -291,13 +295,13 @@ fn one_stack(model: &Model, name: &str, looked_for: &str, found: &[&Stack]) -> R
 }
 
 /// Resolves every NAME (none: the root target), keeping their order and dropping repeats.
-pub fn resolve_all(model: &Model, names: &[String]) -> Result<Vec<Target>, ResolveError> {
+pub fn targets(model: &Model, names: &[String]) -> Result<Vec<Target>, ResolveError> {
     if names.is_empty() {
         return Ok(vec![Target::Root]);
     }
     let mut out: Vec<Target> = Vec::new();
     for n in names {
-        let t = resolve(model, n)?;
+        let t = target(model, n)?;
         if !out.contains(&t) {
             out.push(t);
         }
@@ -458,7 +462,7 @@ mod tests {
     }
 
     fn ok(name: &str) -> Target {
-        resolve(&model(), name).unwrap_or_else(|e| panic!("{name}: {e}"))
+        target(&model(), name).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     #[test]
@@ -495,7 +499,7 @@ mod tests {
 
     #[test]
     fn a_stack_sharing_its_name_with_a_bigger_layer_is_ambiguous() {
-        let e = resolve(&model(), "database").unwrap_err();
+        let e = target(&model(), "database").unwrap_err();
         let ResolveError::Ambiguous { name, candidates } = &e else {
             panic!("{e:?}")
         };
@@ -518,7 +522,7 @@ mod tests {
 
     #[test]
     fn a_short_name_shared_by_two_stacks_lists_both() {
-        let e = resolve(&model(), "webui").unwrap_err();
+        let e = target(&model(), "webui").unwrap_err();
         assert_eq!(
             e,
             ResolveError::Ambiguous {
@@ -534,21 +538,21 @@ mod tests {
 
     #[test]
     fn unknown_names_list_what_exists() {
-        let e = resolve(&model(), "jellyfin").unwrap_err();
+        let e = target(&model(), "jellyfin").unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("\"jellyfin\" is no stack"), "{msg}");
         assert!(msg.contains("stacks: database, database-pg, genai-ollama"), "{msg}");
         assert!(msg.contains("layers: panel, database, genai, media"), "{msg}");
         assert!(matches!(
-            resolve(&model(), "docker.service"),
+            target(&model(), "docker.service"),
             Err(ResolveError::Unknown { .. })
         ));
         assert!(matches!(
-            resolve(&model(), "layer:nope"),
+            target(&model(), "layer:nope"),
             Err(ResolveError::Unknown { .. })
         ));
-        assert!(matches!(resolve(&model(), ""), Err(ResolveError::Unknown { .. })));
-        let e = resolve(&model(), "broken").unwrap_err();
+        assert!(matches!(target(&model(), ""), Err(ResolveError::Unknown { .. })));
+        let e = target(&model(), "broken").unwrap_err();
         assert_eq!(
             e,
             ResolveError::InError {
@@ -561,16 +565,16 @@ mod tests {
     #[test]
     fn resolve_all_defaults_to_the_root_and_drops_repeats() {
         let m = model();
-        assert_eq!(resolve_all(&m, &[]).unwrap(), vec![Target::Root]);
+        assert_eq!(targets(&m, &[]).unwrap(), vec![Target::Root]);
         let names: Vec<String> = ["genai/ollama", "genai-ollama", "media"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         assert_eq!(
-            resolve_all(&m, &names).unwrap(),
+            targets(&m, &names).unwrap(),
             vec![Target::Stack("genai-ollama".into()), Target::Layer("media".into())]
         );
-        assert!(resolve_all(&m, &["nope".to_string()]).is_err());
+        assert!(targets(&m, &["nope".to_string()]).is_err());
     }
 
     #[test]

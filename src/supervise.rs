@@ -22,6 +22,7 @@ use libsystemd::daemon::{notify, NotifyState};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::docker::{container_name, label_of, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
 use crate::model::Stack;
 use crate::units::DEFAULT_TIMEOUT_START_SEC;
 
@@ -133,30 +134,7 @@ fn extend_timeout(until: Instant) {
 
 /// The project's containers (not one-off `compose run` ones).
 async fn containers(docker: &Docker, project: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
-    let mut filters = HashMap::new();
-    filters.insert(
-        "label",
-        vec![
-            format!("com.docker.compose.project={project}"),
-            "com.docker.compose.oneoff=False".into(),
-        ],
-    );
-    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(opts))
-        .await
-        .context("listing the stack's containers")
-}
-
-fn name_of(c: &bollard::models::ContainerSummary) -> String {
-    c.names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
+    crate::docker::compose_containers(docker, Some(project)).await
 }
 
 /// Containers whose healthcheck has not decided yet (Docker's status text says
@@ -164,7 +142,7 @@ fn name_of(c: &bollard::models::ContainerSummary) -> String {
 fn health_pending(cs: &[bollard::models::ContainerSummary]) -> Vec<String> {
     cs.iter()
         .filter(|c| c.status.as_deref().is_some_and(|s| s.contains("health: starting")))
-        .map(name_of)
+        .map(container_name)
         .collect()
 }
 
@@ -176,7 +154,7 @@ fn ready_now(services: &[String], cs: &[bollard::models::ContainerSummary]) -> b
         && services.iter().all(|svc| {
             let of: Vec<&bollard::models::ContainerSummary> = cs
                 .iter()
-                .filter(|c| c.labels.as_ref().and_then(|l| l.get("com.docker.compose.service")) == Some(svc))
+                .filter(|c| label_of(c, SERVICE_LABEL) == Some(svc.as_str()))
                 .collect();
             !of.is_empty()
                 && of.iter().all(|c| {
@@ -196,7 +174,7 @@ fn project_events(
 ) -> impl futures_util::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>> {
     let mut filters = HashMap::new();
     filters.insert("type", vec!["container".to_string()]);
-    filters.insert("label", vec![format!("com.docker.compose.project={project}")]);
+    filters.insert("label", vec![format!("{PROJECT_LABEL}={project}")]);
     let opts = bollard::query_parameters::EventsOptionsBuilder::default()
         .since(since)
         .filters(&filters)
@@ -339,7 +317,10 @@ async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
         let st = c.status.clone().unwrap_or_default();
         let completed = state == "exited" && st.starts_with("Exited (0)");
         if !(state == "running" || completed) || st.contains("(unhealthy)") {
-            bail!("container {} is {state} ({st}) after docker compose up", name_of(c));
+            bail!(
+                "container {} is {state} ({st}) after docker compose up",
+                container_name(c)
+            );
         }
     }
     Ok(cs.len())
@@ -353,7 +334,7 @@ async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
         let ev = ev.context("reading Docker events")?;
         let action = ev.action.unwrap_or_default();
         let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
-        if attrs.get("com.docker.compose.oneoff").map(String::as_str) == Some("True") {
+        if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") {
             continue;
         }
         let name = attrs.get("name").cloned().unwrap_or_default();
@@ -462,7 +443,7 @@ mod tests {
         status: &str,
     ) -> bollard::models::ContainerSummary {
         bollard::models::ContainerSummary {
-            labels: Some([("com.docker.compose.service".to_string(), service.to_string())].into()),
+            labels: Some([(SERVICE_LABEL.to_string(), service.to_string())].into()),
             state: Some(state),
             status: Some(status.into()),
             ..Default::default()

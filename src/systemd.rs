@@ -1,5 +1,7 @@
 //! The systemd manager over the system bus (org.freedesktop.systemd1), with zbus.
-//! hlsys never runs systemctl.
+//! hlsys never runs systemctl. The calls go through typed proxies ([`ManagerProxy`],
+//! [`UnitProxy`], [`ServiceProxy`]) declaring just the members hlsys uses, with the
+//! signatures of org.freedesktop.systemd1(5); dbus/README.md lists them.
 //!
 //! Besides plain calls (reload, list units, read properties) this module follows jobs:
 //! [`Events::subscribe`] adds the match rules for the manager's `JobNew`/`JobRemoved`
@@ -16,6 +18,7 @@ use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::message::Type as MsgType;
+use zbus::proxy::CacheProperties;
 use zbus::{Connection, MatchRule, Message, MessageStream, OwnedObjectPath, OwnedVariant};
 
 pub const DEST: &str = "org.freedesktop.systemd1";
@@ -68,29 +71,116 @@ pub async fn system_bus() -> Result<Connection> {
     Connection::system().await.context("cannot connect to the system D-Bus")
 }
 
-async fn manager_call<B>(conn: &Connection, method: &str, body: &B, what: impl FnOnce() -> String) -> Result<Message>
-where
-    B: serde::Serialize + zbus::DynamicType,
-{
-    conn.call_method(Some(DEST), PATH, Some(MANAGER), method, body)
+/// One job of `EnqueueUnitJob`'s reply: id, job path, unit name, unit path, job type.
+pub type AffectedJob = (u32, OwnedObjectPath, String, OwnedObjectPath, String);
+/// `EnqueueUnitJob`'s reply: the job asked for (as [`AffectedJob`]) and every job the
+/// transaction installed.
+pub type EnqueueReply = (u32, OwnedObjectPath, String, OwnedObjectPath, String, Vec<AffectedJob>);
+/// A row of `ListJobs`: id, unit, job type, job state, job path, unit path.
+pub type JobEntry = (u32, String, String, String, OwnedObjectPath, OwnedObjectPath);
+/// A row of `ListUnitsByNames`: name, description, load, active and sub state, followed
+/// unit, unit path, job id, job type, job path.
+pub type UnitEntry = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
+/// The manager (org.freedesktop.systemd1.Manager): the methods hlsys calls.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+pub trait Manager {
+    fn reload(&self) -> zbus::Result<()>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn unsubscribe(&self) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// systemd ≥ 243.
+    fn enqueue_unit_job(&self, name: &str, job_type: &str, job_mode: &str) -> zbus::Result<EnqueueReply>;
+    fn list_jobs(&self) -> zbus::Result<Vec<JobEntry>>;
+    fn list_units_by_names(&self, names: &[String]) -> zbus::Result<Vec<UnitEntry>>;
+}
+
+/// A unit object (org.freedesktop.systemd1.Unit): the properties `hlsys status` reads.
+/// Timestamps are µs since the epoch, 0 for "never".
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub trait Unit {
+    #[zbus(property)]
+    fn active_enter_timestamp(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn state_change_timestamp(&self) -> zbus::Result<u64>;
+}
+
+/// A service object (org.freedesktop.systemd1.Service): the supervisor's STATUS= text.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub trait Service {
+    #[zbus(property)]
+    fn status_text(&self) -> zbus::Result<String>;
+}
+
+pub async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>> {
+    ManagerProxy::new(conn).await.context("systemd manager proxy")
+}
+
+/// The unit object at `path`, without property caching (each read is one Get call).
+pub async fn unit(conn: &Connection, path: &str) -> Result<UnitProxy<'static>> {
+    let b = UnitProxy::builder(conn).path(path.to_string());
+    b.cache_properties(CacheProperties::No)
+        .build()
         .await
-        .map_err(|e| call_error(method, what(), e))
+        .context("unit proxy")
+}
+
+/// The service object at `path`, without property caching.
+pub async fn service(conn: &Connection, path: &str) -> Result<ServiceProxy<'static>> {
+    let b = ServiceProxy::builder(conn).path(path.to_string());
+    b.cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .context("service proxy")
 }
 
 /// `systemctl daemon-reload`: reruns the generators. The call returns once the reload
 /// is done.
 pub async fn reload(conn: &Connection) -> Result<()> {
-    manager_call(conn, "Reload", &(), || "systemd Reload failed".into()).await?;
-    Ok(())
+    let m = manager(conn).await?;
+    m.reload()
+        .await
+        .map_err(|e| call_error("Reload", "systemd Reload failed".into(), e))
+}
+
+/// Ends [`Events::subscribe`]'s `Subscribe`. Best effort: systemd also drops the
+/// subscription when the connection closes.
+pub async fn unsubscribe(conn: &Connection) {
+    if let Ok(m) = manager(conn).await {
+        let _ = m.unsubscribe().await;
+    }
 }
 
 /// Enqueues a start job (mode "replace") and returns its object path without waiting.
 pub async fn start_unit(conn: &Connection, unit: &str) -> Result<String> {
-    let reply = manager_call(conn, "StartUnit", &(unit, "replace"), || {
-        format!("systemd StartUnit {unit} failed")
-    })
-    .await?;
-    let job: OwnedObjectPath = reply.body().deserialize().context("StartUnit reply")?;
+    let m = manager(conn).await?;
+    let job = m
+        .start_unit(unit, "replace")
+        .await
+        .map_err(|e| call_error("StartUnit", format!("systemd StartUnit {unit} failed"), e))?;
     Ok(job.to_string())
 }
 
@@ -140,26 +230,9 @@ pub struct Enqueued {
 /// this falls back to StartUnit/StopUnit/RestartUnit plus the jobs in the queue created
 /// after it (`ListJobs`): a close approximation of the same set.
 pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<Enqueued> {
-    type Affected = Vec<(u32, OwnedObjectPath, String, OwnedObjectPath, String)>;
-    let r = conn
-        .call_method(
-            Some(DEST),
-            PATH,
-            Some(MANAGER),
-            "EnqueueUnitJob",
-            &(unit, job_type, "replace"),
-        )
-        .await;
-    match r {
-        Ok(reply) => {
-            let (id, path, unit_id, _unit_path, jt, affected): (
-                u32,
-                OwnedObjectPath,
-                String,
-                OwnedObjectPath,
-                String,
-                Affected,
-            ) = reply.body().deserialize().context("EnqueueUnitJob reply")?;
+    let m = manager(conn).await?;
+    match m.enqueue_unit_job(unit, job_type, "replace").await {
+        Ok((id, path, unit_id, _unit_path, jt, affected)) => {
             let job = Job {
                 id,
                 path: path.to_string(),
@@ -185,36 +258,7 @@ pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<En
             })
         }
         Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.DBus.Error.UnknownMethod") => {
-            let method = match job_type {
-                "start" => "StartUnit",
-                "stop" => "StopUnit",
-                "restart" => "RestartUnit",
-                other => anyhow::bail!("job type {other} needs EnqueueUnitJob (systemd ≥ 243)"),
-            };
-            let reply = manager_call(conn, method, &(unit, "replace"), || {
-                format!("systemd {method} {unit} failed")
-            })
-            .await?;
-            let path: OwnedObjectPath = reply.body().deserialize().context("job path")?;
-            let path = path.to_string();
-            let id: u32 = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let job = Job {
-                id,
-                path,
-                unit: unit.to_string(),
-                job_type: job_type.to_string(),
-            };
-            let mut affected = vec![job.clone()];
-            for j in list_jobs(conn).await? {
-                if j.id > id {
-                    affected.push(j);
-                }
-            }
-            Ok(Enqueued {
-                job,
-                affected,
-                exact: false,
-            })
+            enqueue_without_transaction(&m, unit, job_type).await
         }
         Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
             Err(anyhow::Error::new(e).context(format!(
@@ -229,11 +273,39 @@ pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<En
     }
 }
 
+/// [`enqueue`] on a systemd older than 243: StartUnit/StopUnit/RestartUnit, and the jobs
+/// queued after it standing in for the transaction.
+async fn enqueue_without_transaction(m: &ManagerProxy<'_>, unit: &str, job_type: &str) -> Result<Enqueued> {
+    let (method, r) = match job_type {
+        "start" => ("StartUnit", m.start_unit(unit, "replace").await),
+        "stop" => ("StopUnit", m.stop_unit(unit, "replace").await),
+        "restart" => ("RestartUnit", m.restart_unit(unit, "replace").await),
+        other => anyhow::bail!("job type {other} needs EnqueueUnitJob (systemd ≥ 243)"),
+    };
+    let path = r.map_err(|e| call_error(method, format!("systemd {method} {unit} failed"), e))?;
+    let path = path.to_string();
+    let id: u32 = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let job = Job {
+        id,
+        path,
+        unit: unit.to_string(),
+        job_type: job_type.to_string(),
+    };
+    let mut affected = vec![job.clone()];
+    affected.extend(list_jobs(m).await?.into_iter().filter(|j| j.id > id));
+    Ok(Enqueued {
+        job,
+        affected,
+        exact: false,
+    })
+}
+
 /// The jobs in the queue now (`ListJobs`).
-pub async fn list_jobs(conn: &Connection) -> Result<Vec<Job>> {
-    let reply = manager_call(conn, "ListJobs", &(), || "systemd ListJobs failed".into()).await?;
-    let jobs: Vec<(u32, String, String, String, OwnedObjectPath, OwnedObjectPath)> =
-        reply.body().deserialize().context("ListJobs reply")?;
+async fn list_jobs(m: &ManagerProxy<'_>) -> Result<Vec<Job>> {
+    let jobs = m
+        .list_jobs()
+        .await
+        .map_err(|e| call_error("ListJobs", "systemd ListJobs failed".into(), e))?;
     Ok(jobs
         .into_iter()
         .map(|(id, unit, jt, _state, path, _)| Job {
@@ -270,23 +342,11 @@ impl UnitState {
 /// The state of `names` in one call (`ListUnitsByNames`, allowed to every user). Units
 /// that do not exist come back with load state "not-found".
 pub async fn list_units_by_names(conn: &Connection, names: &[String]) -> Result<Vec<UnitState>> {
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        OwnedObjectPath,
-        u32,
-        String,
-        OwnedObjectPath,
-    );
-    let reply = manager_call(conn, "ListUnitsByNames", &(names,), || {
-        "systemd ListUnitsByNames failed".into()
-    })
-    .await?;
-    let rows: Vec<Row> = reply.body().deserialize().context("ListUnitsByNames reply")?;
+    let rows = manager(conn)
+        .await?
+        .list_units_by_names(names)
+        .await
+        .map_err(|e| call_error("ListUnitsByNames", "systemd ListUnitsByNames failed".into(), e))?;
     Ok(rows
         .into_iter()
         .map(
@@ -306,26 +366,25 @@ pub async fn list_units_by_names(conn: &Connection, names: &[String]) -> Result<
         .collect())
 }
 
-/// One property of the object at `path` (`org.freedesktop.DBus.Properties.Get`).
-pub async fn get_property(conn: &Connection, path: &str, interface: &str, name: &str) -> Result<OwnedVariant> {
-    let reply = conn
-        .call_method(Some(DEST), path, Some(PROPERTIES), "Get", &(interface, name))
+/// When the unit at `path` entered its current state: `ActiveEnterTimestamp` when
+/// `active`, else `StateChangeTimestamp` (µs since the epoch); `None` for "never".
+pub async fn state_since(conn: &Connection, path: &str, active: bool) -> Result<Option<u64>> {
+    let u = unit(conn, path).await?;
+    let t = if active {
+        u.active_enter_timestamp().await
+    } else {
+        u.state_change_timestamp().await
+    };
+    let t = t.map_err(|e| call_error("Get", format!("reading the timestamps of {path}"), e))?;
+    Ok(Some(t).filter(|t| *t > 0))
+}
+
+/// The `StatusText` of the service at `path` (its main process's STATUS=).
+pub async fn status_text(conn: &Connection, path: &str) -> Result<String> {
+    let s = service(conn, path).await?;
+    s.status_text()
         .await
-        .map_err(|e| call_error("Get", format!("reading {interface}.{name} of {path}"), e))?;
-    let v: OwnedVariant = reply.body().deserialize().with_context(|| format!("{name} reply"))?;
-    Ok(v)
-}
-
-/// A `u64` property (timestamps are µs since the epoch, 0 for "never").
-pub async fn get_u64(conn: &Connection, path: &str, interface: &str, name: &str) -> Result<u64> {
-    let v = get_property(conn, path, interface, name).await?;
-    u64::try_from(v).with_context(|| format!("{name} is not a u64"))
-}
-
-/// A string property.
-pub async fn get_string(conn: &Connection, path: &str, interface: &str, name: &str) -> Result<String> {
-    let v = get_property(conn, path, interface, name).await?;
-    String::try_from(v).with_context(|| format!("{name} is not a string"))
+        .map_err(|e| call_error("Get", format!("reading StatusText of {path}"), e))
 }
 
 /// A signal from the manager or a unit, as far as hlsys cares.
@@ -423,7 +482,7 @@ impl Events {
     /// `Subscribe`, so that every signal about a job enqueued afterwards arrives.
     pub async fn subscribe(conn: &Connection) -> Result<Events> {
         let queue = NonZeroUsize::new(4096);
-        let manager = MatchRule::builder()
+        let manager_signals = MatchRule::builder()
             .msg_type(MsgType::Signal)
             .sender(DEST)
             .path(PATH)
@@ -436,7 +495,7 @@ impl Events {
             .interface(PROPERTIES)
             .member("PropertiesChanged")
             .build()?;
-        let a = MessageStream::for_match_rule(manager, conn, queue)
+        let a = MessageStream::for_match_rule(manager_signals, conn, queue)
             .await
             .context("adding a D-Bus match rule")?;
         let b = MessageStream::for_match_rule(units, conn, queue)
@@ -456,7 +515,11 @@ impl Events {
                 }
             }
         });
-        manager_call(conn, "Subscribe", &(), || "systemd Subscribe failed".into()).await?;
+        manager(conn)
+            .await?
+            .subscribe()
+            .await
+            .map_err(|e| call_error("Subscribe", "systemd Subscribe failed".into(), e))?;
         Ok(Events { rx, task })
     }
 

@@ -228,13 +228,13 @@ fn broken_stack_is_skipped_and_reported_the_rest_generated() {
 }
 
 #[test]
-fn unusable_config_exits_1_and_writes_nothing() {
+fn unusable_config_exits_2_and_writes_nothing() {
     let s = Setup::new();
     s.good_tree();
     let cfg = s.write("hlsys.toml", "stacks_dir = \"tree\"\nunit_prefx = \"lab\"\n");
     let out = s.out_dir("normal");
     let r = run_generator(Some(&cfg), &[&out]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(snapshot(&out).is_empty(), "{:?}", names(&snapshot(&out)));
     if logs_to_stderr() {
         assert!(r.stderr.contains("config unusable, no units generated"), "{}", r.stderr);
@@ -244,7 +244,7 @@ fn unusable_config_exits_1_and_writes_nothing() {
 
     // HLSYS_CONFIG naming a file that does not exist is unusable too (not "defaults").
     let r = run_generator(Some(&s.path("missing.toml")), &[&out]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(snapshot(&out).is_empty());
 }
 

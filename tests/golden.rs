@@ -72,7 +72,7 @@ fn example_homelab_units_match_golden_directory() {
 
 #[test]
 fn units_currency_follows_the_tree() {
-    use hlsys::generator::{currency, Currency};
+    use hlsys::generator::{freshness, Freshness};
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homelab");
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("tree");
@@ -85,10 +85,10 @@ fn units_currency_follows_the_tree() {
     assert!(status.success());
     let load = || hlsys::tree::build(hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap()).unwrap();
     let out = work.path().join("gen");
-    assert_eq!(currency(&load(), &out), Currency::NotGenerated);
+    assert_eq!(freshness(&load(), &out), Freshness::NotGenerated);
     let model = load();
     hlsys::generator::write_all(&out, &model, &hlsys::units::render(&model)).unwrap();
-    assert_eq!(currency(&load(), &out), Currency::Current { units: 14 });
+    assert_eq!(freshness(&load(), &out), Freshness::Current { units: 14 });
     // A new stack: its unit and its layer target are stale.
     std::fs::create_dir_all(tree.join("media/jellyfin")).unwrap();
     std::fs::write(
@@ -97,15 +97,15 @@ fn units_currency_follows_the_tree() {
     )
     .unwrap();
     assert_eq!(
-        currency(&load(), &out),
-        Currency::Stale {
+        freshness(&load(), &out),
+        Freshness::Stale {
             changed: vec!["homelab-media-jellyfin.service".into(), "homelab-media.target".into()]
         }
     );
     // A removed stack is left over in the generated directory.
     std::fs::remove_dir_all(tree.join("media/jellyfin")).unwrap();
     std::fs::remove_dir_all(tree.join("media/stash")).unwrap();
-    let Currency::Stale { changed } = currency(&load(), &out) else {
+    let Freshness::Stale { changed } = freshness(&load(), &out) else {
         panic!("expected stale")
     };
     assert!(

@@ -135,7 +135,7 @@ pub fn model(top: &Mapping, project: &str, project_dir: &Path, env: &BTreeMap<St
     for (name, def) in entries(top.get("secrets"), "secrets")? {
         let key = format!("secrets.{name}");
         if let Some(file) = field(def, "file", &key)? {
-            secret_files.push(ctx.resolve(&string(file, &format!("{key}.file"))?));
+            secret_files.push(ctx.absolute(&string(file, &format!("{key}.file"))?));
         }
     }
 
@@ -267,7 +267,7 @@ impl Networks {
     }
 
     /// The Docker name of a network a service refers to by key.
-    fn resolve(&self, name: &str, key: &str) -> Result<String> {
+    fn docker_name(&self, name: &str, key: &str) -> Result<String> {
         match self.names.get(name) {
             Some(n) => Ok(n.clone()),
             None if name == "default" => Ok(format!("{}_default", self.project)),
@@ -327,7 +327,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn resolve(&self, path: &str) -> PathBuf {
+    fn absolute(&self, path: &str) -> PathBuf {
         if let Some(rest) = path.strip_prefix('~') {
             if let Some(home) = self.home() {
                 return clean(&home.join(rest.trim_start_matches('/')));
@@ -363,6 +363,30 @@ fn service(
     networks: &Networks,
     ctx: &Ctx,
 ) -> Result<(Service, Vec<(String, bool)>)> {
+    // Fields in the order they were always checked: the first problem found is the error.
+    let service = Service {
+        name: name.to_string(),
+        healthcheck: healthcheck(def, key)?,
+        restart: get(def, "restart")
+            .map(|v| string(v, &format!("{key}.restart")))
+            .transpose()?,
+        networks: service_networks(def, key, networks)?,
+        gpu: gpu(def, key)?,
+        ports: ports(def, key)?,
+        env_files: env_files(def, key, ctx)?,
+        bind_sources: bind_sources(def, key, ctx)?,
+        depends_on: Vec::new(),
+    };
+    let depends_on = depends_on(def, key)?;
+    let service = Service {
+        depends_on: depends_on.iter().map(|(d, _)| d.clone()).collect(),
+        ..service
+    };
+    Ok((service, depends_on))
+}
+
+/// Whether the service has a healthcheck that is not switched off.
+fn healthcheck(def: &Mapping, key: &str) -> Result<bool> {
     let get = |name: &str| get(def, name);
     let sub = |field: &str| format!("{key}.{field}");
 
@@ -382,8 +406,13 @@ fn service(
             !disabled && !none
         }
     };
+    Ok(healthcheck)
+}
 
-    let restart = get("restart").map(|v| string(v, &sub("restart"))).transpose()?;
+/// The Docker names of the networks the service joins (none with a network_mode).
+fn service_networks(def: &Mapping, key: &str, networks: &Networks) -> Result<Vec<String>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     // Any network_mode (host, none, bridge, service:…, container:…) replaces the
     // project networks; Compose itself rejects combining it with `networks:`.
@@ -395,13 +424,18 @@ fn service(
             keys.push("default".to_string());
         }
         for k in keys {
-            service_networks.push(networks.resolve(&k, &nk)?);
+            service_networks.push(networks.docker_name(&k, &nk)?);
         }
         service_networks.sort();
         service_networks.dedup();
     }
+    Ok(service_networks)
+}
 
-    let gpu = gpu(def, key)?;
+/// The ports the service publishes.
+fn ports(def: &Mapping, key: &str) -> Result<Vec<PublishedPort>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut ports = Vec::new();
     if let Some(v) = get("ports") {
@@ -418,6 +452,13 @@ fn service(
             }
         }
     }
+    Ok(ports)
+}
+
+/// The service's `env_file` entries: absolute path, and whether it must exist.
+fn env_files(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<(PathBuf, bool)>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut env_files = Vec::new();
     if let Some(v) = get("env_file") {
@@ -439,7 +480,7 @@ fn service(
                 }
                 _ => (string(item, &ik)?, true),
             };
-            let path = ctx.resolve(&path);
+            let path = ctx.absolute(&path);
             // Later entries for the same file win, in the first one's place (compose-go's unicity).
             match env_files.iter_mut().find(|(p, _)| *p == path) {
                 Some(slot) => slot.1 = required,
@@ -455,11 +496,13 @@ fn service(
             }
         }
     }
+    Ok(env_files)
+}
 
-    let bind_sources = match get("volumes") {
-        Some(v) => bind_sources(v, &sub("volumes"), ctx)?,
-        None => Vec::new(),
-    };
+/// `depends_on`, explicit and implicit, with whether each is required.
+fn depends_on(def: &Mapping, key: &str) -> Result<Vec<(String, bool)>> {
+    let get = |name: &str| get(def, name);
+    let sub = |field: &str| format!("{key}.{field}");
 
     let mut depends_on = Vec::new();
     if let Some(v) = get("depends_on") {
@@ -505,25 +548,17 @@ fn service(
             depends_on.push((dep, true));
         }
     }
-
-    let service = Service {
-        name: name.to_string(),
-        healthcheck,
-        restart,
-        networks: service_networks,
-        gpu,
-        ports,
-        env_files,
-        bind_sources,
-        depends_on: depends_on.iter().map(|(d, _)| d.clone()).collect(),
-    };
-    Ok((service, depends_on))
+    Ok(depends_on)
 }
 
 /// Host paths of a service's bind mounts. Volumes with the same target replace each
 /// other in the first one's place, as Compose keeps one mount per target once files
 /// are merged; a short spec Compose cannot split (`${UNSET}:/data`) is refused.
-fn bind_sources(value: &Value, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
+fn bind_sources(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
+    let Some(value) = get(def, "volumes") else {
+        return Ok(Vec::new());
+    };
+    let key = &format!("{key}.volumes");
     let Value::Sequence(seq) = value else {
         return Err(ComposeError::at(key, "expected a list"));
     };
@@ -555,7 +590,7 @@ fn bind_sources(value: &Value, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
     Ok(mounts
         .into_iter()
         .filter_map(|(_, s)| s)
-        .map(|s| ctx.resolve(s))
+        .map(|s| ctx.absolute(s))
         .collect())
 }
 
@@ -927,9 +962,9 @@ networks:
             "p",
         )
         .unwrap();
-        assert_eq!(n.resolve("legacy", "k").unwrap(), "old");
-        assert_eq!(n.resolve("extnamed", "k").unwrap(), "real");
-        assert_eq!(n.resolve("default", "k").unwrap(), "p_default");
+        assert_eq!(n.docker_name("legacy", "k").unwrap(), "old");
+        assert_eq!(n.docker_name("extnamed", "k").unwrap(), "real");
+        assert_eq!(n.docker_name("default", "k").unwrap(), "p_default");
     }
 
     #[test]

@@ -44,6 +44,23 @@ pub struct EnvFileRef {
     pub optional: bool,
 }
 
+/// A drop-in `<config>.d/*.toml`: machine state that tools (`hlsys enable|disable`)
+/// record without rewriting the user's file, so it may only set `[stacks.ID] enabled`.
+/// Read by [`Config::load`], written by `hlsys enable`: one schema for both.
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DropIn {
+    #[serde(default)]
+    pub stacks: BTreeMap<String, DropInStack>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DropInStack {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
 /// `[layers.NAME]`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -381,17 +398,6 @@ impl Config {
     /// tools change (`hlsys enable|disable`) without rewriting the user's file, so they
     /// may only set `[stacks.ID] enabled`; a later file wins.
     fn merge_dropins(&mut self, config_file: &Path) -> Result<(), ConfigError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct DropIn {
-            #[serde(default)]
-            stacks: BTreeMap<String, DropInStack>,
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct DropInStack {
-            enabled: Option<bool>,
-        }
         let dir = Self::dropin_dir(config_file);
         let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(()) };
         let mut files: Vec<PathBuf> = rd

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::host::Host;
 use crate::model::{Model, StackError};
 use crate::units::{render, Generated};
+use crate::write::Durability;
 
 /// File in the output directory that describes the run (systemd ignores it: not a unit name).
 pub const REPORT_NAME: &str = "hlsys-generator.json";
@@ -22,7 +24,7 @@ pub const REPORT_NAME: &str = "hlsys-generator.json";
 /// values from env files (the directory is world-readable): env files are fingerprinted
 /// by size and mtime only.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
-pub struct Report {
+pub struct GeneratorReport {
     pub config: Option<PathBuf>,
     pub stacks_dir: PathBuf,
     pub tree_available: bool,
@@ -48,8 +50,8 @@ impl From<&StackError> for ReportError {
     }
 }
 
-pub fn report(model: &Model, g: &Generated) -> Report {
-    Report {
+pub fn report(model: &Model, g: &Generated) -> GeneratorReport {
+    GeneratorReport {
         config: model.config.source.clone(),
         stacks_dir: model.config.stacks_dir.clone(),
         tree_available: model.tree_available,
@@ -87,17 +89,9 @@ impl<T> Context<T> for std::io::Result<T> {
 }
 
 /// Writes `content` to `path` through a temporary file and a rename, so a reader (or a
-/// crash) never sees half a unit.
+/// crash) never sees half a unit. Not synced: /run does not outlive a crash anyway.
 fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp).at("creating", &tmp)?;
-    f.write_all(content).at("writing", &tmp)?;
-    drop(f);
-    std::fs::rename(&tmp, path).at("renaming into place", path)?;
-    Ok(())
+    crate::write::write_atomic(path, content, Durability::Renamed).at("writing", path)
 }
 
 /// Writes units, links and the report into `dir`. On any failure, removes what it wrote
@@ -170,25 +164,26 @@ impl KmsgLog {
 }
 
 /// The whole generator run. `args`: the 1 or 3 output directories systemd passes.
-/// Returns the exit status: 0 whenever the config was usable.
+/// Returns the exit status: [`EXIT_OK`] whenever the config was usable (broken stacks
+/// are skipped), [`EXIT_CONFIG`] when it is not, [`EXIT_FAILURE`] when writing failed.
 pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
     if args.len() != 1 && args.len() != 3 {
         log.log(3, "usage: hlsys-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
-        return 2;
+        return EXIT_USAGE;
     }
     let out = PathBuf::from(&args[0]);
     let config = match host.load_config() {
         Ok(c) => c,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));
-            return 1;
+            return EXIT_CONFIG;
         }
     };
     let model = match crate::tree::build(config) {
         Ok(m) => m,
         Err(e) => {
             log.log(3, &format!("config unusable, no units generated: {e}"));
-            return 1;
+            return EXIT_CONFIG;
         }
     };
     let g = render(&model);
@@ -207,11 +202,11 @@ pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
                     out.display()
                 ),
             );
-            0
+            EXIT_OK
         }
         Err(e) => {
             log.log(3, &format!("writing units failed, none left behind: {e:#}"));
-            1
+            EXIT_FAILURE
         }
     }
 }
@@ -221,7 +216,7 @@ pub const SYSTEM_GENERATOR_DIR: &str = "run/systemd/generator";
 
 /// How the units in a generator directory compare with what the tree gives now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Currency {
+pub enum Freshness {
     /// No report there: the generator never ran (not installed, or no reload since).
     NotGenerated,
     Current {
@@ -236,11 +231,11 @@ pub enum Currency {
 /// Compares `dir` (e.g. /run/systemd/generator) with a fresh render of `model`: the
 /// same renderer as the generator, so any difference means the tree changed since the
 /// last daemon-reload.
-pub fn currency(model: &Model, dir: &Path) -> Currency {
+pub fn freshness(model: &Model, dir: &Path) -> Freshness {
     let Ok(text) = std::fs::read_to_string(dir.join(REPORT_NAME)) else {
-        return Currency::NotGenerated;
+        return Freshness::NotGenerated;
     };
-    let previous: Vec<String> = serde_json::from_str::<Report>(&text)
+    let previous: Vec<String> = serde_json::from_str::<GeneratorReport>(&text)
         .map(|r| r.units)
         .unwrap_or_default();
     let g = render(model);
@@ -253,8 +248,8 @@ pub fn currency(model: &Model, dir: &Path) -> Currency {
     changed.extend(previous.into_iter().filter(|p| !g.units.iter().any(|u| &u.name == p)));
     changed.sort();
     if changed.is_empty() {
-        Currency::Current { units: g.units.len() }
+        Freshness::Current { units: g.units.len() }
     } else {
-        Currency::Stale { changed }
+        Freshness::Stale { changed }
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Layer, Stack, StackError};
 
-pub struct Outcome {
+pub struct Pruned {
     pub errors: Vec<StackError>,
     /// Layer names in start order.
     pub layer_order: Vec<String>,
@@ -109,123 +109,148 @@ pub fn layer_order(layers: &[Layer]) -> Result<Vec<String>, String> {
 
 /// Checks references and cycles, moving every stack that cannot be generated out of
 /// `stacks` into the returned errors. `Err` only for a cycle between layers themselves.
-pub fn resolve(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Outcome, String> {
+pub fn prune(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Pruned, String> {
     let order = layer_order(layers)?;
-    let layer_by_name: BTreeMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
     let mut errors = Vec::new();
+    // Stack id → why it is left out.
     let mut left_out: BTreeMap<String, String> = failed
         .iter()
         .map(|id| (id.clone(), "it is in error".to_string()))
         .collect();
-
-    // Unknown references are errors of the stack that makes them; a want of a stack that
-    // is merely in error is dropped (that is what Wants= means).
-    let all: BTreeSet<String> = stacks.iter().map(|s| s.id.clone()).collect();
-    stacks.retain_mut(|s| {
-        let unknown: Vec<&String> = s
-            .requires
-            .iter()
-            .chain(&s.wants)
-            .filter(|d| !all.contains(*d) && !failed.contains(*d))
-            .collect();
-        if let Some(d) = unknown.first() {
-            let message = format!("depends on unknown stack {d:?}");
-            left_out.insert(s.id.clone(), message.clone());
-            errors.push(StackError {
-                stack: s.id.clone(),
-                file: s.compose_file.clone(),
-                message,
-            });
-            return false;
-        }
-        if s.requires.iter().any(|d| *d == s.id) || s.wants.iter().any(|d| *d == s.id) {
-            let message = "depends on itself".to_string();
-            left_out.insert(s.id.clone(), message.clone());
-            errors.push(StackError {
-                stack: s.id.clone(),
-                file: s.compose_file.clone(),
-                message,
-            });
-            return false;
-        }
-        s.wants.retain(|w| !failed.contains(w));
-        true
-    });
-
+    drop_bad_references(stacks, failed, &mut left_out, &mut errors);
     loop {
-        // Whatever hard-requires a stack that is left out goes too.
-        let mut changed = false;
-        stacks.retain(|s| {
-            if let Some(dep) = s.requires.iter().find(|d| left_out.contains_key(*d)) {
-                let message = format!("requires stack {dep:?}, which is left out ({})", left_out[dep]);
-                errors.push(StackError {
-                    stack: s.id.clone(),
-                    file: s.compose_file.clone(),
-                    message,
-                });
-                left_out.insert(s.id.clone(), format!("requires {dep:?}"));
-                changed = true;
-                return false;
-            }
-            true
-        });
-        for s in stacks.iter_mut() {
-            s.wants.retain(|w| !left_out.contains_key(w));
-        }
-        if changed {
+        if drop_requirers(stacks, &mut left_out, &mut errors) {
             continue;
         }
-        let mut edges: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
-        for s in stacks.iter() {
-            let mut after: Vec<Node> = s
-                .requires
-                .iter()
-                .chain(&s.wants)
-                .map(|d| Node::Stack(d.clone()))
-                .collect();
-            if let Some(l) = layer_by_name.get(s.layer.as_str()) {
-                after.extend(l.after.iter().chain(&l.requires).map(|d| Node::Layer(d.clone())));
-            }
-            edges.insert(Node::Stack(s.id.clone()), after);
-            if s.enabled {
-                edges
-                    .entry(Node::Layer(s.layer.clone()))
-                    .or_default()
-                    .push(Node::Stack(s.id.clone()));
-            }
-        }
-        for l in layers {
-            edges
-                .entry(Node::Layer(l.name.clone()))
-                .or_default()
-                .extend(l.after.iter().chain(&l.requires).map(|d| Node::Layer(d.clone())));
-        }
-        let Some(cycle) = find_cycle(&edges) else { break };
-        let text = arrow(&cycle);
-        let in_cycle: BTreeSet<String> = cycle
-            .iter()
-            .filter_map(|n| match n {
-                Node::Stack(s) => Some(s.clone()),
-                Node::Layer(_) => None,
-            })
-            .collect();
-        stacks.retain(|s| {
-            if in_cycle.contains(&s.id) {
-                errors.push(StackError {
-                    stack: s.id.clone(),
-                    file: s.compose_file.clone(),
-                    message: format!("dependency cycle: {text}"),
-                });
-                left_out.insert(s.id.clone(), "in a dependency cycle".into());
-                return false;
-            }
-            true
-        });
+        let Some(cycle) = find_cycle(&ordering_edges(stacks, layers)) else {
+            break;
+        };
+        drop_cycle(stacks, &cycle, &mut left_out, &mut errors);
     }
-    Ok(Outcome {
+    Ok(Pruned {
         errors,
         layer_order: order,
     })
+}
+
+fn stack_error(s: &Stack, message: String) -> StackError {
+    StackError {
+        stack: s.id.clone(),
+        file: s.compose_file.clone(),
+        message,
+    }
+}
+
+/// Unknown references are errors of the stack that makes them; a want of a stack that
+/// is merely in error is dropped (that is what Wants= means).
+fn drop_bad_references(
+    stacks: &mut Vec<Stack>,
+    failed: &BTreeSet<String>,
+    left_out: &mut BTreeMap<String, String>,
+    errors: &mut Vec<StackError>,
+) {
+    let all: BTreeSet<String> = stacks.iter().map(|s| s.id.clone()).collect();
+    stacks.retain_mut(|s| {
+        let mut deps = s.requires.iter().chain(&s.wants);
+        let message = if let Some(d) = deps.clone().find(|d| !all.contains(*d) && !failed.contains(*d)) {
+            format!("depends on unknown stack {d:?}")
+        } else if deps.any(|d| *d == s.id) {
+            "depends on itself".to_string()
+        } else {
+            s.wants.retain(|w| !failed.contains(w));
+            return true;
+        };
+        left_out.insert(s.id.clone(), message.clone());
+        errors.push(stack_error(s, message));
+        false
+    });
+}
+
+/// Whatever hard-requires a stack that is left out goes too; wants of it are dropped.
+/// Returns whether a stack was left out (then its requirers must be looked at again).
+fn drop_requirers(
+    stacks: &mut Vec<Stack>,
+    left_out: &mut BTreeMap<String, String>,
+    errors: &mut Vec<StackError>,
+) -> bool {
+    let mut changed = false;
+    stacks.retain(|s| {
+        let Some(dep) = s.requires.iter().find(|d| left_out.contains_key(*d)) else {
+            return true;
+        };
+        let message = format!("requires stack {dep:?}, which is left out ({})", left_out[dep]);
+        errors.push(stack_error(s, message));
+        left_out.insert(s.id.clone(), format!("requires {dep:?}"));
+        changed = true;
+        false
+    });
+    for s in stacks.iter_mut() {
+        s.wants.retain(|w| !left_out.contains_key(w));
+    }
+    changed
+}
+
+/// The "starts after" relation of the units: node → what it starts after.
+fn ordering_edges(stacks: &[Stack], layers: &[Layer]) -> BTreeMap<Node, Vec<Node>> {
+    let layer_by_name: BTreeMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
+    let layer_deps = |l: &Layer| {
+        l.after
+            .iter()
+            .chain(&l.requires)
+            .map(|d| Node::Layer(d.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut edges: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
+    for s in stacks {
+        let mut after: Vec<Node> = s
+            .requires
+            .iter()
+            .chain(&s.wants)
+            .map(|d| Node::Stack(d.clone()))
+            .collect();
+        if let Some(l) = layer_by_name.get(s.layer.as_str()) {
+            after.extend(layer_deps(l));
+        }
+        edges.insert(Node::Stack(s.id.clone()), after);
+        if s.enabled {
+            edges
+                .entry(Node::Layer(s.layer.clone()))
+                .or_default()
+                .push(Node::Stack(s.id.clone()));
+        }
+    }
+    for l in layers {
+        edges
+            .entry(Node::Layer(l.name.clone()))
+            .or_default()
+            .extend(layer_deps(l));
+    }
+    edges
+}
+
+/// Leaves out every stack of `cycle`, naming the whole cycle in each error.
+fn drop_cycle(
+    stacks: &mut Vec<Stack>,
+    cycle: &[Node],
+    left_out: &mut BTreeMap<String, String>,
+    errors: &mut Vec<StackError>,
+) {
+    let text = arrow(cycle);
+    let in_cycle: BTreeSet<&String> = cycle
+        .iter()
+        .filter_map(|n| match n {
+            Node::Stack(s) => Some(s),
+            Node::Layer(_) => None,
+        })
+        .collect();
+    stacks.retain(|s| {
+        if !in_cycle.contains(&s.id) {
+            return true;
+        }
+        errors.push(stack_error(s, format!("dependency cycle: {text}")));
+        left_out.insert(s.id.clone(), "in a dependency cycle".into());
+        false
+    });
 }
 
 #[cfg(test)]
@@ -274,7 +299,7 @@ mod tests {
             stack("d", "x", &[], &["a"]),
             stack("e", "x", &[], &[]),
         ];
-        let out = resolve(&mut stacks, &[layer("x", &[])], &BTreeSet::new()).unwrap();
+        let out = prune(&mut stacks, &[layer("x", &[])], &BTreeSet::new()).unwrap();
         let ids: Vec<&str> = stacks.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["d", "e"]);
         assert!(stacks[0].wants.is_empty(), "want of a left-out stack is dropped");
@@ -288,7 +313,7 @@ mod tests {
     fn dependency_against_layer_order_is_a_cycle_through_the_layers() {
         let mut stacks = vec![stack("db", "database", &["llm"], &[]), stack("llm", "genai", &[], &[])];
         let layers = [layer("database", &[]), layer("genai", &["database"])];
-        let out = resolve(&mut stacks, &layers, &BTreeSet::new()).unwrap();
+        let out = prune(&mut stacks, &layers, &BTreeSet::new()).unwrap();
         assert!(stacks.is_empty());
         assert!(
             out.errors[0].message.contains("layer database"),
@@ -306,7 +331,7 @@ mod tests {
             stack("d", "x", &["b"], &[]),
         ];
         let failed: BTreeSet<String> = ["broken".to_string()].into();
-        let out = resolve(&mut stacks, &[layer("x", &[])], &failed).unwrap();
+        let out = prune(&mut stacks, &[layer("x", &[])], &failed).unwrap();
         assert_eq!(stacks.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["c"]);
         assert!(stacks[0].wants.is_empty());
         let msgs: BTreeMap<&str, &str> = out

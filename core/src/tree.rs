@@ -293,6 +293,12 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
     })
 }
 
+/// From this many stacks on, [`build`] reads them on several threads: below it, starting
+/// threads costs more than it saves.
+const PARALLEL_FROM: usize = 64;
+/// At most this many reading threads (reading is mostly parsing; more cores help little).
+const MAX_THREADS: usize = 8;
+
 /// Builds the model. `Err` only for config problems that leave nothing to build on.
 pub fn build(config: Config) -> Result<Model, ConfigError> {
     let mut errors = Vec::new();
@@ -309,8 +315,59 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         });
     }
     let found = discover(&config.stacks_dir, &mut errors);
+    let candidates = unique_ids(found, &mut errors);
+    let listed_layer = listed_layers(&config, &cfg_file)?;
+    report_unknown_stacks(&config, &cfg_file, &candidates, &listed_layer, &mut errors);
 
-    // Ids, and collisions between them (`a/b-c` and `a-b/c` both give `a-b-c`).
+    let mut stacks = Vec::new();
+    let mut files_read = StackInputs {
+        compose: Vec::new(),
+        env_files: Vec::new(),
+    };
+    let threads = if candidates.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    };
+    for read in read_stacks(&config, &candidates, &listed_layer, threads) {
+        match read {
+            Ok((stack, files)) => {
+                files_read.compose.extend(files.compose);
+                files_read.env_files.extend(files.env_files);
+                stacks.push(stack);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+
+    let mut layers = layers(&config, &cfg_file, &stacks)?;
+    // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
+    let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
+    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
+        file: cfg_file.clone(),
+        message,
+    })?;
+    errors.extend(pruned.errors);
+    order_layers(&mut layers, &pruned.layer_order, &stacks);
+    stacks.sort_by(|a, b| a.id.cmp(&b.id));
+    errors.sort_by(|a, b| (&a.stack, &a.file).cmp(&(&b.stack, &b.file)));
+    errors.dedup();
+    let inputs = inputs(&config, &stacks, files_read);
+    Ok(Model {
+        config,
+        stacks,
+        errors,
+        layers,
+        tree_available,
+        inputs,
+    })
+}
+
+/// Stack ids of what [`discover`] found; ids given by more than one directory (`a/b-c`
+/// and `a-b/c` both give `a-b-c`) and invalid ones become errors.
+fn unique_ids(found: Vec<Found>, errors: &mut Vec<StackError>) -> Vec<(String, Found)> {
     let mut by_id: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for f in found {
         match stack_id(&f.rel) {
@@ -340,144 +397,177 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
             candidates.push((id, fs.remove(0)));
         }
     }
-    let known_ids: BTreeSet<&str> = candidates.iter().map(|(id, _)| id.as_str()).collect();
+    candidates
+}
 
-    // Layers named by explicit member lists.
+/// Stack id → layer, from the layers' explicit member lists (`layers.NAME.stacks`).
+fn listed_layers(config: &Config, cfg_file: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut listed_layer: BTreeMap<String, String> = BTreeMap::new();
     for (layer, lc) in &config.layers {
         for id in lc.stacks.iter().flatten() {
             if let Some(other) = listed_layer.insert(id.clone(), layer.clone()) {
                 if other != *layer {
                     return Err(ConfigError {
-                        file: cfg_file.clone(),
+                        file: cfg_file.to_path_buf(),
                         message: format!("stack {id:?} is listed in layers.{other}.stacks and layers.{layer}.stacks"),
                     });
                 }
             }
         }
     }
-    // Config entries for stacks that don't exist are reported, not ignored: they are
-    // usually typos or moved directories.
+    Ok(listed_layer)
+}
+
+/// Config entries for stacks that don't exist are reported, not ignored: they are
+/// usually typos or moved directories.
+fn report_unknown_stacks(
+    config: &Config,
+    cfg_file: &Path,
+    candidates: &[(String, Found)],
+    listed_layer: &BTreeMap<String, String>,
+    errors: &mut Vec<StackError>,
+) {
+    let known_ids: BTreeSet<&str> = candidates.iter().map(|(id, _)| id.as_str()).collect();
+    let unknown = |id: &String, message: String| StackError {
+        stack: id.clone(),
+        file: cfg_file.to_path_buf(),
+        message,
+    };
+    let under = config.stacks_dir.display();
     for id in config.stacks.keys() {
         if !known_ids.contains(id.as_str()) && !errors.iter().any(|e| &e.stack == id) {
-            errors.push(StackError {
-                stack: id.clone(),
-                file: cfg_file.clone(),
-                message: format!(
-                    "configured stack {id:?} has no directory with a compose file under {}",
-                    config.stacks_dir.display()
-                ),
-            });
+            let message = format!("configured stack {id:?} has no directory with a compose file under {under}");
+            errors.push(unknown(id, message));
         }
     }
-    for (id, layer) in &listed_layer {
+    for (id, layer) in listed_layer {
         if !known_ids.contains(id.as_str()) {
-            errors.push(StackError {
-                stack: id.clone(),
-                file: cfg_file.clone(),
-                message: format!(
-                    "layers.{layer}.stacks names {id:?}, which is not a stack under {}",
-                    config.stacks_dir.display()
-                ),
-            });
+            let message = format!("layers.{layer}.stacks names {id:?}, which is not a stack under {under}");
+            errors.push(unknown(id, message));
         }
     }
+}
 
-    let mut stacks = Vec::new();
-    let mut compose_prints: BTreeMap<PathBuf, String> = BTreeMap::new();
-    let mut other_env_files: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut envs = EnvCache::new();
-    for (id, f) in &candidates {
-        let sc = config.stacks.get(id).cloned().unwrap_or_default();
-        let first = f.rel.split('/').next().unwrap_or(&f.rel).to_string();
-        let configured = sc.layer.clone().or_else(|| listed_layer.get(id).cloned());
-        let assumed = configured.clone().unwrap_or_else(|| first.clone());
-        let mut parsed = match parse_stack(&config, &mut envs, f, id, &assumed) {
-            Ok(p) => p,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        let x = parsed.compose.x_hlsys.clone();
-        let layer = configured.or(x.layer.clone()).unwrap_or(first);
-        if layer != assumed {
-            // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
-            parsed = match parse_stack(&config, &mut envs, f, id, &layer) {
-                Ok(p) => p,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-        }
-        if let Err(message) = check_name("layer", &layer) {
-            errors.push(StackError {
-                stack: id.clone(),
-                file: f.compose_file.clone(),
-                message,
-            });
-            continue;
-        }
-        let mut requires = sc.requires.clone();
-        requires.extend(x.requires.iter().cloned());
-        requires.sort();
-        requires.dedup();
-        let mut wants = sc.wants.clone();
-        wants.extend(x.wants.iter().cloned());
-        wants.sort();
-        wants.dedup();
-        wants.retain(|w| !requires.contains(w));
-        compose_prints.extend(std::mem::take(&mut parsed.read));
-        other_env_files.extend(std::mem::take(&mut parsed.include_env_files));
-        let services = &parsed.compose.services;
-        let mut networks: Vec<String> = services.iter().flat_map(|s| s.networks.iter().cloned()).collect();
-        networks.sort();
-        networks.dedup();
-        stacks.push(Stack {
-            id: id.clone(),
-            layer,
-            dir: f.dir.clone(),
-            compose_file: parsed.compose_files[0].clone(),
-            compose_files: parsed.compose_files,
-            project: id.clone(),
-            env_files: parsed.env_files,
-            services: services.iter().map(|s| s.name.clone()).collect(),
-            networks,
-            gpu: services.iter().any(|s| !s.gpu.is_empty()),
-            requires,
-            wants,
-            unit: format!("{}-{}.service", config.unit_prefix, id),
-            enabled: sc.enabled.or(x.enabled).unwrap_or(true),
-            timeout_start_sec: sc.timeout_start_sec,
-            service_details: parsed.compose.services.clone(),
-            secret_files: parsed.compose.secret_files.clone(),
-        });
+/// [`read_stack`] for every candidate, in order, on `threads` threads (each with its own
+/// cache of the shared env files; scoped, so no runtime and nothing outlives the call).
+fn read_stacks(
+    config: &Config,
+    candidates: &[(String, Found)],
+    listed_layer: &BTreeMap<String, String>,
+    threads: usize,
+) -> Vec<Result<(Stack, StackInputs), StackError>> {
+    let read_all = |part: &[(String, Found)]| {
+        let mut envs = EnvCache::new();
+        part.iter()
+            .map(|(id, f)| read_stack(config, &mut envs, id, f, listed_layer))
+            .collect::<Vec<_>>()
+    };
+    if threads < 2 || candidates.is_empty() {
+        return read_all(candidates);
     }
+    let chunk = candidates.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read_all(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
 
-    // Layers: configured ones plus every layer a stack is in.
+/// The files one stack was read from, beyond its own env files: every compose file (with
+/// the fingerprint of the text parsed) and the env files of its `include`s.
+#[derive(Debug, PartialEq)]
+struct StackInputs {
+    compose: Vec<(PathBuf, String)>,
+    env_files: Vec<PathBuf>,
+}
+
+/// Reads one stack (env files, compose files) into a [`Stack`], with the files it was
+/// read from. Its layer: the config's, else `x-hlsys.layer`, else its first directory.
+fn read_stack(
+    config: &Config,
+    envs: &mut EnvCache,
+    id: &str,
+    f: &Found,
+    listed_layer: &BTreeMap<String, String>,
+) -> Result<(Stack, StackInputs), StackError> {
+    let sc = config.stacks.get(id).cloned().unwrap_or_default();
+    let first = f.rel.split('/').next().unwrap_or(&f.rel).to_string();
+    let configured = sc.layer.clone().or_else(|| listed_layer.get(id).cloned());
+    let assumed = configured.clone().unwrap_or_else(|| first.clone());
+    let mut parsed = parse_stack(config, envs, f, id, &assumed)?;
+    let x = parsed.compose.x_hlsys.clone();
+    let layer = configured.or(x.layer.clone()).unwrap_or(first);
+    if layer != assumed {
+        // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
+        parsed = parse_stack(config, envs, f, id, &layer)?;
+    }
+    check_name("layer", &layer).map_err(|message| StackError {
+        stack: id.to_string(),
+        file: f.compose_file.clone(),
+        message,
+    })?;
+    let requires = sorted_unique(sc.requires.iter().chain(&x.requires));
+    let mut wants = sorted_unique(sc.wants.iter().chain(&x.wants));
+    wants.retain(|w| !requires.contains(w));
+    let services = &parsed.compose.services;
+    let networks = sorted_unique(services.iter().flat_map(|s| &s.networks));
+    let stack = Stack {
+        id: id.to_string(),
+        layer,
+        dir: f.dir.clone(),
+        compose_file: parsed.compose_files[0].clone(),
+        compose_files: parsed.compose_files,
+        project: id.to_string(),
+        env_files: parsed.env_files,
+        services: services.iter().map(|s| s.name.clone()).collect(),
+        networks,
+        gpu: services.iter().any(|s| !s.gpu.is_empty()),
+        requires,
+        wants,
+        unit: format!("{}-{}.service", config.unit_prefix, id),
+        enabled: sc.enabled.or(x.enabled).unwrap_or(true),
+        timeout_start_sec: sc.timeout_start_sec,
+        service_details: parsed.compose.services.clone(),
+        secret_files: parsed.compose.secret_files.clone(),
+    };
+    let read = StackInputs {
+        compose: parsed.read,
+        env_files: parsed.include_env_files,
+    };
+    Ok((stack, read))
+}
+
+fn sorted_unique<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let set: BTreeSet<&String> = items.collect();
+    set.into_iter().cloned().collect()
+}
+
+/// The configured layers plus every layer a stack is in, their dependencies checked
+/// (stacks are filled in by [`order_layers`]).
+fn layers(config: &Config, cfg_file: &Path, stacks: &[Stack]) -> Result<Vec<Layer>, ConfigError> {
     let mut layer_names: BTreeSet<String> = config.layers.keys().cloned().collect();
     layer_names.extend(stacks.iter().map(|s| s.layer.clone()));
     for (name, lc) in &config.layers {
         for dep in lc.after.iter().chain(&lc.requires) {
             if !layer_names.contains(dep) {
                 return Err(ConfigError {
-                    file: cfg_file.clone(),
+                    file: cfg_file.to_path_buf(),
                     message: format!("layers.{name} depends on unknown layer {dep:?}"),
                 });
             }
         }
     }
-    let mut layers: Vec<Layer> = layer_names
+    Ok(layer_names
         .iter()
         .map(|name| {
             let lc = config.layers.get(name).cloned().unwrap_or_default();
-            let mut after: Vec<String> = lc.after.iter().filter(|a| !lc.requires.contains(a)).cloned().collect();
-            after.sort();
-            after.dedup();
-            let mut requires = lc.requires.clone();
-            requires.sort();
-            requires.dedup();
+            let requires = sorted_unique(lc.requires.iter());
+            let after = sorted_unique(lc.after.iter().filter(|a| !lc.requires.contains(a)));
             Layer {
                 name: name.clone(),
                 target: layer_target(&config.unit_prefix, name),
@@ -486,56 +576,83 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
                 stacks: Vec::new(),
             }
         })
-        .collect();
+        .collect())
+}
 
-    // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
-    let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
-    let outcome = graph::resolve(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
-        file: cfg_file.clone(),
-        message,
-    })?;
-    errors.extend(outcome.errors);
-    let order: BTreeMap<&str, usize> = outcome
-        .layer_order
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.as_str(), i))
-        .collect();
+/// Puts `layers` in start order and gives each its enabled stacks.
+fn order_layers(layers: &mut [Layer], layer_order: &[String], stacks: &[Stack]) {
+    let order: BTreeMap<&str, usize> = layer_order.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
     layers.sort_by_key(|l| order.get(l.name.as_str()).copied().unwrap_or(usize::MAX));
-    for l in &mut layers {
+    for l in layers {
         l.stacks = stacks
             .iter()
             .filter(|s| s.layer == l.name && s.enabled)
             .map(|s| s.id.clone())
             .collect();
     }
-    stacks.sort_by(|a, b| a.id.cmp(&b.id));
-    errors.sort_by(|a, b| (&a.stack, &a.file).cmp(&(&b.stack, &b.file)));
-    errors.dedup();
+}
 
+/// Every file the units depend on, fingerprinted: the config's, every compose file a
+/// stack was read from (selected, extended, included; fingerprinted while parsing them)
+/// and the env files.
+fn inputs(config: &Config, stacks: &[Stack], read: StackInputs) -> BTreeMap<PathBuf, String> {
     let mut inputs = BTreeMap::new();
     for p in config.input_files() {
         inputs.insert(p.clone(), fingerprint(&p));
     }
-    // Every compose file a valid stack was made of (selected, extended, included), with
-    // the fingerprint of the text that was parsed (not read a second time).
-    inputs.extend(compose_prints);
+    inputs.extend(read.compose);
     // Env files hold secrets: record size and mtime, never a hash of their content (the
     // report under /run is world-readable). Shared ones are looked at once.
     let env_files: BTreeSet<&PathBuf> = stacks
         .iter()
         .flat_map(|s| &s.env_files)
-        .chain(&other_env_files)
+        .chain(&read.env_files)
         .collect();
     for e in env_files {
         inputs.insert(e.clone(), metadata_fingerprint(e));
     }
-    Ok(Model {
-        config,
-        stacks,
-        errors,
-        layers,
-        tree_available,
-        inputs,
-    })
+    inputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 stacks in two layers with shared and own env files, some broken: the same
+    /// results, in the same order, on one thread and on several.
+    #[test]
+    fn reading_on_threads_gives_what_one_thread_gives() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        for i in 0..100 {
+            let layer = if i % 2 == 0 { "even" } else { "odd" };
+            let dir = tree.join(layer).join(format!("s{i:03}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let compose = if i % 17 == 0 {
+                "services: [\n".to_string()
+            } else {
+                format!("services:\n  app:\n    image: busybox:${{TAG}}\n    environment: [N={i}]\n")
+            };
+            std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+            if i % 5 == 0 {
+                std::fs::write(dir.join(".env"), format!("TAG={i}\n")).unwrap();
+            }
+        }
+        std::fs::write(tree.join("even/.env"), "TAG=even\n").unwrap();
+        std::fs::write(tree.join("odd/.env"), "TAG=odd\n").unwrap();
+        let config = Config::from_str_at("stacks_dir = \"tree\"\n", &d.path().join("hlsys.toml")).unwrap();
+        let mut errors = Vec::new();
+        let candidates = unique_ids(discover(&config.stacks_dir, &mut errors), &mut errors);
+        assert_eq!(candidates.len(), 100);
+        let listed = BTreeMap::new();
+        let one = read_stacks(&config, &candidates, &listed, 1);
+        assert_eq!(one.iter().filter(|r| r.is_err()).count(), 6);
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                read_stacks(&config, &candidates, &listed, threads),
+                one,
+                "{threads} threads"
+            );
+        }
+    }
 }

@@ -251,29 +251,7 @@ pub fn render(model: &Model) -> Generated {
         prefix: &model.config.unit_prefix,
     };
     let mut g = Generated::default();
-    let mut layer_drops: Vec<String> = Vec::new();
-    // Every GPU stack unit requires the GPU check unit, a disabled one too (it can be
-    // started by hand), so the check unit exists whenever such a unit does.
-    let mut needs_gpu = false;
-    for s in &model.stacks {
-        match stack_unit(model, &n, s) {
-            Ok(content) => {
-                needs_gpu |= s.gpu;
-                g.units.push(RenderedUnit {
-                    name: n.stack(&s.id),
-                    content,
-                });
-            }
-            Err(message) => {
-                layer_drops.push(s.id.clone());
-                g.skipped.push(StackError {
-                    stack: s.id.clone(),
-                    file: s.compose_file.clone(),
-                    message,
-                });
-            }
-        }
-    }
+    let dropped = render_stacks(model, &n, &mut g);
     // No tree, no layer targets: reached empty at boot, they would still be active when
     // the tree appears, and an active target orders nothing, so `reload --start` would
     // start every layer at once. Created by that reload instead, they start with (and
@@ -281,49 +259,27 @@ pub fn render(model: &Model) -> Generated {
     let layers: &[Layer] = if model.tree_available { &model.layers } else { &[] };
     for layer in layers {
         let mut l = layer.clone();
-        l.stacks.retain(|s| !layer_drops.contains(s));
-        g.units.push(RenderedUnit {
-            name: n.layer(&l.name),
-            content: layer_unit(model, &n, &l),
-        });
+        l.stacks.retain(|s| !dropped.contains(s));
+        g.add(n.layer(&l.name), layer_unit(model, &n, &l));
     }
     let mut extra_wants = Vec::new();
     if !model.tree_available {
         extra_wants.push(n.tree());
-        g.units.push(RenderedUnit {
-            name: n.tree(),
-            content: tree_unit(model, &n),
-        });
-        // Every prefix of the tree path could be the mount point that brings it.
-        let dir = model.config.stacks_dir.to_string_lossy().into_owned();
-        let mut prefix = String::new();
-        for comp in dir.split('/').filter(|c| !c.is_empty()) {
-            prefix.push('/');
-            prefix.push_str(comp);
-            g.links.push(WantsLink {
-                dir: format!("{}.mount.wants", path_unit_name(&prefix)),
-                unit: n.tree(),
-            });
-        }
+        render_tree_wait(model, &n, &mut g);
     }
-    g.units.push(RenderedUnit {
-        name: n.root(),
-        content: root_unit(model, &n, layers, &extra_wants),
-    });
-    g.units.push(RenderedUnit {
-        name: n.networks(),
-        content: oneshot_unit(
-            model,
-            "hlsys: ensure the configured Docker networks",
-            &["network", "ensure"],
-        ),
-    });
-    if needs_gpu {
-        g.units.push(RenderedUnit {
-            name: n.gpu(),
-            // Failing here holds back exactly the stacks that require this unit.
-            content: oneshot_unit(model, "hlsys: check the GPU path for GPU stacks", &["check", "--gpu"]),
-        });
+    g.add(n.root(), root_unit(model, &n, layers, &extra_wants));
+    let networks = oneshot_unit(
+        model,
+        "hlsys: ensure the configured Docker networks",
+        &["network", "ensure"],
+    );
+    g.add(n.networks(), networks);
+    // Every GPU stack unit requires the GPU check unit, a disabled one too (it can be
+    // started by hand), so the check unit exists whenever such a unit does.
+    if model.stacks.iter().any(|s| s.gpu && !dropped.contains(&s.id)) {
+        // Failing here holds back exactly the stacks that require this unit.
+        let gpu = oneshot_unit(model, "hlsys: check the GPU path for GPU stacks", &["check", "--gpu"]);
+        g.add(n.gpu(), gpu);
     }
     for dir in ["multi-user.target.wants", "docker.service.wants"] {
         g.links.push(WantsLink {
@@ -333,6 +289,47 @@ pub fn render(model: &Model) -> Generated {
     }
     g.units.sort_by(|a, b| a.name.cmp(&b.name));
     g
+}
+
+impl Generated {
+    fn add(&mut self, name: String, content: String) {
+        self.units.push(RenderedUnit { name, content });
+    }
+}
+
+/// The stack units; returns the ids of the stacks left out (in `g.skipped`).
+fn render_stacks(model: &Model, n: &Names, g: &mut Generated) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for s in &model.stacks {
+        match stack_unit(model, n, s) {
+            Ok(content) => g.add(n.stack(&s.id), content),
+            Err(message) => {
+                dropped.push(s.id.clone());
+                g.skipped.push(StackError {
+                    stack: s.id.clone(),
+                    file: s.compose_file.clone(),
+                    message,
+                });
+            }
+        }
+    }
+    dropped
+}
+
+/// The unit that waits for a missing tree, wanted by the mount unit of every prefix of
+/// the tree's path (any of them could be the mount point that brings it).
+fn render_tree_wait(model: &Model, n: &Names, g: &mut Generated) {
+    g.add(n.tree(), tree_unit(model, n));
+    let dir = model.config.stacks_dir.to_string_lossy().into_owned();
+    let mut prefix = String::new();
+    for comp in dir.split('/').filter(|c| !c.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(comp);
+        g.links.push(WantsLink {
+            dir: format!("{}.mount.wants", path_unit_name(&prefix)),
+            unit: n.tree(),
+        });
+    }
 }
 
 #[cfg(test)]

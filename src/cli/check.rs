@@ -29,7 +29,7 @@ pub struct CheckArgs {
 }
 
 pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let model = global.load_model().map_err(|e| e.to_string());
+    let model = global.load_model();
     let opts = CheckOptions {
         gpu_only: args.gpu,
         stacks: args.stacks.clone(),
@@ -41,7 +41,7 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             model.as_ref().ok().and_then(|m| units_current(m, &args.root))
         },
     };
-    let results = crate::docker::runtime()?.block_on(check::run(model.as_ref().map_err(Clone::clone), &opts));
+    let results = crate::docker::runtime()?.block_on(check::run(model.as_ref(), &opts));
     let code = check::exit_code(&results, args.strict);
     if args.json {
         let doc = json!({ "ok": code == 0, "checks": results });
@@ -55,21 +55,21 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
 /// The "generated units current" check: whether the units in systemd's generator
 /// directory (below `root`) match what the generator would write now.
 pub fn units_current(model: &Model, root: &std::path::Path) -> Option<CheckResult> {
-    use crate::generator::{currency, Currency, SYSTEM_GENERATOR_DIR};
+    use crate::generator::{freshness, Freshness, SYSTEM_GENERATOR_DIR};
     const NAME: &str = "units current";
     // Like sd_booted(): without systemd as PID 1 no generator runs, so there is
     // nothing to compare.
     if !root.join("run/systemd/system").is_dir() {
         return None;
     }
-    Some(match currency(model, &root.join(SYSTEM_GENERATOR_DIR)) {
-        Currency::Current { units } => CheckResult::ok(NAME, format!("{units} generated units match the tree")),
-        Currency::NotGenerated => CheckResult::warn(
+    Some(match freshness(model, &root.join(SYSTEM_GENERATOR_DIR)) {
+        Freshness::Current { units } => CheckResult::ok(NAME, format!("{units} generated units match the tree")),
+        Freshness::NotGenerated => CheckResult::warn(
             NAME,
             "no units generated yet (no hlsys-generator.json in /run/systemd/generator)",
             "install hlsys-generator in /usr/lib/systemd/system-generators/ and run systemctl daemon-reload",
         ),
-        Currency::Stale { changed } => CheckResult::warn(
+        Freshness::Stale { changed } => CheckResult::warn(
             NAME,
             format!(
                 "the tree changed since the units were generated: {}",

@@ -6,17 +6,19 @@
 //! every stack of the layer. `--now` also starts (enable) or stops (disable) them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
-use super::start::{execute, map_denied, model_and_targets, refuse_non_root, Action, Options};
+use super::start::{execute, Action, Options};
 use super::{config_failure, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
-use crate::config::{Config, DEFAULT_CONFIG};
-use crate::systemd;
+use super::{map_denied, model_and_targets, refuse_non_root};
+use crate::config::{Config, DropIn, DropInStack, DEFAULT_CONFIG};
+use crate::model::Model;
+use crate::resolve::Target;
+use crate::systemd::{self, UnitState};
+use crate::write::{write_atomic, Durability};
 
 /// The drop-in hlsys writes, in `<config>.d/`.
 pub const DROPIN_NAME: &str = "50-hlsys-enable.toml";
@@ -29,19 +31,6 @@ pub struct EnableArgs {
     /// Also start (enable) or stop (disable) the stacks now
     #[arg(long)]
     pub now: bool,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DropIn {
-    #[serde(default)]
-    pub stacks: BTreeMap<String, DropInStack>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DropInStack {
-    pub enabled: bool,
 }
 
 const HEADER: &str = "# Written by `hlsys enable|disable`: which stacks are part of their layer.\n\
@@ -61,43 +50,16 @@ pub fn updated_dropin(current: Option<&str>, changes: &[(String, bool)]) -> Resu
         None => DropIn::default(),
     };
     for (id, en) in changes {
-        d.stacks.insert(id.clone(), DropInStack { enabled: *en });
+        d.stacks.insert(id.clone(), DropInStack { enabled: Some(*en) });
     }
     Ok(format!("{HEADER}{}", toml::to_string(&d)?))
 }
 
-/// Writes `text` to `path` atomically: a temporary file in the same directory, synced,
-/// renamed over the old one, and the directory synced.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Writes the drop-in at `path` atomically and durably (it is state kept on disk).
+pub fn write_dropin(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().context("drop-in path has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let r = (|| -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    write_atomic(path, text.as_bytes(), Durability::Synced).context("writing the drop-in")
 }
 
 pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<ExitCode> {
@@ -109,12 +71,57 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    let ids = match stack_ids(&model, &targets, verb) {
+        Ok(ids) => ids,
+        Err(code) => return Ok(code),
+    };
+    let before: BTreeMap<String, bool> = model.stacks.iter().map(|s| (s.id.clone(), s.enabled)).collect();
+    let path = record(&model, &ids, enable)?;
+    eprintln!("recorded in {}", path.display());
+    // The model as the generator will now see it.
+    let after = match global.load_model() {
+        Ok(m) => m,
+        Err(e) => return Ok(config_failure(&e)),
+    };
+    let r = crate::docker::runtime()?.block_on(async {
+        let conn = systemd::system_bus().await?;
+        systemd::reload(&conn).await?;
+        let units: Vec<String> = ids
+            .iter()
+            .filter_map(|id| after.stack(id))
+            .map(|s| s.unit.clone())
+            .collect();
+        let states = systemd::list_units_by_names(&conn, &units).await?;
+        let mut ok = print_changes(&after, &ids, &before, &states, enable);
+        if !ok {
+            eprintln!(
+                "hlsys: hlsys.toml.d has a later drop-in that overrides {}",
+                path.display()
+            );
+        }
+        if args.now {
+            let action = if enable { Action::Start } else { Action::Stop };
+            let opts = Options {
+                no_block: false,
+                json: false,
+            };
+            ok &= execute(&conn, &units, action, &opts).await?;
+        } else if enable {
+            eprintln!("(not started: run hlsys start, or use --now)");
+        }
+        Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FAILURE }))
+    });
+    map_denied(verb, r)
+}
+
+/// The stacks the targets stand for, each once; `Err(exit code)` for a target without any.
+fn stack_ids(model: &Model, targets: &[Target], verb: &str) -> Result<Vec<String>, ExitCode> {
     let mut ids: Vec<String> = Vec::new();
-    for t in &targets {
-        let stacks = t.stacks(&model, true);
+    for t in targets {
+        let stacks = t.stacks(model, true);
         if stacks.is_empty() {
-            eprintln!("hlsys: {} has no stacks to {verb}", t.describe(&model));
-            return Ok(ExitCode::from(EXIT_CONFIG));
+            eprintln!("hlsys: {} has no stacks to {verb}", t.describe(model));
+            return Err(ExitCode::from(EXIT_CONFIG));
         }
         for s in stacks {
             if !ids.contains(&s.id) {
@@ -122,7 +129,11 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
             }
         }
     }
-    let before: BTreeMap<String, bool> = model.stacks.iter().map(|s| (s.id.clone(), s.enabled)).collect();
+    Ok(ids)
+}
+
+/// Records `enabled` for `ids` in the drop-in beside the config; returns its path.
+fn record(model: &Model, ids: &[String], enabled: bool) -> Result<PathBuf> {
     let config_file = model
         .config
         .source
@@ -134,68 +145,39 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     };
-    let changes: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), enable)).collect();
+    let changes: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), enabled)).collect();
     let text = updated_dropin(current.as_deref(), &changes).with_context(|| path.display().to_string())?;
-    write_atomic(&path, &text)?;
-    eprintln!("recorded in {}", path.display());
+    write_dropin(&path, &text)?;
+    Ok(path)
+}
 
-    // The model as the generator will now see it.
-    let after = match global.load_model() {
-        Ok(m) => m,
-        Err(e) => return Ok(config_failure(&e)),
-    };
-    let rt = crate::docker::runtime()?;
-    let r = rt.block_on(async {
-        let conn = systemd::system_bus().await?;
-        systemd::reload(&conn).await?;
-        let units: Vec<String> = ids
+/// One line per stack: what changed, its unit and state. Whether every stack now is as
+/// asked (a later drop-in can override ours).
+fn print_changes(
+    after: &Model,
+    ids: &[String],
+    before: &BTreeMap<String, bool>,
+    states: &[UnitState],
+    enable: bool,
+) -> bool {
+    let mut ok = true;
+    for id in ids {
+        let Some(s) = after.stack(id) else { continue };
+        let was = before.get(id).copied().unwrap_or(s.enabled);
+        let state = states
             .iter()
-            .filter_map(|id| after.stack(id))
-            .map(|s| s.unit.clone())
-            .collect();
-        let states = systemd::list_units_by_names(&conn, &units).await?;
-        let mut ok = true;
-        for id in &ids {
-            let Some(s) = after.stack(id) else { continue };
-            let was = before.get(id).copied().unwrap_or(s.enabled);
-            let state = states
-                .iter()
-                .find(|u| u.name == s.unit)
-                .map(|u| u.active_state.as_str())
-                .unwrap_or("unknown");
-            let change = match (was, s.enabled) {
-                (a, b) if a == b => format!("already {}", if b { "enabled" } else { "disabled" }),
-                (_, true) => "enabled".to_string(),
-                (_, false) => "disabled".to_string(),
-            };
-            println!("{id}: {change} ({}, {state}; layer {})", s.unit, s.layer);
-            ok &= s.enabled == enable;
-        }
-        if !ok {
-            eprintln!(
-                "hlsys: hlsys.toml.d has a later drop-in that overrides {}",
-                path.display()
-            );
-        }
-        if args.now {
-            let action = if enable { Action::Start } else { Action::Stop };
-            let outcome = execute(
-                &conn,
-                &units,
-                action,
-                &Options {
-                    no_block: false,
-                    json: false,
-                },
-            )
-            .await?;
-            ok &= outcome.ok;
-        } else if enable {
-            eprintln!("(not started: run hlsys start, or use --now)");
-        }
-        Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FAILURE }))
-    });
-    map_denied(verb, r)
+            .find(|u| u.name == s.unit)
+            .map(|u| u.active_state.as_str())
+            .unwrap_or("unknown");
+        let change = match (was, s.enabled) {
+            (a, b) if a == b => format!("already {}", if b { "enabled" } else { "disabled" }),
+            (_, true) => "enabled".to_string(),
+            (_, false) => "disabled".to_string(),
+        };
+        println!("{id}: {change} ({}, {state}; layer {})", s.unit, s.layer);
+        ok &= s.enabled == enable;
+    }
+    ok
 }
 
 #[cfg(test)]
@@ -210,7 +192,7 @@ mod tests {
         let second = updated_dropin(Some(&first), &[("media".into(), true), ("genai-webui".into(), true)]).unwrap();
         let d: DropIn = toml::from_str(&second).unwrap();
         assert_eq!(d.stacks.len(), 2);
-        assert!(d.stacks["genai-webui"].enabled && d.stacks["media"].enabled);
+        assert!(d.stacks["genai-webui"].enabled == Some(true) && d.stacks["media"].enabled == Some(true));
         assert!(
             updated_dropin(Some("stacks = 3"), &[]).is_err(),
             "a broken file is not overwritten"
@@ -224,7 +206,7 @@ mod tests {
         std::fs::write(&cfg, "stacks_dir = \"tree\"\n[stacks.a]\nenabled = true\n").unwrap();
         let path = dropin_path(&cfg);
         assert_eq!(path, dir.path().join("hlsys.toml.d/50-hlsys-enable.toml"));
-        write_atomic(&path, &updated_dropin(None, &[("a".into(), false)]).unwrap()).unwrap();
+        write_dropin(&path, &updated_dropin(None, &[("a".into(), false)]).unwrap()).unwrap();
         let c = Config::load(&cfg, true).unwrap();
         assert_eq!(c.stacks["a"].enabled, Some(false));
         assert_eq!(

@@ -73,8 +73,8 @@ pub fn run(global: &Global, args: &GpuArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => return Ok(config_failure(&e)),
             };
             let host = crate::docker::runtime()?.block_on(async {
-                let docker = crate::docker::connect().await.map_err(|e| format!("{e:#}"));
-                gpu::detect(&a.root, docker.as_ref().map_err(Clone::clone)).await
+                let docker = crate::docker::connect().await;
+                gpu::detect(&a.root, docker.as_ref()).await
             });
             let stacks = gpu::assess(&model, &host);
             let good = stacks.iter().filter(|s| s.enabled).all(|s| s.works());

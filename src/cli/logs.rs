@@ -5,7 +5,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
-use super::start::model_and_targets;
+use super::model_and_targets;
 use super::{Global, EXIT_FAILURE};
 use crate::model::Model;
 use crate::resolve::Target;

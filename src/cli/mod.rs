@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError, CONFIG_ENV};
 use crate::host::Host;
 use crate::model::Model;
+use crate::resolve::{targets, Target};
+use crate::systemd;
 
 pub mod check;
 pub mod enable;
@@ -27,9 +29,7 @@ pub mod start;
 pub mod status;
 pub mod supervise;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_CONFIG: u8 = 2;
+pub use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 
 /// For the commands that change the system (start, stop, restart, enable, disable).
 const ROOT_HELP: &str = "Needs root. A user whom polkit authorises to manage units may set HLSYS_POLKIT=1 \
@@ -203,5 +203,53 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     line(header.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
+    }
+}
+
+/// Set to use hlsys's mutating commands as a user that polkit authorises: the euid check
+/// is skipped and systemd decides.
+pub const POLKIT_ENV: &str = "HLSYS_POLKIT";
+
+/// The refusal a non-root user gets for a command that changes the system.
+pub fn root_message(verb: &str) -> String {
+    format!("hlsys {verb} needs root (or polkit authorisation): run it with sudo")
+}
+
+/// `Some(exit code)` when `verb` must not go on: not root (and not told that polkit
+/// authorises this user).
+pub fn refuse_non_root(verb: &str) -> Option<ExitCode> {
+    let root = nix::unistd::geteuid().is_root();
+    let polkit = std::env::var_os(POLKIT_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    if root || polkit {
+        return None;
+    }
+    eprintln!("hlsys: {}", root_message(verb));
+    Some(ExitCode::from(EXIT_FAILURE))
+}
+
+/// Turns a refusal by systemd (AccessDenied, InteractiveAuthorizationRequired) into the
+/// same clear message as the euid check; other errors go on as they are.
+pub fn map_denied(verb: &str, r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match r {
+        Err(e) if e.chain().any(|c| c.downcast_ref::<systemd::AccessDenied>().is_some()) => {
+            eprintln!("hlsys: {} (systemd said: access denied)", root_message(verb));
+            Ok(ExitCode::from(EXIT_FAILURE))
+        }
+        other => other,
+    }
+}
+
+/// Loads the model and resolves the NAMEs; `Err(exit code)` after printing why not.
+pub fn model_and_targets(global: &Global, names: &[String]) -> Result<(Model, Vec<Target>), ExitCode> {
+    let model = match global.load_model() {
+        Ok(m) => m,
+        Err(e) => return Err(config_failure(&e)),
+    };
+    match targets(&model, names) {
+        Ok(t) => Ok((model, t)),
+        Err(e) => {
+            eprintln!("hlsys: {e}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
     }
 }

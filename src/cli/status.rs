@@ -12,12 +12,13 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::start::model_and_targets;
+use super::model_and_targets;
 use super::{color_enabled, paint, Global, EXIT_FAILURE, EXIT_OK};
+use crate::docker::{compose_containers, container_name, label_of, PROJECT_LABEL, SERVICE_LABEL};
 use crate::model::{Model, Stack, StackError};
 use crate::resolve::{rel_path, Target};
 use crate::systemd::{self, UnitState};
@@ -198,7 +199,7 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
     };
     let (containers, networks, containers_error) = match docker {
         Ok((c, n)) => (Some(c), Some(n), None),
-        Err(e) => (None, None, Some(e)),
+        Err(e) => (None, None, Some(format!("{e:#}"))),
     };
     let mut layers = Vec::new();
     for (l, stacks) in &sel.layers {
@@ -252,24 +253,16 @@ async fn unit_states(names: &[String]) -> Result<HashMap<String, (UnitStatus, Op
     let states = systemd::list_units_by_names(&conn, names).await?;
     let loaded: Vec<&UnitState> = states.iter().filter(|s| s.load_state != "not-found").collect();
     let conn = &conn;
-    let since = join_all(loaded.iter().map(|s| async move {
-        let prop = if s.is_active() {
-            "ActiveEnterTimestamp"
-        } else {
-            "StateChangeTimestamp"
-        };
-        systemd::get_u64(conn, &s.path, systemd::UNIT_IFACE, prop)
-            .await
-            .ok()
-            .filter(|t| *t > 0)
-    }));
+    let since = join_all(
+        loaded
+            .iter()
+            .map(|s| async move { systemd::state_since(conn, &s.path, s.is_active()).await.ok().flatten() }),
+    );
     let texts = join_all(loaded.iter().map(|s| async move {
         if !s.name.ends_with(".service") || s.active_state == "inactive" {
             return None;
         }
-        systemd::get_string(conn, &s.path, systemd::SERVICE_IFACE, "StatusText")
-            .await
-            .ok()
+        systemd::status_text(conn, &s.path).await.ok()
     }));
     let (since, texts) = tokio::join!(since, texts);
     let mut out = HashMap::new();
@@ -299,9 +292,11 @@ async fn unit_states(names: &[String]) -> Result<HashMap<String, (UnitStatus, Op
     Ok(out)
 }
 
-/// Containers by Compose project, and the names of the Docker networks; `Err` says why
-/// Docker cannot be asked ("permission denied").
-async fn docker_state(wanted: bool) -> Result<(HashMap<String, Vec<ContainerStatus>>, Vec<String>), String> {
+/// Containers by Compose project, and the names of the Docker networks.
+type DockerState = (HashMap<String, Vec<ContainerStatus>>, Vec<String>);
+
+/// [`DockerState`], or why Docker cannot be asked ("permission denied"), shown as is.
+async fn docker_state(wanted: bool) -> Result<DockerState> {
     if !wanted {
         return Ok((HashMap::new(), Vec::new()));
     }
@@ -312,7 +307,7 @@ async fn docker_state(wanted: bool) -> Result<(HashMap<String, Vec<ContainerStat
         .or_else(|| host.starts_with('/').then_some(host.as_str()))
     {
         if let Err(e) = std::os::unix::net::UnixStream::connect(path) {
-            return Err(match e.kind() {
+            anyhow::bail!(match e.kind() {
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
                 std::io::ErrorKind::NotFound => format!("no Docker socket at {path}"),
                 _ => format!("cannot reach Docker at {path}: {e}"),
@@ -320,37 +315,31 @@ async fn docker_state(wanted: bool) -> Result<(HashMap<String, Vec<ContainerStat
         }
     }
     let work = async {
-        let docker = crate::docker::connect().await.map_err(|e| format!("{e:#}"))?;
-        let mut filters = HashMap::new();
-        filters.insert("label", vec!["com.docker.compose.project".to_string()]);
-        let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let (cs, ns) = tokio::join!(docker.list_containers(Some(opts)), docker.list_networks(None));
-        let cs = cs.map_err(|e| format!("listing containers: {e}"))?;
-        let ns = ns.map_err(|e| format!("listing networks: {e}"))?;
+        let docker = crate::docker::connect().await?;
+        let (cs, ns) = tokio::join!(compose_containers(&docker, None), docker.list_networks(None));
         let mut by_project: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
-        for c in &cs {
-            let labels = c.labels.clone().unwrap_or_default();
-            if labels.get("com.docker.compose.oneoff").map(String::as_str) == Some("True") {
-                continue;
+        for c in &cs? {
+            if let Some(project) = label_of(c, PROJECT_LABEL) {
+                by_project
+                    .entry(project.to_string())
+                    .or_default()
+                    .push(container_status(c));
             }
-            let Some(project) = labels.get("com.docker.compose.project") else {
-                continue;
-            };
-            by_project.entry(project.clone()).or_default().push(container_status(c));
         }
         for v in by_project.values_mut() {
             v.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        let mut networks: Vec<String> = ns.into_iter().filter_map(|n| n.name).collect();
+        let mut networks: Vec<String> = ns
+            .context("listing networks")?
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect();
         networks.sort();
         Ok((by_project, networks))
     };
     match tokio::time::timeout(Duration::from_secs(5), work).await {
         Ok(r) => r,
-        Err(_) => Err("Docker did not answer within 5s".into()),
+        Err(_) => anyhow::bail!("Docker did not answer within 5s"),
     }
 }
 
@@ -372,7 +361,6 @@ pub fn health_of(health: Option<&str>, status: &str) -> Option<String> {
 }
 
 fn container_status(c: &bollard::models::ContainerSummary) -> ContainerStatus {
-    let labels = c.labels.clone().unwrap_or_default();
     let status = c.status.clone().unwrap_or_default();
     let health = c.health.as_ref().and_then(|h| h.status).map(|s| s.to_string());
     let mut ports: Vec<String> = c
@@ -397,13 +385,8 @@ fn container_status(c: &bollard::models::ContainerSummary) -> ContainerStatus {
         .unwrap_or_default();
     networks.sort();
     ContainerStatus {
-        name: c
-            .names
-            .as_ref()
-            .and_then(|n| n.first())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .unwrap_or_else(|| c.id.clone().unwrap_or_default()),
-        service: labels.get("com.docker.compose.service").cloned().unwrap_or_default(),
+        name: container_name(c),
+        service: label_of(c, SERVICE_LABEL).unwrap_or_default().to_string(),
         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
         health: health_of(health.as_deref(), &status),
         status,
