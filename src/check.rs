@@ -237,6 +237,7 @@ fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult 
     let mut problems: Vec<String> = m
         .errors
         .iter()
+        .filter(|e| e.stack != crate::tree::NETWORKS_PROBLEM)
         .filter(|e| names.is_empty() || names.contains(&e.stack))
         .map(|e| format!("{}: {}: {}", e.stack, e.file.display(), e.message))
         .collect();
@@ -258,6 +259,18 @@ async fn networks(m: &Model, d: Result<&Docker, &anyhow::Error>, root: &Path) ->
     const NAME: &str = "networks";
     if m.config.networks.is_empty() {
         return CheckResult::ok(NAME, "no networks configured");
+    }
+    // What is wrong whatever Docker holds, said even when Docker is down.
+    let offline: Vec<String> = crate::netcheck::problems(&m.config.networks)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    if !offline.is_empty() {
+        return CheckResult::fail(
+            NAME,
+            offline.join("; "),
+            "fix the subnets and gateways named (valid CIDR, gateway inside, no overlaps)",
+        );
     }
     let d = match d {
         Ok(d) => d,

@@ -16,6 +16,8 @@ use anyhow::{bail, Context, Result};
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest, NetworkInspect};
 use bollard::Docker;
 use ipnet::IpNet;
+
+use crate::netcheck::{overlap, parse_subnet};
 use serde::Serialize;
 
 use crate::config::{Config, NetworkConfig};
@@ -172,31 +174,6 @@ pub fn plan(config: &Config, existing: &[Existing], routes: &[Route]) -> Plan {
     out
 }
 
-fn parse_subnet(net: &NetworkConfig) -> Result<Option<IpNet>, String> {
-    let Some(s) = &net.subnet else {
-        if net.gateway.is_some() {
-            return Err("gateway is set but subnet is not".into());
-        }
-        return Ok(None);
-    };
-    let subnet: IpNet = s
-        .parse()
-        .map_err(|_| format!("subnet {s:?} is not a CIDR prefix like 10.20.0.0/24"))?;
-    if subnet.trunc() != subnet {
-        return Err(format!(
-            "subnet {s:?} has host bits set (did you mean {}?)",
-            subnet.trunc()
-        ));
-    }
-    if let Some(g) = &net.gateway {
-        let gw: IpAddr = g.parse().map_err(|_| format!("gateway {g:?} is not an IP address"))?;
-        if !subnet.contains(&gw) {
-            return Err(format!("gateway {g} is outside subnet {subnet}"));
-        }
-    }
-    Ok(Some(subnet))
-}
-
 /// The drift of `found` against `net`: only what the config pins down counts (no subnet
 /// configured means Docker's choice is fine).
 pub fn drift(net: &NetworkConfig, found: &Existing) -> Vec<Drift> {
@@ -243,10 +220,6 @@ pub fn drift(net: &NetworkConfig, found: &Existing) -> Vec<Drift> {
         push("driver", net.driver.clone(), found.driver.clone());
     }
     d
-}
-
-fn overlap(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Configured subnets overlapping each other, another Docker network, or a host route.

@@ -182,6 +182,38 @@ fn project_events(
     docker.events(Some(opts))
 }
 
+/// The lines Compose prints on stdout and stderr, as they come.
+fn output_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    rx
+}
+
+/// A line of Compose's progress: to the journal, and as STATUS= with its phase.
+fn forward_progress(line: &str) {
+    eprintln!("{line}");
+    let lower = line.to_lowercase();
+    let phase = if lower.contains("pull") {
+        "pulling"
+    } else if lower.contains("waiting") || lower.contains("healthy") {
+        "waiting for health"
+    } else {
+        "creating"
+    };
+    sd(&[NotifyState::Status(format!("{phase}: {line}"))]);
+}
+
 /// `compose up --detach --wait --remove-orphans`, with its progress forwarded to the
 /// journal and to `systemctl status`, and the start timeout extended while it moves.
 ///
@@ -203,20 +235,7 @@ async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> 
         .kill_on_drop(true)
         .spawn()
         .context("cannot run `docker compose` (is docker with the compose v2 plugin installed?)")?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    for stream in [
-        Box::new(child.stdout.take().expect("piped")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stderr.take().expect("piped")),
-    ] {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                let _ = tx.send(l);
-            }
-        });
-    }
-    drop(tx);
+    let mut rx = output_lines(&mut child);
     let mut tick = tokio::time::interval(PROGRESS_TICK.min(start_timeout / 2));
     let mut moved = false;
     let mut last_progress = Instant::now();
@@ -228,12 +247,7 @@ async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> 
                 Some(line) => {
                     let line = line.trim().to_string();
                     if line.is_empty() { continue; }
-                    eprintln!("{line}");
-                    let lower = line.to_lowercase();
-                    let phase = if lower.contains("pull") { "pulling" }
-                        else if lower.contains("waiting") || lower.contains("healthy") { "waiting for health" }
-                        else { "creating" };
-                    sd(&[NotifyState::Status(format!("{phase}: {line}"))]);
+                    forward_progress(&line);
                     moved = true;
                     last_progress = Instant::now();
                     last = line;

@@ -34,6 +34,14 @@ fn name(tag: &str) -> String {
     format!("hlt{}-{tag}", pid())
 }
 
+/// Whether a test label names a run that is over: not this process, and no process with
+/// that pid alive. (A second run of this file at the same time — another checkout on the
+/// same engine — must keep its networks: removing them mid-test made its race test see
+/// its network "exist 0 times".)
+fn stale(label_pid: &str) -> bool {
+    label_pid != pid() && !Path::new("/proc").join(label_pid).exists()
+}
+
 /// Removes test networks and containers left by earlier (crashed) runs of this file.
 fn sweep_stale() {
     static ONCE: Once = Once::new();
@@ -46,7 +54,7 @@ fn sweep_stale() {
                 &format!("{{{{index .Config.Labels \"{TEST_LABEL}\"}}}}"),
                 id,
             ]);
-            if l.trim() != pid() {
+            if stale(l.trim()) {
                 docker(&["rm", "-f", id]);
             }
         }
@@ -59,7 +67,7 @@ fn sweep_stale() {
                 &format!("{{{{index .Labels \"{TEST_LABEL}\"}}}}"),
                 id,
             ]);
-            if l.trim() != pid() {
+            if stale(l.trim()) {
                 docker(&["network", "rm", id]);
             }
         }

@@ -634,11 +634,12 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         // Only the daemon dies (tests/harness/crash-unit.sh says why `systemctl kill` of the
         // whole unit is not used), and the helper proves systemd saw the crash before any
         // recovery is checked.
-        let crash = m.exec_ok(&[
-            "bash",
-            common::repo_path("tests/harness/crash-unit.sh").to_str().unwrap(),
-            "docker.service",
-        ]);
+        // Copied in: the checkout may sit below /tmp, which is the machine's own tmpfs.
+        m.copy_in(
+            common::repo_path("tests/harness/crash-unit.sh"),
+            "/usr/local/lib/hlsys-e2e/crash-unit.sh",
+        );
+        let crash = m.exec_ok(&["bash", "/usr/local/lib/hlsys-e2e/crash-unit.sh", "docker.service"]);
         eprint!("{crash}");
         wait_for("the stacks to go down with Docker", Duration::from_secs(20), || {
             !states(&m, &WANTED).iter().any(|s| s == "active")

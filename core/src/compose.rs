@@ -1138,7 +1138,7 @@ secrets:
         let e = err("services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n");
         assert!(e.message.contains("circular"), "{e}");
         let e = err("services:\n  a: {image: x, extends: {file: /nonexistent/x.yml, service: a}}\n");
-        assert!(e.message.contains("cannot read"), "{e}");
+        assert!(e.message.contains("does not exist"), "{e}");
     }
 
     #[test]

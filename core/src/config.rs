@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::escape::BadValue;
+pub use crate::escape::{check_path, check_value};
+
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/hlsys/hlsys.toml";
 /// Environment variable that overrides [`DEFAULT_CONFIG`] (read by the binaries, see
@@ -206,15 +209,13 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A config-side file (hlsys.toml, drop-ins, networks.toml, service.toml), bounded by
+/// [`crate::bounded::CONFIG_CAP`]; `None` when it does not exist.
 fn read_text(file: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read_to_string(file) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ConfigError {
-            file: file.to_path_buf(),
-            message: format!("cannot read: {e}"),
-        }),
-    }
+    crate::bounded::read_text_opt(file, crate::bounded::CONFIG_CAP).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn absolutize(base: &Path, p: &Path) -> PathBuf {
@@ -239,20 +240,62 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Names and paths end up in unit names, unit files and `docker` arguments: a newline
-/// (or NUL) in any of them could inject unit directives, so they are refused outright.
-pub fn check_no_control(what: &str, value: &str) -> Result<(), String> {
-    if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
-        return Err(format!(
-            "{what} {value:?} contains a newline or NUL, which hlsys refuses"
-        ));
+/// A [`ConfigError`] about `file`.
+fn config_error(file: &Path, message: String) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        message,
     }
-    if value.ends_with('\\') {
-        // Would continue the line of the unit file it is written into.
-        return Err(format!("{what} {value:?} ends with a backslash, which hlsys refuses"));
+}
+
+/// `env_files` entries: `-` marks an optional one; relative paths are from `base`.
+fn env_file_refs(list: Vec<String>, base: &Path, file: &Path) -> Result<Vec<EnvFileRef>, ConfigError> {
+    let mut refs = Vec::new();
+    for entry in list {
+        check_value("env_files entry", &entry).map_err(|e| config_error(file, e.to_string()))?;
+        let (optional, p) = match entry.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, entry.as_str()),
+        };
+        if p.is_empty() {
+            return Err(config_error(file, "env_files: empty path".into()));
+        }
+        let path = absolutize(base, Path::new(p));
+        check_path("env_files entry", &path).map_err(|e| config_error(file, e.to_string()))?;
+        refs.push(EnvFileRef { path, optional });
+    }
+    Ok(refs)
+}
+
+/// `hlsys_path` must be a path systemd runs: absolute, and safe in `Exec*=`.
+fn check_hlsys_path(p: &Path, file: &Path) -> Result<(), ConfigError> {
+    if !p.is_absolute() {
+        let message = format!("hlsys_path {:?} must be absolute (systemd runs it)", p.display());
+        return Err(config_error(file, message));
+    }
+    check_path("hlsys_path", p).map_err(|e| config_error(file, e.to_string()))?;
+    // systemd refuses such an executable path in Exec*= (string_is_safe()).
+    if p.to_string_lossy()
+        .chars()
+        .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
+    {
+        let message = format!(
+            "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
+            p.display()
+        );
+        return Err(config_error(file, message));
     }
     Ok(())
 }
+
+/// Largest `timeout_start_sec`: systemd keeps times in microseconds in a u64 and refuses
+/// a `TimeoutStartSec=` whose microseconds overflow it (about 584,542 years).
+pub const MAX_TIMEOUT_START_SEC: u64 = u64::MAX / 1_000_000 - 1;
+/// Longest `unit_prefix`: unit names must stay within systemd's 255 characters with a
+/// stack id or layer name after it.
+pub const MAX_UNIT_PREFIX: usize = 64;
+/// Longest layer or network name.
+pub const MAX_NAME: usize = 128;
 
 impl Config {
     /// Reads the config from `path` (absolute: the binaries join a relative one to their
@@ -266,6 +309,10 @@ impl Config {
     /// the default `stacks_dir` lies below it.
     pub fn load_under(root: &Path, path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
         let path = normalize(path);
+        check_path("config path", &path).map_err(|e| ConfigError {
+            file: path.clone(),
+            message: e.to_string(),
+        })?;
         let text = read_text(&path)?;
         let (raw, source) = match text {
             Some(t) => {
@@ -295,6 +342,10 @@ impl Config {
         let file = file.to_path_buf();
         let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
         let base = base.as_path();
+        let bad = |e: BadValue| ConfigError {
+            file: file.clone(),
+            message: e.to_string(),
+        };
         let err = |message: String| ConfigError {
             file: file.clone(),
             message,
@@ -309,74 +360,50 @@ impl Config {
         if let Some(d) = raw.stacks_dir {
             cfg.stacks_dir = absolutize(base, &d);
         }
-        check_no_control("stacks_dir", &cfg.stacks_dir.to_string_lossy()).map_err(err)?;
+        check_path("stacks_dir", &cfg.stacks_dir).map_err(bad)?;
         if let Some(p) = raw.unit_prefix {
             if p.is_empty()
+                || p.len() > MAX_UNIT_PREFIX
                 || !p
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             {
                 return Err(err(format!(
-                    "unit_prefix {p:?}: only ASCII letters, digits, '-', '_' and '.' are allowed"
+                    "unit_prefix {p:?}: only ASCII letters, digits, '-', '_' and '.' are allowed, at most {MAX_UNIT_PREFIX}"
                 )));
             }
             cfg.unit_prefix = p;
         }
         if let Some(list) = raw.env_files {
-            cfg.env_files = Vec::new();
-            for entry in list {
-                check_no_control("env_files entry", &entry).map_err(err)?;
-                let (optional, p) = match entry.strip_prefix('-') {
-                    Some(rest) => (true, rest),
-                    None => (false, entry.as_str()),
-                };
-                if p.is_empty() {
-                    return Err(err("env_files: empty path".into()));
-                }
-                cfg.env_files.push(EnvFileRef {
-                    path: absolutize(base, Path::new(p)),
-                    optional,
-                });
-            }
+            cfg.env_files = env_file_refs(list, base, &file)?;
         }
         if let Some(p) = raw.hlsys_path {
-            if !p.is_absolute() {
-                return Err(err(format!(
-                    "hlsys_path {:?} must be absolute (systemd runs it)",
-                    p.display()
-                )));
-            }
-            check_no_control("hlsys_path", &p.to_string_lossy()).map_err(err)?;
-            // systemd refuses such an executable path in Exec*= (string_is_safe()).
-            if p.to_string_lossy()
-                .chars()
-                .any(|c| c < ' ' || matches!(c, '"' | '\'' | '\\' | '\x7f'))
-            {
-                return Err(err(format!(
-                    "hlsys_path {:?}: systemd does not run an executable whose path has quotes, backslashes or control characters",
-                    p.display()
-                )));
-            }
+            check_hlsys_path(&p, &file)?;
             cfg.hlsys_path = p;
         }
         for name in raw.layers.keys() {
-            check_name("layer", name).map_err(err)?;
+            check_name("layer", name).map_err(bad)?;
         }
         for (name, st) in &raw.stacks {
-            check_no_control("stack", name).map_err(err)?;
+            check_value("stack", name).map_err(bad)?;
             if st.timeout_start_sec == Some(0) {
                 return Err(err(format!(
                     "stacks.{name}.timeout_start_sec: 0 would disable the start timeout; use a positive number of seconds"
                 )));
             }
+            if st.timeout_start_sec.is_some_and(|t| t > MAX_TIMEOUT_START_SEC) {
+                return Err(err(format!(
+                    "stacks.{name}.timeout_start_sec: more than {MAX_TIMEOUT_START_SEC} seconds, which systemd cannot represent"
+                )));
+            }
             if let Some(l) = &st.layer {
-                check_name("layer", l).map_err(err)?;
+                check_name("layer", l).map_err(bad)?;
             }
         }
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {
-            check_name("network", &name).map_err(err)?;
+            check_name("network", &name).map_err(bad)?;
             cfg.network_sources.insert(name.clone(), file.clone());
             cfg.networks.insert(name, net);
         }
@@ -410,9 +437,9 @@ impl Config {
             let Some(t) = read_text(&f)? else { continue };
             let d: DropIn = toml::from_str(&t).map_err(|e| toml_error(&f, &t, e))?;
             for (id, st) in d.stacks {
-                check_no_control("stack", &id).map_err(|message| ConfigError {
+                check_value("stack", &id).map_err(|e| ConfigError {
                     file: f.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 if let Some(en) = st.enabled {
                     self.stacks.entry(id).or_default().enabled = Some(en);
@@ -431,9 +458,9 @@ impl Config {
             let raw: RawNetworksToml = toml::from_str(&t).map_err(|e| toml_error(&nets_file, &t, e))?;
             self.tree_files.push(nets_file.clone());
             for (name, net) in raw.networks {
-                check_name("network", &name).map_err(|message| ConfigError {
+                check_name("network", &name).map_err(|e| ConfigError {
                     file: nets_file.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 match self.networks.get(&name) {
                     Some(existing) if *existing != net => {
@@ -504,16 +531,23 @@ fn sorted(v: &[String]) -> Vec<String> {
 }
 
 /// Layer and network names become parts of unit and Docker names: keep them simple.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+pub fn check_name(what: &str, name: &str) -> Result<(), BadValue> {
+    if name.len() > MAX_NAME {
+        return Err(BadValue::TooLong {
+            what: what.to_string(),
+            max: MAX_NAME,
+        });
+    }
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         || name.starts_with(['-', '.'])
     {
-        return Err(format!(
-            "{what} name {name:?}: use ASCII letters, digits, '-', '_' and '.' (not first)"
-        ));
+        return Err(BadValue::Name {
+            what: what.to_string(),
+            value: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -647,8 +681,34 @@ mod tests {
     }
 
     #[test]
+    fn paths_for_units_are_checked() {
+        let at = Path::new("/etc/x.toml");
+        let e = Config::from_str_at("stacks_dir = \"/srv/a \"\n", at).unwrap_err();
+        assert!(e.message.contains("blank"), "{e}");
+        let e = Config::from_str_at("env_files = [\"/e/a\\tb\"]\n", at).unwrap_err();
+        assert!(e.message.contains("control character"), "{e}");
+        let e = Config::from_str_at("hlsys_path = \"/usr/bin/hlsys\\r\"\n", at).unwrap_err();
+        assert!(e.message.contains("control character"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        for bad in ["a\nConflicts=docker.service", "a\rb", "a "] {
+            let e = Config::load(&d.path().join(bad), true).unwrap_err();
+            assert!(e.message.contains("config path"), "{e}");
+        }
+        let e = Config::from_str_at("[stacks.a]\ntimeout_start_sec = 9223372036854775807\n", at).unwrap_err();
+        assert!(e.message.contains("timeout_start_sec"), "{e}");
+        let ok = format!("[stacks.a]\ntimeout_start_sec = {MAX_TIMEOUT_START_SEC}\n");
+        assert!(Config::from_str_at(&ok, at).is_ok());
+    }
+
+    #[test]
+    fn special_config_files_are_refused() {
+        let e = Config::load(Path::new("/dev/zero"), true).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
     fn newline_in_paths_is_refused() {
         let e = Config::from_str_at("stacks_dir = \"/srv/a\\nb\"\n", Path::new("/etc/x.toml")).unwrap_err();
-        assert!(e.message.contains("newline"));
+        assert!(e.message.contains("control character"), "{e}");
     }
 }

@@ -5,7 +5,8 @@
 //! A compose file may hold several documents (`---`); Compose merges them in order,
 //! like separate files.
 
-use serde::Deserialize;
+use std::path::Path;
+
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::compose::{key_display, ComposeError};
@@ -23,14 +24,56 @@ pub struct Document {
     pub resets: Vec<Vec<String>>,
 }
 
-/// The documents of a compose file; an empty file has none.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Value>> {
+/// The documents of a compose file, each read by [`crate::yaml::parse_str_bounded`] (the
+/// one bounded YAML reader); `file` only names the file in errors. A line starting with
+/// `---` (or `...`) ends a document, as in libyaml.
+pub fn parse(bytes: &[u8], file: &Path) -> Result<Vec<Value>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            // bounded::utf8 locates the first bad byte by line and column, never quoting it.
+            return Err(match crate::bounded::utf8(bytes.to_vec()) {
+                Err(crate::bounded::ReadError::NotUtf8 { line, column }) => ComposeError {
+                    line: Some(line),
+                    key: None,
+                    message: format!("column {column}: not valid UTF-8"),
+                },
+                _ => ComposeError::message("not valid UTF-8"),
+            });
+        }
+    };
     let mut docs = Vec::new();
-    for de in serde_yaml_ng::Deserializer::from_slice(bytes) {
-        let value = Value::deserialize(de).map_err(yaml_error)?;
+    for (first_line, piece) in documents(text) {
+        let value = crate::yaml::parse_str_bounded(piece, file).map_err(|e| yaml_error(e, first_line))?;
         docs.push(value);
     }
     Ok(docs)
+}
+
+/// The documents of `text` with the line each starts on (0-based offset): split before
+/// every line that starts a new document. A single document (the common case) is the
+/// whole text.
+fn documents(text: &str) -> Vec<(usize, &str)> {
+    let marker = |line: &str| {
+        ["---", "..."].iter().any(|m| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+        })
+    };
+    let mut docs = Vec::new();
+    let (mut start, mut start_line, mut offset) = (0, 0, 0);
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if n > 0 && marker(line) && !text[start..offset].trim().is_empty() {
+            docs.push((start_line, &text[start..offset]));
+            start = offset;
+            start_line = n;
+        }
+        offset += line.len();
+    }
+    if docs.is_empty() || !text[start..].trim().is_empty() {
+        docs.push((start_line, &text[start..]));
+    }
+    docs
 }
 
 /// Tags, merge keys and interpolation with `env` (the whole environment: the env files,
@@ -54,17 +97,14 @@ pub fn prepare(mut root: Value, env: &Env) -> Result<Document> {
     Ok(Document { root, resets })
 }
 
-/// A YAML syntax error with its line, minus the " at line L column C" the message
-/// carries for it (the line has its own field; a "while parsing …" context keeps its).
-pub fn yaml_error(err: serde_yaml_ng::Error) -> ComposeError {
-    let mut message = err.to_string();
-    let line = err.location().map(|loc| {
-        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-        message = message.replacen(&suffix, "", 1);
-        loc.line()
-    });
+/// A YAML error with its line in the whole file; the column stays in the message.
+fn yaml_error(err: crate::yaml::YamlError, first_line: usize) -> ComposeError {
+    let message = match err.column {
+        Some(c) => format!("column {c}: {}", err.message),
+        None => err.message,
+    };
     ComposeError {
-        line,
+        line: err.line.map(|l| l + first_line),
         key: None,
         message,
     }
@@ -194,7 +234,7 @@ mod tests {
     use super::*;
 
     fn prep(text: &str) -> Document {
-        let docs = parse(text.as_bytes()).unwrap();
+        let docs = parse(text.as_bytes(), Path::new("c.yaml")).unwrap();
         prepare(docs.into_iter().next().unwrap(), &Env::new()).unwrap()
     }
 
@@ -216,14 +256,18 @@ mod tests {
 
     #[test]
     fn several_documents_and_none() {
-        assert_eq!(parse(b"a: 1\n---\nb: 2\n").unwrap().len(), 2);
-        assert!(parse(b"").unwrap().iter().all(Value::is_null));
+        let f = Path::new("c.yaml");
+        assert_eq!(parse(b"a: 1\n---\nb: 2\n", f).unwrap().len(), 2);
+        assert_eq!(parse(b"---\na: 1\n", f).unwrap().len(), 1);
+        assert!(parse(b"", f).unwrap().iter().all(Value::is_null));
+        let e = parse(b"a: 1\n---\nb: [\n", f).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e:?}");
         assert!(prepare(Value::Null, &Env::new()).unwrap().root.is_empty());
     }
 
     #[test]
     fn bad_utf8_has_a_line() {
-        let e = parse(b"services:\n  # caf\xe9\n  a: {}\n").unwrap_err();
+        let e = parse(b"services:\n  # caf\xe9\n  a: {}\n", Path::new("c.yaml")).unwrap_err();
         assert!(e.line.is_some(), "{e:?}");
     }
 }
@@ -237,7 +281,7 @@ mod props {
     proptest! {
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            if let Ok(docs) = parse(&bytes) {
+            if let Ok(docs) = parse(&bytes, Path::new("c.yaml")) {
                 for doc in docs {
                     let _ = prepare(doc, &Env::new());
                 }
@@ -246,7 +290,7 @@ mod props {
 
         #[test]
         fn yamlish_text_never_panics(text in "([a-z<>!*&:{}\\[\\], \n-]|reset|override|\\$\\{a\\}){0,60}") {
-            if let Ok(docs) = parse(text.as_bytes()) {
+            if let Ok(docs) = parse(text.as_bytes(), Path::new("c.yaml")) {
                 for doc in docs {
                     let _ = prepare(doc, &Env::new());
                 }

@@ -64,12 +64,12 @@ impl std::error::Error for EnvFileError {}
 pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, EnvParseError> {
     // Editors on Windows like to prepend a BOM; compose strips it.
     let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out = Defined::default();
     let mut cur = src;
     loop {
         cur = statement_start(cur);
         if cur.is_empty() {
-            return Ok(out);
+            return Ok(out.pairs);
         }
         // Line numbers are only needed for errors, so compute them lazily from the offset.
         let err = |message: String| EnvParseError {
@@ -84,17 +84,55 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             // compose fills a bare `KEY` from the process environment only, which hlsys does
             // not have; in a layered load its net effect is that the key keeps the value it
             // already has (from this text, else from earlier files), which is what we report.
-            if !out.iter().any(|(k, _)| k == key) {
+            if out.get(key).is_none() {
                 if let Some(value) = lookup(key) {
-                    set(&mut out, key, value);
+                    out.set(key, value);
                 }
             }
             cur = rest;
             continue;
         }
-        let (value, rest) = extract_value(rest, &out, lookup).map_err(err)?;
-        set(&mut out, key, value);
+        // The message names the key and never quotes the value: values are secrets.
+        let (value, rest) = extract_value(rest, &out, lookup).map_err(|m| err(format!("value of {key}: {m}")))?;
+        out.set(key, value);
+        if out.total > MAX_ENV_EXPANSION {
+            return Err(err(format!(
+                "value of {key}: the values up to here expand to more than {} MiB",
+                MAX_ENV_EXPANSION >> 20
+            )));
+        }
         cur = rest;
+    }
+}
+
+/// Most text the values of one env file may hold in all after interpolation (16 MiB): a
+/// chain of variables each repeating the one before must not grow without bound.
+pub const MAX_ENV_EXPANSION: usize = 16 << 20;
+
+/// The pairs of one text in order of first definition, with an index by key (a file of
+/// many keys must not cost a scan of all earlier keys per line).
+#[derive(Default)]
+struct Defined {
+    pairs: Vec<(String, String)>,
+    index: std::collections::HashMap<String, usize>,
+    /// Bytes of all values set so far.
+    total: usize,
+}
+
+impl Defined {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.index.get(key).map(|&i| self.pairs[i].1.as_str())
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        self.total += value.len();
+        match self.index.get(key) {
+            Some(&i) => self.pairs[i].1 = value,
+            None => {
+                self.index.insert(key.to_owned(), self.pairs.len());
+                self.pairs.push((key.to_owned(), value));
+            }
+        }
     }
 }
 
@@ -143,7 +181,7 @@ fn read_file(
         line,
         message,
     };
-    let bytes = crate::source::read(file).map_err(|e| error(None, e.to_string()))?;
+    let bytes = crate::bounded::read(file, crate::bounded::ENV_CAP).map_err(|e| error(None, e.to_string()))?;
     let (text, bad_line) = match String::from_utf8(bytes) {
         Ok(text) => (text, None),
         Err(e) => {
@@ -181,13 +219,6 @@ fn first_bad_line(bytes: &[u8]) -> usize {
         .find(|(_, l)| !is_comment(l))
         .or(bad.first())
         .map_or(1, |(i, _)| *i)
-}
-
-fn set(out: &mut Vec<(String, String)>, key: &str, value: String) {
-    match out.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value,
-        None => out.push((key.to_owned(), value)),
-    }
 }
 
 /// compose's `isSpace`: whitespace that is not a line break.
@@ -232,11 +263,12 @@ fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
             // compose uses Go's unicode.IsLetter/IsNumber; `is_alphabetic` is a slightly
             // wider class (it includes some combining marks).
             c if c.is_alphabetic() || c.is_numeric() || "_.-[]".contains(c) => {}
-            c => {
+            // Neither the character nor the line is quoted: a line without `=` may be a
+            // value pasted on its own.
+            _ => {
                 return Err(format!(
-                    "unexpected character {:?} in variable name {:?}",
-                    c.to_string(),
-                    src.split('\n').next().unwrap_or("")
+                    "unexpected character at column {} of a variable name",
+                    src[..i].chars().count() + 1
                 ));
             }
         }
@@ -248,18 +280,12 @@ fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
 /// Reads the value at the start of `src`; returns it expanded and the text after it.
 fn extract_value<'a>(
     src: &'a str,
-    defined: &[(String, String)],
+    defined: &Defined,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(String, &'a str), String> {
     // Earlier keys of this same text win over the lookup (compose-go's expandVariables).
-    let resolve = |name: &str| {
-        defined
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| lookup(name))
-    };
-    let expand = |s: &str| interpolate(s, &resolve).map_err(|e| e.to_string());
+    let resolve = |name: &str| defined.get(name).map(str::to_owned).or_else(|| lookup(name));
+    let expand = |s: &str| interpolate(s, &resolve).map_err(interpolation_error);
 
     let quote = match src.chars().next() {
         Some(q @ ('"' | '\'')) => q,
@@ -296,10 +322,18 @@ fn extract_value<'a>(
             raw.push(c);
         }
     }
-    Err(format!(
-        "unterminated quoted value {}",
-        src.split('\n').next().unwrap_or("")
-    ))
+    Err("unterminated quoted value".into())
+}
+
+/// An interpolation error in an env file, without the `${VAR:?message}` text: in an env
+/// file that text is part of a value.
+fn interpolation_error(e: crate::interpolate::InterpolateError) -> String {
+    match e {
+        crate::interpolate::InterpolateError::Required { var, .. } => {
+            format!("required variable {var} is missing a value")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// compose's escape handling for double-quoted values: the regex
@@ -442,22 +476,22 @@ mod tests {
             // errors
             ("export ", err(1, "zero length string")),
             ("x=1\nA B=1\n", err(2, "key cannot contain a space")),
-            ("A!=1\n", err(1, "unexpected character \"!\" in variable name \"A!=1\"")),
+            ("A!=1\n", err(1, "unexpected character at column 2 of a variable name")),
             (
                 "A=\"unterminated\nB=1\n",
-                err(1, "unterminated quoted value \"unterminated"),
+                err(1, "value of A: unterminated quoted value"),
             ),
-            ("A='a\\'\nB=1\n", err(1, "unterminated quoted value 'a\\'")),
+            ("A='a\\'\nB=1\n", err(1, "value of A: unterminated quoted value")),
             (
                 "\nA=${\n",
                 err(
                     2,
-                    "invalid interpolation format for \"${\": you may need to escape any $ with another $",
+                    "value of A: invalid interpolation format at character 1 of the value: you may need to escape any $ with another $",
                 ),
             ),
             (
                 "A=${UNSET:?boom}\n",
-                err(1, "required variable UNSET is missing a value: boom"),
+                err(1, "value of A: required variable UNSET is missing a value"),
             ),
         ];
         for (input, want) in cases {

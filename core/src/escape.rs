@@ -4,20 +4,58 @@
 //! tree or the config goes through one of these functions; a newline is refused outright
 //! since it would start a new directive.
 
-/// Refuses values that cannot be written into a unit file safely.
-pub fn check_value(what: &str, s: &str) -> Result<(), String> {
-    if s.contains(['\n', '\r', '\0']) {
-        return Err(format!(
-            "{what} {s:?} contains a newline or NUL and cannot be written into a unit"
-        ));
+/// A name or path hlsys refuses: it ends up in unit names, unit files and `docker`
+/// arguments, where it could inject directives or break a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    #[error("{what} {value:?} contains a newline or NUL, which hlsys refuses")]
+    Control { what: String, value: String },
+    /// A unit file line ending in a backslash continues on the next line.
+    #[error("{what} {value:?} ends with a backslash, which hlsys refuses")]
+    TrailingBackslash { what: String, value: String },
+    #[error("{what} name {value:?}: use ASCII letters, digits, '-', '_' and '.' (not first)")]
+    Name { what: String, value: String },
+    #[error("{what} {value:?} contains a control character, which hlsys refuses")]
+    ControlCharacter { what: String, value: String },
+    /// systemd strips blanks around a setting's value, so the unit would name another path.
+    #[error("{what} {value:?} starts or ends with a blank, which systemd would strip from the unit")]
+    Blank { what: String, value: String },
+    #[error("{what} name is longer than {max} characters")]
+    TooLong { what: String, max: usize },
+    /// The stack id is also the Compose project name.
+    #[error(
+        "directory {rel:?} gives stack id {id:?}, which Docker Compose does not accept as a \
+         project name (lowercase letters, digits, '-' and '_', starting with a letter or \
+         digit); rename the directory"
+    )]
+    ProjectName { rel: String, id: String },
+}
+
+/// Refuses values that cannot be written into a unit file safely: the one check for
+/// every name and path from the config or the tree.
+pub fn check_value(what: &str, value: &str) -> Result<(), BadValue> {
+    let bad = |make: fn(String, String) -> BadValue| Err(make(what.to_string(), value.to_string()));
+    if value.contains(['\n', '\r', '\0']) {
+        return bad(|what, value| BadValue::Control { what, value });
     }
-    if s.ends_with('\\') {
-        // A unit file line ending in a backslash continues on the next line.
-        return Err(format!(
-            "{what} {s:?} ends with a backslash and cannot be written into a unit"
-        ));
+    if value.ends_with('\\') {
+        return bad(|what, value| BadValue::TrailingBackslash { what, value });
     }
     Ok(())
+}
+
+/// [`check_value`] for paths that go into unit files and command lines, stricter: no
+/// control character at all (a tab, an escape), no leading or trailing blank.
+pub fn check_path(what: &str, path: &std::path::Path) -> Result<(), BadValue> {
+    let value = path.to_string_lossy();
+    let bad = |make: fn(String, String) -> BadValue| Err(make(what.to_string(), value.to_string()));
+    if value.chars().any(char::is_control) {
+        return bad(|what, value| BadValue::ControlCharacter { what, value });
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return bad(|what, value| BadValue::Blank { what, value });
+    }
+    check_value(what, &value)
 }
 
 /// For settings that take one value and expand specifiers (`Description=`,

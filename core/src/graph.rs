@@ -11,6 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Layer, Stack, StackError};
 
+/// Layers that depend on each other in a circle: nothing can start first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("layer dependency cycle: {cycle}")]
+pub struct LayerCycle {
+    /// `a → b → a`
+    pub cycle: String,
+}
+
 pub struct Pruned {
     pub errors: Vec<StackError>,
     /// Layer names in start order.
@@ -79,13 +87,13 @@ fn arrow<N: std::fmt::Display>(path: &[N]) -> String {
 }
 
 /// Layers in start order; `Err` names a cycle between layers.
-pub fn layer_order(layers: &[Layer]) -> Result<Vec<String>, String> {
+pub fn layer_order(layers: &[Layer]) -> Result<Vec<String>, LayerCycle> {
     let edges: BTreeMap<String, Vec<String>> = layers
         .iter()
         .map(|l| (l.name.clone(), l.after.iter().chain(&l.requires).cloned().collect()))
         .collect();
     if let Some(c) = find_cycle(&edges) {
-        return Err(format!("layer dependency cycle: {}", arrow(&c)));
+        return Err(LayerCycle { cycle: arrow(&c) });
     }
     // Depth-first post-order gives "dependencies first"; names sorted for stable output.
     let mut order = Vec::new();
@@ -109,7 +117,7 @@ pub fn layer_order(layers: &[Layer]) -> Result<Vec<String>, String> {
 
 /// Checks references and cycles, moving every stack that cannot be generated out of
 /// `stacks` into the returned errors. `Err` only for a cycle between layers themselves.
-pub fn prune(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Pruned, String> {
+pub fn prune(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Pruned, LayerCycle> {
     let order = layer_order(layers)?;
     let mut errors = Vec::new();
     // Stack id → why it is left out.
@@ -354,6 +362,9 @@ mod tests {
         ];
         assert_eq!(layer_order(&layers).unwrap(), ["panel", "database", "genai", "media"]);
         let cyc = [layer("a", &["b"]), layer("b", &["a"])];
-        assert_eq!(layer_order(&cyc).unwrap_err(), "layer dependency cycle: a → b → a");
+        assert_eq!(
+            layer_order(&cyc).unwrap_err().to_string(),
+            "layer dependency cycle: a → b → a"
+        );
     }
 }

@@ -14,69 +14,143 @@ use std::fmt;
 
 use serde_yaml_ng::Value;
 
+/// Deepest nesting of `${…}` inside defaults and replacements. Compose has no limit; one
+/// keeps a hostile value from costing more than a bounded number of passes over it (and
+/// the recursion from growing the stack).
+pub const MAX_NESTING: usize = 16;
+/// Longest result of interpolating one string (1 MiB): a value that references a long
+/// variable many times must not multiply it without bound.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+/// Most text the interpolation of one YAML document may produce in all (16 MiB).
+pub const MAX_DOCUMENT_EXPANSION: usize = 16 << 20;
+
+/// Errors name positions, never text of the template: a template in an env file is a
+/// value, and values may be secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterpolateError {
     /// `${VAR:?message}` / `${VAR?message}` with the variable missing (or empty, for `:?`).
+    /// `message` is the text as written, shown only when it holds no `$` (an expanded
+    /// message could carry another variable's value).
     Required { var: String, message: String },
-    /// Malformed `${…}`; `message` holds the template text compose reports (the innermost
-    /// template containing the bad `${`, as compose does).
-    Syntax { message: String },
+    /// Malformed `${…}` starting at character `at` (1-based) of the template.
+    Syntax { at: usize },
+    /// `${…}` nested deeper than [`MAX_NESTING`] at character `at` of the template.
+    TooDeep { at: usize },
+    /// The result would be longer than [`MAX_VALUE_LEN`] (or, for a whole YAML document,
+    /// all results longer than [`MAX_DOCUMENT_EXPANSION`]).
+    TooLong { limit: usize },
 }
 
 impl fmt::Display for InterpolateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // compose drops the ": " when the message is empty (`${VAR:?}`).
-            Self::Required { var, message } if message.is_empty() => {
+            Self::Required { var, message } if message.is_empty() || message.contains('$') => {
                 write!(f, "required variable {var} is missing a value")
             }
             Self::Required { var, message } => {
                 write!(f, "required variable {var} is missing a value: {message}")
             }
-            Self::Syntax { message } => write!(
+            Self::Syntax { at } => write!(
                 f,
-                "invalid interpolation format for {message:?}: you may need to escape any $ with another $"
+                "invalid interpolation format at character {at} of the value: you may need to escape any $ with another $"
             ),
+            Self::TooDeep { at } => write!(
+                f,
+                "interpolation nested more than {MAX_NESTING} levels deep at character {at} of the value"
+            ),
+            Self::TooLong { limit } => write!(f, "interpolation gives more than {} KiB", limit / 1024),
         }
     }
 }
 
 impl std::error::Error for InterpolateError {}
 
+/// Where an error happened, as a byte offset into the top-level template; turned into a
+/// character position once, by [`interpolate`].
+enum Fault {
+    Required { var: String, message: String },
+    Syntax(usize),
+    TooDeep(usize),
+    TooLong,
+}
+
 /// Interpolates one string. Unset variables in `$VAR`/`${VAR}` become the empty string (compose
 /// only warns). A `$` not followed by a name, `{` or `$` stays a literal `$`.
+///
+/// Linear in the input per nesting level: the end of the current line and its last `}`
+/// (which bound compose's match) are found once per line, not once per `${`.
 pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
+    let char_at = |byte: usize| input[..byte.min(input.len())].chars().count() + 1;
+    expand(input, 0, 0, lookup).map_err(|fault| match fault {
+        Fault::Required { var, message } => InterpolateError::Required { var, message },
+        Fault::Syntax(b) => InterpolateError::Syntax { at: char_at(b) },
+        Fault::TooDeep(b) => InterpolateError::TooDeep { at: char_at(b) },
+        Fault::TooLong => InterpolateError::TooLong { limit: MAX_VALUE_LEN },
+    })
+}
+
+/// The line around a position: where it ends and its last `}` (compose's greedy `(.*)\}`).
+#[derive(Default)]
+struct Line {
+    end: usize,
+    last_brace: Option<usize>,
+}
+
+impl Line {
+    /// Refreshes the cache when `pos` (an offset into `text`) is past the cached line.
+    fn at(&mut self, text: &str, pos: usize) -> &Line {
+        if pos >= self.end {
+            self.end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+            self.last_brace = text[pos..self.end].rfind('}').map(|i| pos + i);
+        }
+        self
+    }
+}
+
+/// [`interpolate`] on `input`, which starts at byte `base` of the top-level template and
+/// sits `depth` defaults deep.
+fn expand(input: &str, base: usize, depth: usize, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Fault> {
     let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let at = &rest[pos..];
-        let after = &at[1..];
+    let mut line = Line::default();
+    let mut pos = 0;
+    while let Some(found) = input[pos..].find('$') {
+        if out.len() > MAX_VALUE_LEN {
+            return Err(Fault::TooLong);
+        }
+        let at = pos + found;
+        out.push_str(&input[pos..at]);
+        let after = &input[at + 1..];
         match after.chars().next() {
             Some('$') => {
                 out.push('$');
-                rest = &after[1..];
+                pos = at + 2;
             }
             Some('{') => {
-                let len = match_braced(at).ok_or_else(|| InterpolateError::Syntax {
-                    message: input.to_owned(),
-                })?;
-                out.push_str(&expand_braced(&at[..len], lookup)?);
-                rest = &at[len..];
+                let len = match_braced(input, at, line.at(input, at)).ok_or(Fault::Syntax(base + at))?;
+                let (expanded, used) = expand_braced(&input[at..at + len], base + at, depth, lookup)?;
+                out.push_str(&expanded);
+                // What follows the balancing `}` (compose interpolates it on its own) is
+                // scanned by this same loop: it runs to the line's last `}`, so no match
+                // inside it can reach further than this one did.
+                pos = at + used;
             }
             Some(c) if is_name_start(c) => {
                 let name = &after[..name_len(after)];
                 out.push_str(&lookup(name).unwrap_or_default());
-                rest = &after[name.len()..];
+                pos = at + 1 + name.len();
             }
             // compose's pattern only flags `${` as invalid; any other `$` is kept verbatim.
             _ => {
                 out.push('$');
-                rest = after;
+                pos = at + 1;
             }
         }
     }
-    out.push_str(rest);
+    out.push_str(&input[pos..]);
+    if out.len() > MAX_VALUE_LEN {
+        return Err(Fault::TooLong);
+    }
     Ok(out)
 }
 
@@ -91,16 +165,23 @@ pub fn interpolate_yaml(
 ) -> Result<(), (String, InterpolateError)> {
     // The key path is built only on the way out of an error: the generator interpolates
     // every value of every stack at boot, and most have no `$` at all.
-    fn walk(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), (Vec<String>, InterpolateError)> {
+    type Walk = Result<(), (Vec<String>, InterpolateError)>;
+    fn walk(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>, budget: &mut usize) -> Walk {
         match value {
             Value::String(s) => {
                 if s.contains('$') {
                     *s = interpolate(s, lookup).map_err(|e| (Vec::new(), e))?;
+                    *budget = budget.checked_sub(s.len()).ok_or((
+                        Vec::new(),
+                        InterpolateError::TooLong {
+                            limit: MAX_DOCUMENT_EXPANSION,
+                        },
+                    ))?;
                 }
             }
             Value::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk(item, lookup).map_err(|(mut p, e)| {
+                    walk(item, lookup, budget).map_err(|(mut p, e)| {
                         p.push(i.to_string());
                         (p, e)
                     })?;
@@ -108,18 +189,19 @@ pub fn interpolate_yaml(
             }
             Value::Mapping(map) => {
                 for (key, item) in map.iter_mut() {
-                    walk(item, lookup).map_err(|(mut p, e)| {
+                    walk(item, lookup, budget).map_err(|(mut p, e)| {
                         p.push(key_segment(key));
                         (p, e)
                     })?;
                 }
             }
-            Value::Tagged(tagged) => walk(&mut tagged.value, lookup)?,
+            Value::Tagged(tagged) => walk(&mut tagged.value, lookup, budget)?,
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
         Ok(())
     }
-    walk(value, lookup).map_err(|(mut p, e)| {
+    let mut budget = MAX_DOCUMENT_EXPANSION;
+    walk(value, lookup, &mut budget).map_err(|(mut p, e)| {
         p.reverse();
         (p.join("."), e)
     })
@@ -155,10 +237,11 @@ fn name_len(s: &str) -> usize {
 /// `:-` is not mistaken for something else.
 const OPERATORS: [&str; 6] = [":-", ":+", ":?", "-", "+", "?"];
 
-/// Length of compose's regex match `\$\{NAME(?::?[-+?](.*))?\}` at the start of `s` (which
+/// Length of compose's regex match `\$\{NAME(?::?[-+?](.*))?\}` at `input[at..]` (which
 /// begins with `${`), or `None` where compose reports "invalid interpolation format".
-fn match_braced(s: &str) -> Option<usize> {
-    let body = &s[2..];
+/// `line` is the line holding `at`.
+fn match_braced(input: &str, at: usize, line: &Line) -> Option<usize> {
+    let body = &input[at + 2..];
     if !body.chars().next().is_some_and(is_name_start) {
         return None;
     }
@@ -170,9 +253,8 @@ fn match_braced(s: &str) -> Option<usize> {
     let op = OPERATORS.iter().find(|op| after_name.starts_with(**op))?;
     // `(.*)` is greedy and `.` stops at a newline, so the match runs to the *last* `}` on
     // the line; `expand_braced` then cuts it back to the balancing brace.
-    let arg_start = 2 + nl + op.len();
-    let line = s[arg_start..].split('\n').next().unwrap_or("");
-    line.rfind('}').map(|i| arg_start + i + 1)
+    let arg_start = at + 2 + nl + op.len();
+    line.last_brace.filter(|&b| b >= arg_start).map(|b| b + 1 - at)
 }
 
 /// compose-go's `getFirstBraceClosingIndex`, byte for byte: it counts every `{` (not only
@@ -197,39 +279,50 @@ fn first_brace_closing_index(s: &[u8]) -> Option<usize> {
 }
 
 /// Expands one regex match `m` (`${NAME}` or `${NAME<op>ARG}` possibly followed by more text
-/// up to the last `}` on the line, which is interpolated on its own).
-fn expand_braced(m: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
-    let (sub, rest) = match first_brace_closing_index(m.as_bytes()) {
-        Some(i) => m.split_at(i + 1),
-        None => (m, ""),
+/// up to the last `}` on the line) that starts at byte `base` of the top-level template.
+/// Returns the expansion of the balanced `${…}` and its length; the caller scans the rest.
+fn expand_braced(
+    m: &str,
+    base: usize,
+    depth: usize,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, usize), Fault> {
+    let sub = match first_brace_closing_index(m.as_bytes()) {
+        Some(i) => &m[..=i],
+        None => m,
     };
     let inner = &sub[2..sub.len() - 1];
     let name = &inner[..name_len(inner)];
     let Some(op) = OPERATORS.iter().find(|op| inner[name.len()..].starts_with(**op)) else {
-        // Plain `${NAME}`: the match cannot extend past its own `}`, so `rest` is empty.
-        return Ok(lookup(name).unwrap_or_default());
+        // Plain `${NAME}`: the match cannot extend past its own `}`.
+        return Ok((lookup(name).unwrap_or_default(), sub.len()));
     };
+    if depth >= MAX_NESTING {
+        return Err(Fault::TooDeep(base));
+    }
     // compose interpolates the argument before looking at the variable, so a malformed
     // default is an error even when it is not needed.
-    let arg = interpolate(&inner[name.len() + op.len()..], lookup)?;
+    let raw_arg = &inner[name.len() + op.len()..];
+    let arg_base = base + 2 + name.len() + op.len();
+    let arg = expand(raw_arg, arg_base, depth + 1, lookup)?;
     let value = lookup(name);
     let set_non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
-    let required = || InterpolateError::Required {
+    let required = || Fault::Required {
         var: name.to_owned(),
-        message: arg.clone(),
+        message: raw_arg.to_owned(),
     };
     let expanded = match *op {
         ":-" if set_non_empty => value.unwrap_or_default(),
-        ":-" => arg.clone(),
-        "-" => value.unwrap_or_else(|| arg.clone()),
-        ":+" if set_non_empty => arg.clone(),
-        "+" if value.is_some() => arg.clone(),
+        ":-" => arg,
+        "-" => value.unwrap_or(arg),
+        ":+" if set_non_empty => arg,
+        "+" if value.is_some() => arg,
         ":+" | "+" => value.unwrap_or_default(),
         ":?" if set_non_empty => value.unwrap_or_default(),
         ":?" => return Err(required()),
         _ => value.ok_or_else(required)?, // "?"
     };
-    Ok(expanded + &interpolate(rest, lookup)?)
+    Ok((expanded, sub.len()))
 }
 
 #[cfg(test)]
@@ -252,10 +345,8 @@ mod tests {
         interpolate(input, &env)
     }
 
-    fn syntax(template: &str) -> Result<String, InterpolateError> {
-        Err(InterpolateError::Syntax {
-            message: template.into(),
-        })
+    fn syntax(at: usize) -> Result<String, InterpolateError> {
+        Err(InterpolateError::Syntax { at })
     }
 
     fn required(var: &str, message: &str) -> Result<String, InterpolateError> {
@@ -309,7 +400,7 @@ mod tests {
             ("${UNSET?}", required("UNSET", "")),
             ("${UNSET:?}x", required("UNSET", "")),
             ("${UNSET?a:-b}", required("UNSET", "a:-b")),
-            ("${UNSET:?msg ${B}}", required("UNSET", "msg bee")),
+            ("${UNSET:?msg ${B}}", required("UNSET", "msg ${B}")),
             ("${SET:?${UNSET}}", ok("v")),
             ("${B:?x}-${UNSET:-}", ok("bee-")),
             ("${UNSET:?a}${}", required("UNSET", "a")), // first error wins
@@ -340,20 +431,20 @@ mod tests {
             ("$ x", ok("$ x")),
             ("$.", ok("$.")),
             // syntax errors, reporting the template compose reports
-            ("${}", syntax("${}")),
-            ("${SET", syntax("${SET")),
-            ("${SET:x}", syntax("${SET:x}")),
-            ("${SET }", syntax("${SET }")),
-            ("${ SET}", syntax("${ SET}")),
-            ("${1A}", syntax("${1A}")),
-            ("x${", syntax("x${")),
-            ("${UNSET:-x\n}", syntax("${UNSET:-x\n}")),
-            ("${UNSET:-${B}", syntax("${B")),
-            ("${UNSET:?${}", syntax("${")),
-            ("${UNSET:+${}}", syntax("${}")),
-            ("${SET:-${}}", syntax("${}")), // defaults are checked even when unused
-            ("${UNSET:-x}${}}", syntax("${}}")),
-            ("${UNSET:-x}y}${", syntax("${UNSET:-x}y}${")),
+            ("${}", syntax(1)),
+            ("${SET", syntax(1)),
+            ("${SET:x}", syntax(1)),
+            ("${SET }", syntax(1)),
+            ("${ SET}", syntax(1)),
+            ("${1A}", syntax(1)),
+            ("x${", syntax(2)),
+            ("${UNSET:-x\n}", syntax(1)),
+            ("${UNSET:-${B}", syntax(10)),
+            ("${UNSET:?${}", syntax(10)),
+            ("${UNSET:+${}}", syntax(10)),
+            ("${SET:-${}}", syntax(8)), // defaults are checked even when unused
+            ("${UNSET:-x}${}}", syntax(12)),
+            ("${UNSET:-x}y}${", syntax(14)),
         ];
         for (input, want) in cases {
             assert_eq!(&run(input), want, "input {input:?}");
@@ -366,8 +457,34 @@ mod tests {
         assert_eq!(e.to_string(), "required variable UNSET is missing a value: boom");
         let e = run("${UNSET?}").unwrap_err();
         assert_eq!(e.to_string(), "required variable UNSET is missing a value");
-        let e = run("${}").unwrap_err();
-        assert!(e.to_string().starts_with("invalid interpolation format for \"${}\""));
+        let e = run("x${}").unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid interpolation format at character 2"),
+            "{e}"
+        );
+        // An expanded message could hold another variable's value: not shown.
+        let e = run("${UNSET:?see $B}").unwrap_err();
+        assert_eq!(e.to_string(), "required variable UNSET is missing a value");
+    }
+
+    #[test]
+    fn hostile_nesting_and_length_are_bounded() {
+        let t = std::time::Instant::now();
+        let nested = |n: usize| format!("{}x{}", "${UNSET:-".repeat(n), "}".repeat(n));
+        assert_eq!(run(&nested(MAX_NESTING)), Ok("x".into()));
+        assert_eq!(
+            run(&nested(100_000)),
+            Err(InterpolateError::TooDeep {
+                at: 1 + 9 * MAX_NESTING
+            })
+        );
+        // Many defaults one after the other on one line: a loop, not recursion, and
+        // linear, not a rescan of the line per `${`.
+        let flat = "${UNSET:-ab}".repeat(200_000);
+        assert_eq!(run(&flat).unwrap().len(), 400_000);
+        let unclosed = format!("{}zzz", "${UNSET:-a}".repeat(100_000));
+        assert!(run(&unclosed).is_ok());
+        assert!(t.elapsed().as_secs_f64() < 2.0, "{:?}", t.elapsed());
     }
 
     #[test]

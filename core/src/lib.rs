@@ -4,6 +4,7 @@
 //! systemd: it reads files and returns data, so the generator can run it at early boot
 //! and tests can run it on fixture trees without root.
 
+pub mod bounded;
 pub mod compose;
 pub mod config;
 pub mod document;
@@ -20,6 +21,7 @@ pub mod interpolate;
 pub mod loader;
 pub mod merge;
 pub mod model;
+pub mod netcheck;
 pub mod paths;
 pub mod source;
 pub mod tree;
@@ -27,3 +29,4 @@ pub mod unit_file;
 pub mod units;
 pub mod volume;
 pub mod write;
+pub mod yaml;

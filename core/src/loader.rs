@@ -129,7 +129,7 @@ impl Loader {
         let at = |error| LoadError::new(file, error);
         let mut chain = chain.to_vec();
         chain.push(file.to_path_buf());
-        for value in document::parse(bytes).map_err(at)? {
+        for value in document::parse(bytes, file).map_err(at)? {
             let document::Document { root: mut cfg, resets } = document::prepare(value, env).map_err(at)?;
             let ctx = Context {
                 file,
@@ -148,8 +148,8 @@ impl Loader {
 
     /// A compose file's bytes, recorded for the fingerprint.
     pub(crate) fn read(&mut self, file: &Path) -> Result<Vec<u8>, LoadError> {
-        let bytes = crate::source::read(file)
-            .map_err(|e| LoadError::new(file, ComposeError::message(&format!("cannot read: {e}"))))?;
+        let bytes =
+            crate::source::read(file).map_err(|e| LoadError::new(file, ComposeError::message(&e.to_string())))?;
         self.compose_files
             .push((file.to_path_buf(), crate::tree::fingerprint_bytes(&bytes)));
         Ok(bytes)
@@ -169,7 +169,7 @@ impl Loader {
         let at = |error| LoadError::new(file, error);
         let bytes = self.read(file)?;
         let mut dict = Mapping::new();
-        for value in document::parse(&bytes).map_err(at)? {
+        for value in document::parse(&bytes, file).map_err(at)? {
             let doc = document::prepare(value, env).map_err(at)?;
             merge::apply_resets(&mut dict, &doc.resets);
             merge::merge_documents(&mut dict, doc.root).map_err(at)?;

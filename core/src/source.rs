@@ -1,10 +1,13 @@
-//! The one place where the bytes of a stack's files (compose files, the files they
-//! `extends` or `include`, env files) are read, so that limits on what is read (size,
-//! file type) apply to every one of them at once.
+//! The one place where the bytes of a stack's compose files (the selected ones and the
+//! files they `extends` or `include`) are read: through [`crate::bounded`], so the
+//! limits on what is read (regular files only, size cap) apply to every one of them.
+//! Env files are read by [`crate::envfile`] through the same bounded reader.
 
 use std::path::Path;
 
-/// The content of a file a stack is made of.
-pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path)
+pub use crate::bounded::ReadError;
+
+/// The content of a compose file a stack is made of.
+pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
+    crate::bounded::read(path, crate::bounded::COMPOSE_CAP)
 }

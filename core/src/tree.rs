@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::compose::{self, ComposeFile};
-use crate::config::{check_name, check_no_control, Config, ConfigError};
+use crate::config::{check_name, Config, ConfigError};
+use crate::escape::{check_value, BadValue};
 use crate::graph;
 use crate::model::{layer_target, Layer, Model, Stack, StackError};
 
@@ -39,13 +40,44 @@ struct Found {
 fn discover(stacks_dir: &Path, errors: &mut Vec<StackError>) -> Vec<Found> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
-    walk(stacks_dir, stacks_dir, &mut found, &mut seen, errors);
+    let real_root = std::fs::canonicalize(stacks_dir).unwrap_or_else(|_| stacks_dir.to_path_buf());
+    let tree = Tree {
+        root: stacks_dir,
+        real_root: &real_root,
+    };
+    walk(&tree, stacks_dir, &mut found, &mut seen, errors);
     found.sort_by(|a, b| a.rel.cmp(&b.rel));
     found
 }
 
+/// The tree being walked: its path as configured and as resolved (for telling links
+/// that point back into it).
+struct Tree<'a> {
+    root: &'a Path,
+    real_root: &'a Path,
+}
+
+/// Whether a directory entry is one to descend into. A symlink to a directory inside the
+/// tree is not: that directory is walked under its own name, and following the link too
+/// would let the link's name (whichever sorts first) become the stack's id. A symlink
+/// out of the tree is followed: that is how a stack kept elsewhere joins the tree.
+fn descend(tree: &Tree, entry: &std::fs::DirEntry) -> bool {
+    if entry.file_name().to_string_lossy().starts_with('.') {
+        return false;
+    }
+    // The entry's type comes with the directory listing (std falls back to lstat where
+    // the file system does not report it); only a symlink needs more.
+    match entry.file_type() {
+        Ok(t) if !t.is_symlink() => t.is_dir(),
+        _ => match std::fs::canonicalize(entry.path()) {
+            Ok(target) => target.is_dir() && !target.starts_with(tree.real_root),
+            Err(_) => false,
+        },
+    }
+}
+
 fn walk(
-    root: &Path,
+    tree: &Tree,
     dir: &Path,
     found: &mut Vec<Found>,
     seen: &mut BTreeSet<(u64, u64)>,
@@ -60,8 +92,9 @@ fn walk(
             return;
         }
     }
+    let root = tree.root;
     let rel = dir.strip_prefix(root).unwrap_or(dir).to_string_lossy().into_owned();
-    let listing = match list(dir) {
+    let listing = match list(tree, dir) {
         Ok(l) => l,
         Err(e) => {
             if dir != root {
@@ -108,21 +141,23 @@ fn walk(
     let mut subdirs = listing.subdirs;
     subdirs.sort();
     for d in subdirs {
-        walk(root, &d, found, seen, errors);
+        walk(tree, &d, found, seen, errors);
     }
 }
 
 /// What discovery needs from one directory listing.
 struct Listing {
-    /// Compose and override file names present (regular files or links to them).
+    /// Compose and override file names present.
     files: Vec<String>,
     /// Subdirectories (or links to them) that are not hidden.
     subdirs: Vec<PathBuf>,
 }
 
 /// Lists `dir` once: the compose and override files in it, and where to descend. One
-/// read of the directory, where a stat per candidate name would cost eight lookups.
-fn list(dir: &Path) -> std::io::Result<Listing> {
+/// read of the directory, where a lookup per candidate name would cost eight. Anything
+/// by a compose file's name counts, a FIFO or a dangling link too: it is then reported
+/// by name when it cannot be read, rather than silently ignored.
+fn list(tree: &Tree, dir: &Path) -> std::io::Result<Listing> {
     let mut listing = Listing {
         files: Vec::new(),
         subdirs: Vec::new(),
@@ -130,22 +165,9 @@ fn list(dir: &Path) -> std::io::Result<Listing> {
     for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let candidate =
-            COMPOSE_FILE_NAMES.contains(&name.as_ref()) || crate::files::OVERRIDE_FILE_NAMES.contains(&name.as_ref());
-        let hidden = name.starts_with('.');
-        if hidden && !candidate {
-            continue;
-        }
-        // The entry's type comes with the directory listing (std falls back to lstat
-        // where the file system does not report it); only a symlink needs a stat to see
-        // where it leads.
-        let (is_dir, is_file) = match entry.file_type() {
-            Ok(t) if !t.is_symlink() => (t.is_dir(), t.is_file()),
-            _ => std::fs::metadata(entry.path()).map_or((false, false), |m| (m.is_dir(), m.is_file())),
-        };
-        if candidate && is_file {
+        if COMPOSE_FILE_NAMES.contains(&name.as_ref()) || crate::files::OVERRIDE_FILE_NAMES.contains(&name.as_ref()) {
             listing.files.push(name.into_owned());
-        } else if is_dir && !hidden {
+        } else if descend(tree, &entry) {
             listing.subdirs.push(entry.path());
         }
     }
@@ -155,21 +177,35 @@ fn list(dir: &Path) -> std::io::Result<Listing> {
 /// Stack id from its relative path: `genai/ollama` → `genai-ollama`. The id is also the
 /// Compose project name, so it must be one Compose accepts (which also makes it a valid
 /// unit-name part without escaping).
-pub fn stack_id(rel: &str) -> Result<String, String> {
-    check_no_control("stack path", rel)?;
+pub fn stack_id(rel: &str) -> Result<String, BadValue> {
+    check_value("stack path", rel)?;
     let id = rel.replace('/', "-");
     let ok = id
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !ok {
-        return Err(format!(
-            "directory {rel:?} gives stack id {id:?}, which Docker Compose does not accept as a \
-             project name (lowercase letters, digits, '-' and '_', starting with a letter or \
-             digit); rename the directory"
-        ));
+        return Err(BadValue::ProjectName {
+            rel: rel.to_string(),
+            id,
+        });
     }
     Ok(id)
+}
+
+/// systemd's limit on a unit name (UNIT_NAME_MAX less the NUL), which is also the file
+/// system's limit on the unit file's name.
+pub const MAX_UNIT_NAME: usize = 255;
+
+/// Why a stack's unit name cannot exist, if it cannot.
+fn unit_name_error(prefix: &str, id: &str) -> Option<String> {
+    let len = prefix.len() + 1 + id.len() + ".service".len();
+    (len > MAX_UNIT_NAME).then(|| {
+        format!(
+            "stack id is {} characters long, which makes a unit name of {len} characters; systemd's limit is {MAX_UNIT_NAME}: shorten the directory names",
+            id.len()
+        )
+    })
 }
 
 /// Env files (lowest precedence first) and the variables they define, or the file at
@@ -193,7 +229,8 @@ fn env_file_error(e: crate::envfile::EnvFileError) -> (PathBuf, String) {
 fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
     let mut files = Vec::new();
     for f in &config.env_files {
-        if f.path.is_file() {
+        // Anything there is read (and refused by name if it is not a regular file).
+        if f.path.exists() {
             files.push(f.path.clone());
         } else if !f.optional {
             return Err((
@@ -204,7 +241,7 @@ fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
     }
     if let Some(l) = layer_dir {
         let p = l.join(".env");
-        if p.is_file() {
+        if p.exists() {
             files.push(p);
         }
     }
@@ -223,7 +260,7 @@ fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir:
     let own: Vec<PathBuf> = [".env", ".env.local"]
         .iter()
         .map(|n| stack_dir.join(n))
-        .filter(|p| p.is_file())
+        .filter(|p| p.exists())
         .collect();
     crate::envfile::load_onto(&mut env, &own).map_err(env_file_error)?;
     files.extend(own);
@@ -232,7 +269,7 @@ fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir:
 
 /// Content fingerprint of a file, for telling later whether the units are stale.
 pub fn fingerprint(path: &Path) -> String {
-    match std::fs::read(path) {
+    match crate::bounded::read(path, crate::bounded::COMPOSE_CAP) {
         Ok(bytes) => fingerprint_bytes(&bytes),
         Err(_) => "missing".to_string(),
     }
@@ -250,6 +287,29 @@ pub fn metadata_fingerprint(path: &Path) -> String {
         Ok(m) => format!("size={} mtime={}.{:09}", m.len(), m.mtime(), m.mtime_nsec()),
         Err(_) => "missing".to_string(),
     }
+}
+
+/// Shortest env value looked for in messages: shorter ones are not secrets worth the
+/// name and would match ordinary words and numbers.
+const MIN_REDACTED_LEN: usize = 3;
+
+/// A compose error as text, unless an env value reached it through interpolation (a
+/// service or network name written as `${VAR}`, say): then only where it happened. The
+/// last line of defence for "no value from an env file in any message".
+fn without_env_values(e: compose::ComposeError, env: &BTreeMap<String, String>) -> String {
+    let text = e.to_string();
+    let leaks = env
+        .values()
+        .any(|v| v.len() >= MIN_REDACTED_LEN && text.contains(v.as_str()));
+    if !leaks {
+        return text;
+    }
+    let place = match (e.line, &e.key) {
+        (_, Some(key)) => format!("key {key}: "),
+        (Some(line), None) => format!("line {line}: "),
+        (None, None) => String::new(),
+    };
+    format!("{place}invalid value (its text comes from an env file, so it is not shown)")
 }
 
 struct Parsed {
@@ -281,9 +341,10 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
                 e.to_string(),
             )
         })?;
-    let loaded = crate::loader::load(&compose_files, &f.dir, &env).map_err(|e| error(e.file, e.error.to_string()))?;
-    let compose =
-        compose::model(&loaded.root, id, &f.dir, &env).map_err(|e| error(compose_files[0].clone(), e.to_string()))?;
+    let loaded = crate::loader::load(&compose_files, &f.dir, &env)
+        .map_err(|e| error(e.file, without_env_values(e.error, &env)))?;
+    let compose = compose::model(&loaded.root, id, &f.dir, &env)
+        .map_err(|e| error(compose_files[0].clone(), without_env_values(e, &env)))?;
     Ok(Parsed {
         compose,
         env_files,
@@ -291,6 +352,21 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
         read: loaded.compose_files,
         include_env_files: loaded.env_files,
     })
+}
+
+/// Pseudo-stack under which network problems are reported (not a valid stack id).
+pub const NETWORKS_PROBLEM: &str = "(networks)";
+
+/// [`crate::netcheck::problems`] as reported problems: logged and listed, not fatal.
+fn network_problems(config: &Config) -> Vec<StackError> {
+    crate::netcheck::problems(&config.networks)
+        .into_iter()
+        .map(|(name, message)| StackError {
+            stack: NETWORKS_PROBLEM.into(),
+            file: config.network_sources.get(&name).cloned().unwrap_or_default(),
+            message,
+        })
+        .collect()
 }
 
 /// From this many stacks on, [`build`] reads them on several threads: below it, starting
@@ -315,7 +391,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         });
     }
     let found = discover(&config.stacks_dir, &mut errors);
-    let candidates = unique_ids(found, &mut errors);
+    let candidates = unique_ids(found, &config.unit_prefix, &mut errors);
     let listed_layer = listed_layers(&config, &cfg_file)?;
     report_unknown_stacks(&config, &cfg_file, &candidates, &listed_layer, &mut errors);
 
@@ -345,11 +421,12 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     let mut layers = layers(&config, &cfg_file, &stacks)?;
     // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
     let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
-    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|message| ConfigError {
+    let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|e| ConfigError {
         file: cfg_file.clone(),
-        message,
+        message: e.to_string(),
     })?;
     errors.extend(pruned.errors);
+    errors.extend(network_problems(&config));
     order_layers(&mut layers, &pruned.layer_order, &stacks);
     stacks.sort_by(|a, b| a.id.cmp(&b.id));
     errors.sort_by(|a, b| (&a.stack, &a.file).cmp(&(&b.stack, &b.file)));
@@ -367,20 +444,28 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
 
 /// Stack ids of what [`discover`] found; ids given by more than one directory (`a/b-c`
 /// and `a-b/c` both give `a-b-c`) and invalid ones become errors.
-fn unique_ids(found: Vec<Found>, errors: &mut Vec<StackError>) -> Vec<(String, Found)> {
+fn unique_ids(found: Vec<Found>, unit_prefix: &str, errors: &mut Vec<StackError>) -> Vec<(String, Found)> {
     let mut by_id: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for f in found {
         match stack_id(&f.rel) {
             Ok(id) => by_id.entry(id).or_default().push(f),
-            Err(message) => errors.push(StackError {
+            Err(e) => errors.push(StackError {
                 stack: f.rel.clone(),
                 file: f.dir.clone(),
-                message,
+                message: e.to_string(),
             }),
         }
     }
     let mut candidates: Vec<(String, Found)> = Vec::new();
     for (id, mut fs) in by_id {
+        if let Some(message) = unit_name_error(unit_prefix, &id) {
+            errors.extend(fs.into_iter().map(|f| StackError {
+                stack: id.clone(),
+                file: f.dir,
+                message: message.clone(),
+            }));
+            continue;
+        }
         if fs.len() > 1 {
             let paths: Vec<String> = fs.iter().map(|f| f.dir.display().to_string()).collect();
             for f in fs {
@@ -506,10 +591,10 @@ fn read_stack(
         // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
         parsed = parse_stack(config, envs, f, id, &layer)?;
     }
-    check_name("layer", &layer).map_err(|message| StackError {
+    check_name("layer", &layer).map_err(|e| StackError {
         stack: id.to_string(),
         file: f.compose_file.clone(),
-        message,
+        message: e.to_string(),
     })?;
     let requires = sorted_unique(sc.requires.iter().chain(&x.requires));
     let mut wants = sorted_unique(sc.wants.iter().chain(&x.wants));
@@ -642,7 +727,11 @@ mod tests {
         std::fs::write(tree.join("odd/.env"), "TAG=odd\n").unwrap();
         let config = Config::from_str_at("stacks_dir = \"tree\"\n", &d.path().join("hlsys.toml")).unwrap();
         let mut errors = Vec::new();
-        let candidates = unique_ids(discover(&config.stacks_dir, &mut errors), &mut errors);
+        let candidates = unique_ids(
+            discover(&config.stacks_dir, &mut errors),
+            &config.unit_prefix,
+            &mut errors,
+        );
         assert_eq!(candidates.len(), 100);
         let listed = BTreeMap::new();
         let one = read_stacks(&config, &candidates, &listed, 1);

@@ -19,7 +19,7 @@
 use std::path::Path;
 
 use crate::config::DEFAULT_CONFIG;
-use crate::escape::{check_value, path_unit_name};
+use crate::escape::{check_value, path_unit_name, BadValue};
 use crate::model::{Layer, Model, Stack, StackError};
 use crate::unit_file::{Section, UnitFile};
 
@@ -114,7 +114,7 @@ fn layer_deps(u: &mut Section, n: &Names, layer: &Layer) {
         .merge("After", [wants, requires].concat());
 }
 
-fn stack_unit(model: &Model, n: &Names, s: &Stack) -> Result<String, String> {
+fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<String, BadValue> {
     let dir = s.dir.to_string_lossy();
     let file = s.compose_file.to_string_lossy();
     check_value("stack directory", &dir)?;
@@ -122,9 +122,6 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack) -> Result<String, String> {
     for f in &model.config.env_files {
         check_value("env file", &f.path.to_string_lossy())?;
     }
-    let layer = model
-        .layer(&s.layer)
-        .ok_or_else(|| format!("unknown layer {:?}", s.layer))?;
     let mut uf = new_unit(&file, &format!("hlsys stack {} (layer {})", s.id, s.layer));
     let u = uf.section("Unit");
     u.set("SourcePath", file.as_ref());
@@ -301,7 +298,11 @@ impl Generated {
 fn render_stacks(model: &Model, n: &Names, g: &mut Generated) -> Vec<String> {
     let mut dropped = Vec::new();
     for s in &model.stacks {
-        match stack_unit(model, n, s) {
+        let unit = match model.layer(&s.layer) {
+            Some(layer) => stack_unit(model, n, s, layer).map_err(|e| e.to_string()),
+            None => Err(format!("unknown layer {:?}", s.layer)),
+        };
+        match unit {
             Ok(content) => g.add(n.stack(&s.id), content),
             Err(message) => {
                 dropped.push(s.id.clone());
@@ -325,10 +326,15 @@ fn render_tree_wait(model: &Model, n: &Names, g: &mut Generated) {
     for comp in dir.split('/').filter(|c| !c.is_empty()) {
         prefix.push('/');
         prefix.push_str(comp);
-        g.links.push(WantsLink {
-            dir: format!("{}.mount.wants", path_unit_name(&prefix)),
-            unit: n.tree(),
-        });
+        let wants = format!("{}.mount.wants", path_unit_name(&prefix));
+        // A mount unit's name is limited like any unit's: a prefix too long to be a
+        // mount unit cannot be one, and its directory could not be created.
+        if wants.len() <= crate::tree::MAX_UNIT_NAME {
+            g.links.push(WantsLink {
+                dir: wants,
+                unit: n.tree(),
+            });
+        }
     }
 }
 

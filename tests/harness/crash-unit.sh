@@ -1,6 +1,7 @@
 #!/bin/bash
 # Crash a service's main process the way a real crash looks to systemd, then prove that
-# it happened: run INSIDE a machine (machine.sh exec NAME bash .../crash-unit.sh UNIT).
+# it happened. Runs INSIDE a machine: copy it in (machine.sh copy-in; the checkout may be
+# below /tmp, the machine's own tmpfs), then machine.sh exec NAME bash PATH UNIT.
 #
 #   crash-unit.sh UNIT [TIMEOUT_S]
 #
