@@ -5,8 +5,8 @@
 //! Docker (bollard) and systemd (D-Bus) live at the edges.
 
 pub use hlsys_core::{
-    bounded, compose, config, envfile, escape, exit, generator, graph, host, interpolate, model, netcheck, tree,
-    unit_file, units, write, yaml,
+    bounded, compose, config, document, envfile, escape, exit, extends, files, generator, graph, host, include,
+    interpolate, loader, merge, model, netcheck, paths, source, tree, unit_file, units, volume, write, yaml,
 };
 
 pub mod check;

@@ -404,6 +404,7 @@ mod tests {
             id: id.into(),
             layer: layer.into(),
             compose_file: dir.join("compose.yaml"),
+            compose_files: vec![dir.join("compose.yaml")],
             dir,
             project: id.into(),
             env_files: vec![],

@@ -56,7 +56,7 @@ const PROGRESS_TICK: Duration = Duration::from_secs(5);
 const EXTEND_BY: Duration = Duration::from_secs(30);
 
 /// `compose --project-name … --project-directory … --file … --env-file …` for a stack:
-/// the same project, directory, file and env files (in precedence order) as the model.
+/// the same project, directory, files and env files (in precedence order) as the model.
 pub fn compose_args(stack: &Stack) -> Vec<String> {
     let mut a = vec![
         "compose".to_string(),
@@ -64,9 +64,11 @@ pub fn compose_args(stack: &Stack) -> Vec<String> {
         stack.project.clone(),
         "--project-directory".into(),
         stack.dir.to_string_lossy().into_owned(),
-        "--file".into(),
-        stack.compose_file.to_string_lossy().into_owned(),
     ];
+    for f in &stack.compose_files {
+        a.push("--file".into());
+        a.push(f.to_string_lossy().into_owned());
+    }
     for f in &stack.env_files {
         a.push("--env-file".into());
         a.push(f.to_string_lossy().into_owned());

@@ -1,15 +1,20 @@
-//! `hlsys::compose::parse` against the real `docker compose config` on every fixture
-//! under tests/fixtures/compose/: same services, networks and GPU use, and per service
-//! the same healthcheck, restart, networks, GPU forms, ports, bind mounts and
-//! depends_on. A fixture named `err_*` must be rejected by both.
+//! hlsys's reading of a stack directory (file selection, loading, model) against the real
+//! `docker compose config` run in that directory without `-f`, on every fixture under
+//! tests/fixtures/compose/: the same files (passing hlsys's list with `-f` renders the
+//! same project), services, networks and GPU use, and per service the same healthcheck,
+//! restart, networks, GPU forms, ports, bind mounts and depends_on. A fixture named
+//! `err_*` must be rejected by both.
 
 #[path = "common/compose_cli.rs"]
 mod compose_cli;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use compose_cli::{compose_available, compose_config_json, gpu_forms, service_networks, summarize};
+use compose_cli::{
+    compose_available, compose_config_json, gpu_forms, same_files_as_compose, service_networks, summarize,
+};
+use hlsys::compose::ComposeFile;
 use hlsys::model::{GpuMechanism, Service};
 use serde_json::Value;
 
@@ -91,17 +96,34 @@ fn from_compose(json: &Value, s: &Value) -> Detail {
     }
 }
 
+/// The fixture's compose file (one of the canonical names).
+fn canonical(dir: &Path) -> PathBuf {
+    hlsys::tree::COMPOSE_FILE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .unwrap()
+}
+
+/// hlsys's reading of a fixture: its files as [`hlsys::files::select`] picks them,
+/// loaded and modelled; the error says in which file.
+fn ours(case: &str, dir: &Path, env: &BTreeMap<String, String>) -> Result<(Vec<PathBuf>, ComposeFile), String> {
+    let files = hlsys::files::select(dir, &canonical(dir), hlsys::files::override_file(dir).as_deref(), env)
+        .map_err(|e| e.to_string())?;
+    let loaded = hlsys::loader::load(&files, dir, env).map_err(|e| e.to_string())?;
+    let model = hlsys::compose::model(&loaded.root, case, dir, env).map_err(|e| e.to_string())?;
+    Ok((files, model))
+}
+
 /// Compares one fixture; returns what differs.
 fn check(dir: &Path) -> Result<(), String> {
     let case = dir.file_name().unwrap().to_str().unwrap();
-    let file = dir.join("compose.yaml");
     let env_files: Vec<PathBuf> = Some(dir.join(".env")).filter(|p| p.exists()).into_iter().collect();
     let env = hlsys::envfile::load_layered(&env_files).map_err(|e| format!("env: {e}"))?;
-    let text = std::fs::read_to_string(&file).unwrap();
 
-    let ours = hlsys::compose::parse(&text, case, dir, &env);
-    let theirs = compose_config_json(case, dir, &file, &env_files);
-    let (ours, json) = match (ours, theirs) {
+    let ours = ours(case, dir, &env);
+    let theirs = compose_config_json(case, dir, &[], &env_files);
+    let ((files, ours), json) = match (ours, theirs) {
         (Err(_), Err(_)) if case.starts_with("err_") => return Ok(()),
         (Ok(o), Ok(j)) if !case.starts_with("err_") => (o, j),
         (ours, theirs) => {
@@ -112,6 +134,8 @@ fn check(dir: &Path) -> Result<(), String> {
             ))
         }
     };
+    // The files hlsys selected (and `hlsys supervise` passes) give Compose the same project.
+    same_files_as_compose(case, dir, &files, &env_files)?;
 
     let mut diffs = Vec::new();
     let summary = summarize(&json);

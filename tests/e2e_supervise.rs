@@ -6,7 +6,8 @@
 //! start (lab-stuck: health never arrives; lab-sick: health fails).
 //!
 //! One machine, in order:
-//! 1. boot: every wanted stack comes up; the GPU stack is held back with its reason in the
+//! 1. boot: every wanted stack comes up (the panel with the second service its
+//!    compose.override.yaml adds); the GPU stack is held back with its reason in the
 //!    journal of homelab-gpu.service, and the stack that only wants it starts anyway;
 //! 2. `systemctl stop homelab.target` removes every container and keeps named volumes;
 //! 3. `systemctl start homelab-genai.target` starts panel and database first: no genai
@@ -53,8 +54,10 @@ const SICK: &str = "homelab-lab-sick.service";
 /// The stack units the tree wants (and can start), in start order.
 const WANTED: [&str; 4] = [PANEL, DATABASE, WEBUI, EMBED];
 /// Their containers, all with a healthcheck.
-const CONTAINERS: [&str; 5] = [
+const CONTAINERS: [&str; 6] = [
     "panel-httpd-1",
+    // from panel/compose.override.yaml: the override file is part of the stack
+    "panel-status-1",
     "database-postgres-1",
     "database-qdrant-1",
     "genai-webui-webui-1",
@@ -571,7 +574,7 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         assert_eq!(project_containers(&m, "panel").len(), 0);
         m.exec_ok(&["bash", "-c", "cd /srv/compose/panel && docker compose -p panel up -d"]);
         let by_hand = project_containers(&m, "panel");
-        assert_eq!(by_hand.len(), 1, "{by_hand:?}");
+        assert_eq!(by_hand.len(), 2, "compose.yaml and compose.override.yaml: {by_hand:?}");
         let cursor = m.exec_ok(&["journalctl", "-n", "0", "--show-cursor", "--no-pager"]);
         let cursor = cursor.trim().rsplit("cursor: ").next().unwrap().to_string();
         m.exec_ok(&["timeout", "60", "systemctl", "start", PANEL]);
@@ -582,7 +585,10 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         );
         let log = m.exec_ok(&["journalctl", "--no-pager", "-u", PANEL, "--after-cursor", &cursor]);
         assert!(
-            log.contains("Container panel-httpd-1  Running") && !log.contains("Creat") && !log.contains("Recreat"),
+            log.contains("Container panel-httpd-1  Running")
+                && log.contains("Container panel-status-1  Running")
+                && !log.contains("Creat")
+                && !log.contains("Recreat"),
             "Compose did not adopt the running container:\n{log}"
         );
         assert_all_up(&m);

@@ -618,6 +618,7 @@ fn stacks_json_contract_and_exit_codes() {
         "layer",
         "dir",
         "compose_file",
+        "compose_files",
         "project",
         "env_files",
         "services",
@@ -633,6 +634,8 @@ fn stacks_json_contract_and_exit_codes() {
         assert_eq!(keys(s), want, "{s}");
         assert_abs(&s["dir"], "dir");
         assert_abs(&s["compose_file"], "compose_file");
+        // no override file, no COMPOSE_FILE: the compose file alone
+        assert_eq!(s["compose_files"], serde_json::json!([s["compose_file"]]), "{s}");
         for e in s["env_files"].as_array().unwrap() {
             assert_abs(e, "env_files entry");
         }
@@ -681,4 +684,109 @@ fn stacks_json_contract_and_exit_codes() {
     // A config path that does not exist, when asked for explicitly: 2 as well.
     let (code, _, err) = hlsys_stacks_json(&t.path("nope.toml"));
     assert_eq!(code, 2, "{err}");
+}
+
+// ---------------------------------------------------------------------------------
+// The files of a stack: override file, COMPOSE_FILE, extends, include
+
+#[test]
+fn override_file_is_part_of_the_stack_and_of_the_fingerprint() {
+    let t = Tree::new();
+    t.config(BASE);
+    let main = t.stack("apps/web", "services:\n  web: {image: busybox}\n");
+    let over = t.write(
+        "tree/apps/web/compose.override.yaml",
+        "services:\n  web: {extends: {file: ../shared/gpu.yml, service: gpu}}\n  sidecar: {image: busybox}\n",
+    );
+    let shared = t.write("tree/apps/shared/gpu.yml", "services:\n  gpu: {runtime: nvidia}\n");
+    let m = t.build();
+    assert!(m.errors.is_empty(), "{:#?}", m.errors);
+    let s = stack(&m, "apps-web");
+    assert_eq!(s.compose_file, main);
+    assert_eq!(s.compose_files, [main.clone(), over.clone()]);
+    assert_eq!(s.services, ["sidecar", "web"]);
+    assert!(s.gpu);
+    for f in [&main, &over, &shared] {
+        assert_eq!(m.inputs.get(f), Some(&hlsys::tree::fingerprint(f)), "{}", f.display());
+    }
+    let args = hlsys::supervise::compose_args(s);
+    let files: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--file")
+        .map(|w| w[1].as_str())
+        .collect();
+    assert_eq!(files, [main.to_str().unwrap(), over.to_str().unwrap()]);
+}
+
+#[test]
+fn compose_file_from_a_layer_env_is_relative_to_each_stack() {
+    let t = Tree::new();
+    t.config(BASE);
+    t.write("tree/media/.env", "COMPOSE_FILE=compose.yaml:gpu.yml\n");
+    for name in ["plex", "jelly"] {
+        t.stack(&format!("media/{name}"), "services:\n  app: {image: busybox}\n");
+        t.write(&format!("tree/media/{name}/gpu.yml"), "services:\n  app: {gpus: all}\n");
+    }
+    // listed but missing: the stack is reported with the file at fault
+    t.stack("media/broken", SIMPLE);
+    t.write("tree/media/broken/.env", "COMPOSE_FILE=compose.yaml:nope.yml\n");
+    let m = t.build();
+    assert_eq!(ids(&m), ["media-jelly", "media-plex"]);
+    for id in ["media-jelly", "media-plex"] {
+        let s = stack(&m, id);
+        assert!(s.gpu, "{id}");
+        assert_eq!(s.compose_files[1], s.dir.join("gpu.yml"));
+    }
+    let e = only_error(&m);
+    assert_eq!(
+        (e.stack.as_str(), &e.file),
+        ("media-broken", &t.path("tree/media/broken/nope.yml"))
+    );
+}
+
+#[test]
+fn errors_in_other_files_name_that_file_and_line_never_a_value() {
+    let t = Tree::new();
+    t.config(BASE);
+    t.stack("a", "include: [inc/compose.yaml]\nservices:\n  a: {image: busybox}\n");
+    let inc = t.write("tree/a/inc/compose.yaml", "services:\n  b: {image: busybox\n");
+    t.stack(
+        "b",
+        "services:\n  b: {image: busybox, volumes: [\"${SECRET}::/data\"]}\n",
+    );
+    t.write("tree/b/.env", "SECRET=hunter2\n");
+    t.stack("c", SIMPLE);
+    let over = t.write("tree/c/compose.override.yml", "services:\n  app: {extends: nope}\n");
+    let m = t.build();
+    assert!(m.stacks.is_empty(), "{:?}", ids(&m));
+    let a = &errors_of(&m, "a")[0];
+    assert_eq!(a.file, inc);
+    assert!(a.message.starts_with("line 3"), "{}", a.message);
+    let b = &errors_of(&m, "b")[0];
+    assert_contains(&b.message, "services.b.volumes.0");
+    assert_contains(&b.message, "empty section between colons");
+    assert!(!b.message.contains("hunter2"), "{}", b.message);
+    let c = &errors_of(&m, "c")[0];
+    assert_eq!(c.file, over);
+    assert_contains(&c.message, "services.app.extends");
+}
+
+#[test]
+fn env_file_bytes_that_are_not_utf8() {
+    let t = Tree::new();
+    t.config(BASE);
+    t.stack(
+        "ok",
+        "services:\n  app: {image: busybox, networks: [\"${NET}\"]}\nnetworks:\n  n: {}\n",
+    );
+    std::fs::write(t.path("tree/ok/.env"), b"# caf\xe9\nNET=n # cr\xe8me\n").unwrap();
+    t.stack("bad", SIMPLE);
+    let env = t.path("tree/bad/.env");
+    std::fs::write(&env, b"A=1\n# \xe9\nTAG=caf\xe9\n").unwrap();
+    let m = t.build();
+    assert_eq!(ids(&m), ["ok"]);
+    let e = only_error(&m);
+    assert_eq!((e.stack.as_str(), &e.file), ("bad", &env));
+    assert!(e.message.starts_with("line 3: "), "{:?}", e.message);
+    assert!(!e.message.contains("caf"), "{:?}", e.message);
 }

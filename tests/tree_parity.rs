@@ -1,6 +1,9 @@
 //! Every valid stack of the example tree (and of every fixture tree with an hlsys.toml,
-//! and every fake-root case under tests/cases/ with one) must have the services, networks and GPU need that the real Compose v2 resolves with
-//! exactly the env files `hlsys stacks` reports.
+//! and every fake-root case under tests/cases/ with one) must have the services, networks
+//! and GPU need that the real Compose v2 resolves with exactly the env files `hlsys stacks`
+//! reports, with the files Compose selects itself (run in the stack directory without
+//! `-f`), and those files must be the ones `hlsys stacks` reports (`compose_files`, what
+//! `hlsys supervise` passes).
 
 mod common;
 #[path = "common/compose_cli.rs"]
@@ -45,7 +48,9 @@ fn model_matches_docker_compose_config() {
         let config = hlsys::config::Config::load_under(&root, &cfg_path, true).unwrap();
         let model = hlsys::tree::build(config).unwrap();
         for s in &model.stacks {
-            let want = compose_cli::compose_config_summary(&s.project, &s.dir, &s.compose_file, &s.env_files);
+            let want = compose_cli::compose_config_summary(&s.project, &s.dir, &s.env_files);
+            compose_cli::same_files_as_compose(&s.project, &s.dir, &s.compose_files, &s.env_files)
+                .unwrap_or_else(|e| panic!("stack {} of {}: compose files differ: {e}", s.id, cfg_path.display()));
             let got = compose_cli::Summary {
                 services: s.services.iter().cloned().collect(),
                 networks: s.networks.iter().cloned().collect(),

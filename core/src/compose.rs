@@ -1,15 +1,19 @@
-//! Static reading of one Compose file: which services run by default, what networks,
-//! GPUs, ports, env files and bind mounts they use, and the `x-hlsys` extension.
+//! What hlsys reads from a Compose project once [`crate::loader`] has merged its files:
+//! which services run by default, what networks, GPUs, ports, env files and bind mounts
+//! they use, and the `x-hlsys` extension.
 //!
 //! No Docker daemon and no `docker compose` binary: the generator runs this at early
 //! boot. The rules follow Compose v2 (compose-go) closely enough that, for the features
 //! read here, the answer matches `docker compose config`; `tests/compose_parity.rs`
 //! checks that against the real binary. Schema validation is left to Compose: only what
-//! hlsys reads must have the right shape.
+//! hlsys reads must have the right shape, and what Compose checks at `config` time for
+//! it (required env files exist, short volume specs split) is checked here too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use crate::paths::clean;
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -57,7 +61,15 @@ impl fmt::Display for ComposeError {
 impl std::error::Error for ComposeError {}
 
 impl ComposeError {
-    fn at(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn message(message: &str) -> Self {
+        ComposeError {
+            line: None,
+            key: None,
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn at(key: &str, message: impl Into<String>) -> Self {
         ComposeError {
             line: None,
             key: Some(key.to_string()),
@@ -68,28 +80,19 @@ impl ComposeError {
 
 type Result<T, E = ComposeError> = std::result::Result<T, E>;
 
-/// Reads a compose file the way `docker compose -p <project> --project-directory
+/// Reads one compose file's text the way `docker compose -p <project> --project-directory
 /// <project_dir> config` would, with `env` as the whole environment (the layered env
 /// files; never the process environment, which at boot is not what the units get).
+/// `extends.file` and `include` are followed from `project_dir`.
 pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<String, String>) -> Result<ComposeFile> {
-    let mut root: Value = crate::yaml::parse_str_bounded(text, project_dir).map_err(yaml_error)?;
-    // compose-go applies `!reset`/`!override` on the YAML nodes, then lets the YAML
-    // decoder resolve merge keys, then interpolates: same order here.
-    resolve_tags(&mut root);
-    merge_keys(&mut root, "")?;
-    crate::interpolate::interpolate_yaml(&mut root, &|name| env.get(name).cloned()).map_err(|(key, err)| {
-        ComposeError {
-            line: None,
-            key: Some(key),
-            message: err.to_string(),
-        }
-    })?;
+    let file = project_dir.join("compose.yaml");
+    let loaded = crate::loader::load_bytes(text.as_bytes(), &file, project_dir, env).map_err(|e| e.error)?;
+    model(&loaded.root, project, project_dir, env)
+}
 
-    let top = match &root {
-        Value::Null => return Err(message("empty compose file")),
-        Value::Mapping(m) => m,
-        _ => return Err(message("top level is not a mapping")),
-    };
+/// What hlsys needs from a loaded project ([`crate::loader`]): the services Compose runs
+/// by default with what they use, checked as `docker compose config` checks them.
+pub fn model(top: &Mapping, project: &str, project_dir: &Path, env: &BTreeMap<String, String>) -> Result<ComposeFile> {
     let networks = Networks::read(top.get("networks"), project)?;
     let ctx = Ctx {
         project_dir,
@@ -143,119 +146,7 @@ pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<Strin
     })
 }
 
-fn message(message: &str) -> ComposeError {
-    ComposeError {
-        line: None,
-        key: None,
-        message: message.to_string(),
-    }
-}
-
-/// A YAML error with its line; the column stays in the message.
-fn yaml_error(err: crate::yaml::YamlError) -> ComposeError {
-    let message = match err.column {
-        Some(c) => format!("column {c}: {}", err.message),
-        None => err.message,
-    };
-    ComposeError {
-        line: err.line,
-        key: None,
-        message,
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// YAML: tags and merge keys
-
-/// `!reset` drops the key it tags (in a single file there is nothing to reset, but a
-/// merge key can still supply it, as in compose-go); any other tag (`!override`, …)
-/// just wraps its value.
-fn resolve_tags(value: &mut Value) {
-    match value {
-        Value::Mapping(map) => {
-            map.retain(|_, v| !matches!(v, Value::Tagged(t) if t.tag == "reset"));
-            map.values_mut().for_each(resolve_tags);
-        }
-        Value::Sequence(seq) => seq.iter_mut().for_each(resolve_tags),
-        Value::Tagged(tagged) => {
-            let inner = std::mem::take(&mut tagged.value);
-            *value = inner;
-            resolve_tags(value);
-        }
-        _ => {}
-    }
-}
-
-/// Resolves `<<` merge keys as yaml.v3 does: explicit keys win over merged ones, and
-/// in a list of maps an earlier map wins over a later one. Merged maps are resolved
-/// first so that chains (`<<: *b` where `b` itself merges `a`) work; serde_yaml_ng's
-/// `apply_merge` does not resolve those.
-fn merge_keys(value: &mut Value, path: &str) -> Result<()> {
-    // The key path of an error is built on the way out (segments pushed innermost
-    // first), so the common case allocates nothing for it.
-    fn walk(value: &mut Value) -> std::result::Result<(), Vec<String>> {
-        match value {
-            Value::Mapping(map) => {
-                for (k, v) in map.iter_mut() {
-                    if matches!(v, Value::Mapping(_) | Value::Sequence(_)) {
-                        walk(v).map_err(|mut p| {
-                            p.push(key_display(k));
-                            p
-                        })?;
-                    }
-                }
-                let Some(merge) = map.remove("<<") else {
-                    return Ok(());
-                };
-                let sources = match merge {
-                    Value::Mapping(m) => vec![m],
-                    Value::Sequence(seq) => seq
-                        .into_iter()
-                        .map(|v| match v {
-                            Value::Mapping(m) => Ok(m),
-                            _ => Err(vec!["<<".to_string()]),
-                        })
-                        .collect::<std::result::Result<_, _>>()?,
-                    _ => return Err(vec!["<<".to_string()]),
-                };
-                for source in sources {
-                    for (k, v) in source {
-                        map.entry(k).or_insert(v);
-                    }
-                }
-            }
-            Value::Sequence(seq) => {
-                for (i, v) in seq.iter_mut().enumerate() {
-                    if matches!(v, Value::Mapping(_) | Value::Sequence(_)) {
-                        walk(v).map_err(|mut p| {
-                            p.push(i.to_string());
-                            p
-                        })?;
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-    walk(value).map_err(|mut p| {
-        p.reverse();
-        ComposeError::at(
-            &join(path, &p.join(".")),
-            "map merge requires map or sequence of maps as the value",
-        )
-    })
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn key_display(key: &Value) -> String {
+pub(crate) fn key_display(key: &Value) -> String {
     scalar(key).unwrap_or_else(|| "?".to_string())
 }
 
@@ -459,22 +350,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Lexical `filepath.Clean`: drops `.`, folds `..` into its parent.
-fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if out.file_name().is_some() => {
-                out.pop();
-            }
-            Component::ParentDir if out.has_root() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `def[name]`, treating null as absent (as Compose does for service fields).
 fn get<'v>(def: &'v Mapping, name: &str) -> Option<&'v Value> {
     def.get(name).filter(|v| !v.is_null())
@@ -569,7 +444,12 @@ fn ports(def: &Mapping, key: &str) -> Result<Vec<PublishedPort>> {
             return Err(ComposeError::at(&pk, "expected a list"));
         };
         for (i, p) in seq.iter().enumerate() {
-            ports.extend(port(p, &format!("{pk}.{i}"))?);
+            for published in port(p, &format!("{pk}.{i}"))? {
+                // Merged files and `extends` append; Compose keeps one of each.
+                if !ports.contains(&published) {
+                    ports.push(published);
+                }
+            }
         }
     }
     Ok(ports)
@@ -600,48 +480,23 @@ fn env_files(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<(PathBuf, bool)>
                 }
                 _ => (string(item, &ik)?, true),
             };
-            env_files.push((ctx.absolute(&path), required));
+            let path = ctx.absolute(&path);
+            // Later entries for the same file win, in the first one's place (compose-go's unicity).
+            match env_files.iter_mut().find(|(p, _)| *p == path) {
+                Some(slot) => slot.1 = required,
+                None => env_files.push((path, required)),
+            }
         }
-    }
-    Ok(env_files)
-}
-
-/// The host paths the service bind-mounts.
-fn bind_sources(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
-    let get = |name: &str| get(def, name);
-    let sub = |field: &str| format!("{key}.{field}");
-
-    let mut bind_sources = Vec::new();
-    if let Some(v) = get("volumes") {
-        let vk = sub("volumes");
-        let Value::Sequence(seq) = v else {
-            return Err(ComposeError::at(&vk, "expected a list"));
-        };
-        for (i, vol) in seq.iter().enumerate() {
-            let ik = format!("{vk}.{i}");
-            let source = match vol {
-                Value::Mapping(_) => {
-                    let kind = field(vol, "type", &ik)?
-                        .map(|t| string(t, &format!("{ik}.type")))
-                        .transpose()?;
-                    match (kind.as_deref(), field(vol, "source", &ik)?) {
-                        (Some("bind"), Some(src)) => Some(string(src, &format!("{ik}.source"))?),
-                        _ => None,
-                    }
-                }
-                // `src:dst[:mode]`; a lone path is an anonymous volume. compose-go
-                // takes a source starting with `.`, `/` or `~` as a host path.
-                _ => match string(vol, &ik)?.split_once(':') {
-                    Some((src, _)) if src.starts_with(['.', '/', '~']) => Some(src.to_string()),
-                    _ => None,
-                },
-            };
-            if let Some(src) = source {
-                bind_sources.push(ctx.absolute(&src));
+        for (i, (path, required)) in env_files.iter().enumerate() {
+            if *required && !path.is_file() {
+                return Err(ComposeError::at(
+                    &format!("{ek}.{i}"),
+                    "required env file does not exist",
+                ));
             }
         }
     }
-    Ok(bind_sources)
+    Ok(env_files)
 }
 
 /// `depends_on`, explicit and implicit, with whether each is required.
@@ -694,6 +549,64 @@ fn depends_on(def: &Mapping, key: &str) -> Result<Vec<(String, bool)>> {
         }
     }
     Ok(depends_on)
+}
+
+/// Host paths of a service's bind mounts. Volumes with the same target replace each
+/// other in the first one's place, as Compose keeps one mount per target once files
+/// are merged; a short spec Compose cannot split (`${UNSET}:/data`) is refused.
+fn bind_sources(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
+    let Some(value) = get(def, "volumes") else {
+        return Ok(Vec::new());
+    };
+    let key = &format!("{key}.volumes");
+    let Value::Sequence(seq) = value else {
+        return Err(ComposeError::at(key, "expected a list"));
+    };
+    // (target, bind source); key paths are only built for an error.
+    let mut mounts: Vec<(&str, Option<&str>)> = Vec::with_capacity(seq.len());
+    for (i, vol) in seq.iter().enumerate() {
+        let (target, source) = match vol {
+            Value::Mapping(m) => long_volume(m).map_err(|name| {
+                let ik = format!("{key}.{i}");
+                ComposeError::at(&format!("{ik}.{name}"), "expected a string")
+            })?,
+            Value::String(spec) => {
+                let short = crate::volume::parse_short(spec)
+                    .map_err(|e| ComposeError::at(&format!("{key}.{i}"), e.to_string()))?;
+                (short.target, short.is_bind().then_some(short.source))
+            }
+            _ => {
+                return Err(ComposeError::at(
+                    &format!("{key}.{i}"),
+                    "expected a string or a mapping",
+                ))
+            }
+        };
+        match mounts.iter_mut().find(|(t, _)| *t == target) {
+            Some(slot) => slot.1 = source,
+            None => mounts.push((target, source)),
+        }
+    }
+    Ok(mounts
+        .into_iter()
+        .filter_map(|(_, s)| s)
+        .map(|s| ctx.absolute(s))
+        .collect())
+}
+
+/// `{type, source, target}` of a long volume: its target and, for a bind mount, its
+/// source; `Err` names the field that is not a string.
+fn long_volume(m: &Mapping) -> std::result::Result<(&str, Option<&str>), &'static str> {
+    let text = |name: &'static str| match m.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(name),
+    };
+    let source = match text("type")? {
+        Some("bind") => text("source")?,
+        _ => None,
+    };
+    Ok((text("target")?.unwrap_or_default(), source))
 }
 
 /// Every way a service can ask for an NVIDIA GPU, sorted, each once.
@@ -1135,10 +1048,11 @@ services:
   a:
     image: x
     env_file:
-      - a.env
+      - {path: a.env, required: false}
       - path: ./sub/../b.env
         required: false
-      - /etc/c.env
+      - {path: /etc/c.env, required: false}
+      - {path: a.env, required: false}
     volumes:
       - ./data:/data
       - ../up:/up:ro
@@ -1148,7 +1062,7 @@ services:
       - /anon
       - {type: bind, source: rel, target: /rel}
       - {type: volume, source: named, target: /v}
-  b: {image: x, env_file: one.env}
+  b: {image: x, env_file: [{path: one.env, required: false}]}
 secrets:
   s1: {file: ./s1.txt}
   s2: {environment: X}
@@ -1157,9 +1071,9 @@ secrets:
         assert_eq!(
             a.env_files,
             [
-                (PathBuf::from("/srv/proj/a.env"), true),
+                (PathBuf::from("/srv/proj/a.env"), false),
                 (PathBuf::from("/srv/proj/b.env"), false),
-                (PathBuf::from("/etc/c.env"), true),
+                (PathBuf::from("/etc/c.env"), false),
             ]
         );
         let binds: Vec<_> = a.bind_sources.iter().map(|p| p.to_str().unwrap()).collect();
@@ -1173,7 +1087,7 @@ secrets:
                 "/srv/proj/rel"
             ]
         );
-        assert_eq!(f.services[1].env_files, [(PathBuf::from("/srv/proj/one.env"), true)]);
+        assert_eq!(f.services[1].env_files, [(PathBuf::from("/srv/proj/one.env"), false)]);
         assert_eq!(f.secret_files, [PathBuf::from("/srv/proj/s1.txt")]);
     }
 
@@ -1188,10 +1102,67 @@ secrets:
     }
 
     #[test]
-    fn clean_paths() {
-        assert_eq!(clean(Path::new("/a/./b/../c")), Path::new("/a/c"));
-        assert_eq!(clean(Path::new("/../x")), Path::new("/x"));
-        assert_eq!(clean(Path::new("a/../../b")), Path::new("../b"));
+    fn required_env_file_must_exist() {
+        let e = err("services:\n  a: {image: x, env_file: [{path: x.env, required: false}, nope.env]}\n");
+        assert_eq!(e.key.as_deref(), Some("services.a.env_file.1"));
+        // only services that run are checked, as Compose does
+        ok("services:\n  a: {image: x}\n  b: {image: x, profiles: [p], env_file: nope.env}\n");
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a.env"), "A=1\n").unwrap();
+        let f = parse(
+            "services:\n  a: {image: x, env_file: a.env}\n",
+            "p",
+            tmp.path(),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(f.services[0].env_files, [(tmp.path().join("a.env"), true)]);
+    }
+
+    #[test]
+    fn short_volumes_are_checked_after_interpolation() {
+        let e = err("services:\n  a: {image: x, volumes: [\"${UNSET}:/data\"]}\n");
+        assert_eq!(e.key.as_deref(), Some("services.a.volumes.0"));
+        assert!(e.message.contains("empty section"), "{e}");
+        let e = err("services:\n  a: {image: x, volumes: [\"/a:/b:ro:x\"]}\n");
+        assert!(e.message.contains("too many colons"), "{e}");
+        // a later mount of the same target replaces the earlier one in its place
+        let s = one("services:\n  a: {image: x, volumes: [./a:/a, ./b:/b, named:/a]}\n");
+        assert_eq!(s.bind_sources, [PathBuf::from("/srv/proj/b")]);
+    }
+
+    #[test]
+    fn unknown_extends_target() {
+        let e = err("services:\n  a: {image: x, extends: nope}\n");
+        assert_eq!(e.key.as_deref(), Some("services.a.extends"));
+        let e = err("services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n");
+        assert!(e.message.contains("circular"), "{e}");
+        let e = err("services:\n  a: {image: x, extends: {file: /nonexistent/x.yml, service: a}}\n");
+        assert!(e.message.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn extends_same_file_chained_with_reset() {
+        let f = ok(r#"
+services:
+  base: {image: x, runtime: nvidia, networks: [a], ports: ["80:80"], restart: "no"}
+  mid: {extends: base, restart: always}
+  top:
+    extends: {service: "${V:-mid}"}
+    ports: !reset []
+    networks: [b]
+networks: {a: {}, b: {}}
+"#);
+        assert_eq!(names(&f), ["base", "mid", "top"]);
+        let (mid, top) = (&f.services[1], &f.services[2]);
+        assert_eq!(mid.restart.as_deref(), Some("always"));
+        assert_eq!(mid.gpu, [GpuMechanism::Runtime]);
+        assert_eq!(mid.networks, ["proj_a"]);
+        assert_eq!(mid.ports.len(), 1);
+        assert_eq!(top.restart.as_deref(), Some("always"));
+        assert_eq!(top.gpu, [GpuMechanism::Runtime]);
+        assert_eq!(top.networks, ["proj_a", "proj_b"]);
+        assert!(top.ports.is_empty());
     }
 
     #[test]

@@ -148,19 +148,77 @@ pub fn load_layered(files: &[PathBuf]) -> Result<BTreeMap<String, String>, EnvFi
 /// [`load_layered`] on top of variables already loaded from lower-precedence files.
 pub fn load_onto(env: &mut BTreeMap<String, String>, files: &[PathBuf]) -> Result<(), EnvFileError> {
     for file in files {
-        let text = crate::bounded::read_text(file, crate::bounded::ENV_CAP).map_err(|e| EnvFileError {
-            file: file.clone(),
-            line: None,
-            message: e.to_string(),
-        })?;
-        let parsed = parse(&text, &|k| env.get(k).cloned()).map_err(|e| EnvFileError {
-            file: file.clone(),
-            line: Some(e.line),
-            message: e.message,
-        })?;
+        let parsed = read_file(file, &|k| env.get(k).cloned())?;
         env.extend(parsed);
     }
     Ok(())
+}
+
+/// The variables `files` define (later files override earlier ones), where a reference
+/// looks first at what these files defined so far and then at `fallback`, which is not
+/// part of the result: compose-go's GetEnvFromFile, used for an `include`d project.
+pub fn load_with_fallback(
+    files: &[PathBuf],
+    fallback: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, EnvFileError> {
+    let mut env = BTreeMap::new();
+    for file in files {
+        let parsed = read_file(file, &|k| env.get(k).or_else(|| fallback.get(k)).cloned())?;
+        env.extend(parsed);
+    }
+    Ok(env)
+}
+
+/// Reads and parses one env file. Compose reads bytes, so bytes that are not UTF-8 in a
+/// comment are fine; in a key or value hlsys cannot carry them, and says on which line
+/// (never what the bytes are).
+fn read_file(
+    file: &std::path::Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, EnvFileError> {
+    let error = |line, message: String| EnvFileError {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let bytes = crate::bounded::read(file, crate::bounded::ENV_CAP).map_err(|e| error(None, e.to_string()))?;
+    let (text, bad_line) = match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let line = first_bad_line(&bytes);
+            (String::from_utf8_lossy(&bytes).into_owned(), Some(line))
+        }
+    };
+    let parsed = parse(&text, lookup).map_err(|e| error(Some(e.line), e.message))?;
+    if let Some(line) = bad_line {
+        if parsed
+            .iter()
+            .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'))
+        {
+            return Err(error(
+                Some(line),
+                "a key or value is not valid UTF-8, which hlsys cannot pass on".into(),
+            ));
+        }
+    }
+    Ok(parsed)
+}
+
+/// The first line holding bytes that are not UTF-8 outside a comment line (else the
+/// first holding any).
+fn first_bad_line(bytes: &[u8]) -> usize {
+    let bad: Vec<(usize, &[u8])> = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| std::str::from_utf8(l).is_err())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let is_comment = |l: &[u8]| l.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'#');
+    bad.iter()
+        .find(|(_, l)| !is_comment(l))
+        .or(bad.first())
+        .map_or(1, |(i, _)| *i)
 }
 
 /// compose's `isSpace`: whitespace that is not a line break.

@@ -272,6 +272,7 @@ mod tests {
             layer: layer.into(),
             dir: PathBuf::from("/t").join(id),
             compose_file: PathBuf::from("/t").join(id).join("compose.yaml"),
+            compose_files: vec![PathBuf::from("/t").join(id).join("compose.yaml")],
             project: id.into(),
             env_files: vec![],
             services: vec![],

@@ -60,7 +60,12 @@ pub struct Stack {
     pub id: String,
     pub layer: String,
     pub dir: PathBuf,
+    /// The first of `compose_files`.
     pub compose_file: PathBuf,
+    /// The files Compose merges for this stack, in order: the stack's compose file and
+    /// its override file, or `COMPOSE_FILE` from its env files. `hlsys supervise` passes
+    /// exactly these (`--file` each).
+    pub compose_files: Vec<PathBuf>,
     pub project: String,
     /// Env files in precedence order, lowest first, exactly as passed to
     /// `docker compose --env-file`.

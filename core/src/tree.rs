@@ -31,6 +31,8 @@ struct Found {
     rel: String,
     dir: PathBuf,
     compose_file: PathBuf,
+    /// The first override file Compose would read beside it ([`crate::files`]).
+    override_file: Option<PathBuf>,
 }
 
 /// Walks `stacks_dir`: a directory with a compose file is a stack (nothing below it is
@@ -92,12 +94,23 @@ fn walk(
     }
     let root = tree.root;
     let rel = dir.strip_prefix(root).unwrap_or(dir).to_string_lossy().into_owned();
-    // Anything by a compose file's name makes a stack, a FIFO or a dangling link too: it
-    // is then reported by name when it cannot be read, rather than silently ignored.
+    let listing = match list(tree, dir) {
+        Ok(l) => l,
+        Err(e) => {
+            if dir != root {
+                errors.push(StackError {
+                    stack: rel,
+                    file: dir.to_path_buf(),
+                    message: format!("cannot read directory: {e}"),
+                });
+            }
+            return;
+        }
+    };
     let present: Vec<&str> = COMPOSE_FILE_NAMES
         .iter()
         .copied()
-        .filter(|n| dir.join(n).symlink_metadata().is_ok())
+        .filter(|n| listing.files.iter().any(|f| f == n))
         .collect();
     if !rel.is_empty() && !present.is_empty() {
         if present.len() > 1 {
@@ -112,36 +125,53 @@ fn walk(
                 ),
             });
         } else {
+            let override_file = crate::files::OVERRIDE_FILE_NAMES
+                .iter()
+                .find(|n| listing.files.iter().any(|f| f == *n))
+                .map(|n| dir.join(n));
             found.push(Found {
                 rel,
                 dir: dir.to_path_buf(),
                 compose_file: dir.join(present[0]),
+                override_file,
             });
         }
         return;
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            if dir != root {
-                errors.push(StackError {
-                    stack: rel,
-                    file: dir.to_path_buf(),
-                    message: format!("cannot read directory: {e}"),
-                });
-            }
-            return;
-        }
-    };
-    let mut subdirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| descend(tree, e))
-        .map(|e| e.path())
-        .collect();
+    let mut subdirs = listing.subdirs;
     subdirs.sort();
     for d in subdirs {
         walk(tree, &d, found, seen, errors);
     }
+}
+
+/// What discovery needs from one directory listing.
+struct Listing {
+    /// Compose and override file names present.
+    files: Vec<String>,
+    /// Subdirectories (or links to them) that are not hidden.
+    subdirs: Vec<PathBuf>,
+}
+
+/// Lists `dir` once: the compose and override files in it, and where to descend. One
+/// read of the directory, where a lookup per candidate name would cost eight. Anything
+/// by a compose file's name counts, a FIFO or a dangling link too: it is then reported
+/// by name when it cannot be read, rather than silently ignored.
+fn list(tree: &Tree, dir: &Path) -> std::io::Result<Listing> {
+    let mut listing = Listing {
+        files: Vec::new(),
+        subdirs: Vec::new(),
+    };
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if COMPOSE_FILE_NAMES.contains(&name.as_ref()) || crate::files::OVERRIDE_FILE_NAMES.contains(&name.as_ref()) {
+            listing.files.push(name.into_owned());
+        } else if descend(tree, &entry) {
+            listing.subdirs.push(entry.path());
+        }
+    }
+    Ok(listing)
 }
 
 /// Stack id from its relative path: `genai/ollama` → `genai-ollama`. The id is also the
@@ -285,36 +315,42 @@ fn without_env_values(e: compose::ComposeError, env: &BTreeMap<String, String>) 
 struct Parsed {
     compose: ComposeFile,
     env_files: Vec<PathBuf>,
-    /// [`fingerprint`] of the compose text parsed (not read a second time).
-    compose_fingerprint: String,
+    /// The files Compose merges for the stack, in order ([`crate::files::select`]).
+    compose_files: Vec<PathBuf>,
+    /// Every compose file read (selected, extended, included) with its [`fingerprint`],
+    /// and env files named by `include` (fingerprinted by metadata later).
+    read: Vec<(PathBuf, String)>,
+    include_env_files: Vec<PathBuf>,
 }
 
-/// Reads env files and the compose file for a stack assumed to be in `layer`.
+/// Reads env files and the compose files for a stack assumed to be in `layer`.
 fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
+    let error = |file: PathBuf, message: String| StackError {
+        stack: id.to_string(),
+        file,
+        message,
+    };
     let layer_dir = config.stacks_dir.join(layer);
     let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
-    let (env_files, env) =
-        stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path())).map_err(|(file, message)| {
-            StackError {
-                stack: id.to_string(),
-                file,
-                message,
-            }
+    let (env_files, env) = stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path()))
+        .map_err(|(file, message)| error(file, message))?;
+    let compose_files =
+        crate::files::select(&f.dir, &f.compose_file, f.override_file.as_deref(), &env).map_err(|e| {
+            error(
+                env_files.last().cloned().unwrap_or_else(|| f.compose_file.clone()),
+                e.to_string(),
+            )
         })?;
-    let text = crate::bounded::read_text(&f.compose_file, crate::bounded::COMPOSE_CAP).map_err(|e| StackError {
-        stack: id.to_string(),
-        file: f.compose_file.clone(),
-        message: e.to_string(),
-    })?;
-    let compose = compose::parse(&text, id, &f.dir, &env).map_err(|e| StackError {
-        stack: id.to_string(),
-        file: f.compose_file.clone(),
-        message: without_env_values(e, &env),
-    })?;
+    let loaded = crate::loader::load(&compose_files, &f.dir, &env)
+        .map_err(|e| error(e.file, without_env_values(e.error, &env)))?;
+    let compose = compose::model(&loaded.root, id, &f.dir, &env)
+        .map_err(|e| error(compose_files[0].clone(), without_env_values(e, &env)))?;
     Ok(Parsed {
         compose,
         env_files,
-        compose_fingerprint: fingerprint_bytes(text.as_bytes()),
+        compose_files,
+        read: loaded.compose_files,
+        include_env_files: loaded.env_files,
     })
 }
 
@@ -360,7 +396,10 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     report_unknown_stacks(&config, &cfg_file, &candidates, &listed_layer, &mut errors);
 
     let mut stacks = Vec::new();
-    let mut compose_prints: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut files_read = StackInputs {
+        compose: Vec::new(),
+        env_files: Vec::new(),
+    };
     let threads = if candidates.len() < PARALLEL_FROM {
         1
     } else {
@@ -370,8 +409,9 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     };
     for read in read_stacks(&config, &candidates, &listed_layer, threads) {
         match read {
-            Ok((stack, print)) => {
-                compose_prints.insert(stack.compose_file.clone(), print);
+            Ok((stack, files)) => {
+                files_read.compose.extend(files.compose);
+                files_read.env_files.extend(files.env_files);
                 stacks.push(stack);
             }
             Err(e) => errors.push(e),
@@ -391,7 +431,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     stacks.sort_by(|a, b| a.id.cmp(&b.id));
     errors.sort_by(|a, b| (&a.stack, &a.file).cmp(&(&b.stack, &b.file)));
     errors.dedup();
-    let inputs = inputs(&config, &stacks, compose_prints);
+    let inputs = inputs(&config, &stacks, files_read);
     Ok(Model {
         config,
         stacks,
@@ -500,7 +540,7 @@ fn read_stacks(
     candidates: &[(String, Found)],
     listed_layer: &BTreeMap<String, String>,
     threads: usize,
-) -> Vec<Result<(Stack, String), StackError>> {
+) -> Vec<Result<(Stack, StackInputs), StackError>> {
     let read_all = |part: &[(String, Found)]| {
         let mut envs = EnvCache::new();
         part.iter()
@@ -523,15 +563,23 @@ fn read_stacks(
     })
 }
 
-/// Reads one stack (env files, compose file) into a [`Stack`], with the fingerprint of its
-/// compose file. Its layer: the config's, else `x-hlsys.layer`, else its first directory.
+/// The files one stack was read from, beyond its own env files: every compose file (with
+/// the fingerprint of the text parsed) and the env files of its `include`s.
+#[derive(Debug, PartialEq)]
+struct StackInputs {
+    compose: Vec<(PathBuf, String)>,
+    env_files: Vec<PathBuf>,
+}
+
+/// Reads one stack (env files, compose files) into a [`Stack`], with the files it was
+/// read from. Its layer: the config's, else `x-hlsys.layer`, else its first directory.
 fn read_stack(
     config: &Config,
     envs: &mut EnvCache,
     id: &str,
     f: &Found,
     listed_layer: &BTreeMap<String, String>,
-) -> Result<(Stack, String), StackError> {
+) -> Result<(Stack, StackInputs), StackError> {
     let sc = config.stacks.get(id).cloned().unwrap_or_default();
     let first = f.rel.split('/').next().unwrap_or(&f.rel).to_string();
     let configured = sc.layer.clone().or_else(|| listed_layer.get(id).cloned());
@@ -557,7 +605,8 @@ fn read_stack(
         id: id.to_string(),
         layer,
         dir: f.dir.clone(),
-        compose_file: f.compose_file.clone(),
+        compose_file: parsed.compose_files[0].clone(),
+        compose_files: parsed.compose_files,
         project: id.to_string(),
         env_files: parsed.env_files,
         services: services.iter().map(|s| s.name.clone()).collect(),
@@ -571,7 +620,11 @@ fn read_stack(
         service_details: parsed.compose.services.clone(),
         secret_files: parsed.compose.secret_files.clone(),
     };
-    Ok((stack, parsed.compose_fingerprint))
+    let read = StackInputs {
+        compose: parsed.read,
+        env_files: parsed.include_env_files,
+    };
+    Ok((stack, read))
 }
 
 fn sorted_unique<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
@@ -624,26 +677,22 @@ fn order_layers(layers: &mut [Layer], layer_order: &[String], stacks: &[Stack]) 
     }
 }
 
-/// Every file the units depend on, fingerprinted (`compose_prints`: the compose files'
-/// fingerprints taken while parsing them).
-fn inputs(
-    config: &Config,
-    stacks: &[Stack],
-    mut compose_prints: BTreeMap<PathBuf, String>,
-) -> BTreeMap<PathBuf, String> {
+/// Every file the units depend on, fingerprinted: the config's, every compose file a
+/// stack was read from (selected, extended, included; fingerprinted while parsing them)
+/// and the env files.
+fn inputs(config: &Config, stacks: &[Stack], read: StackInputs) -> BTreeMap<PathBuf, String> {
     let mut inputs = BTreeMap::new();
     for p in config.input_files() {
         inputs.insert(p.clone(), fingerprint(&p));
     }
-    for s in stacks {
-        let print = compose_prints
-            .remove(&s.compose_file)
-            .unwrap_or_else(|| fingerprint(&s.compose_file));
-        inputs.insert(s.compose_file.clone(), print);
-    }
+    inputs.extend(read.compose);
     // Env files hold secrets: record size and mtime, never a hash of their content (the
     // report under /run is world-readable). Shared ones are looked at once.
-    let env_files: BTreeSet<&PathBuf> = stacks.iter().flat_map(|s| &s.env_files).collect();
+    let env_files: BTreeSet<&PathBuf> = stacks
+        .iter()
+        .flat_map(|s| &s.env_files)
+        .chain(&read.env_files)
+        .collect();
     for e in env_files {
         inputs.insert(e.clone(), metadata_fingerprint(e));
     }

@@ -40,16 +40,25 @@ fn clean_command() -> Command {
     cmd
 }
 
-/// `docker compose -p <project> --project-directory <dir> -f <file> [--env-file …]
-/// config --format json`, parsed; `Err` carries Compose's stderr. With no env files
-/// Compose reads `<dir>/.env` itself, as it always does.
-pub fn compose_config_json(project: &str, dir: &Path, file: &Path, env_files: &[PathBuf]) -> Result<Value, String> {
+/// `docker compose -p <project> --project-directory <dir> [-f <file>…] [--env-file …]
+/// config --format json` run in `dir`, parsed; `Err` carries Compose's stderr. With no
+/// files Compose selects them itself (compose file plus override, or `COMPOSE_FILE`
+/// from the env files), as a user running `docker compose up` there gets them. With no
+/// env files Compose reads `<dir>/.env` itself, as it always does.
+pub fn compose_config_json(
+    project: &str,
+    dir: &Path,
+    files: &[PathBuf],
+    env_files: &[PathBuf],
+) -> Result<Value, String> {
     let mut cmd = clean_command();
-    cmd.args(["compose", "-p", project])
+    cmd.current_dir(dir)
+        .args(["compose", "-p", project])
         .arg("--project-directory")
-        .arg(dir)
-        .arg("-f")
-        .arg(file);
+        .arg(dir);
+    for file in files {
+        cmd.arg("-f").arg(file);
+    }
     for env_file in env_files {
         cmd.arg("--env-file").arg(env_file);
     }
@@ -61,10 +70,31 @@ pub fn compose_config_json(project: &str, dir: &Path, file: &Path, env_files: &[
     serde_json::from_slice(&out.stdout).map_err(|e| format!("compose config JSON: {e}"))
 }
 
-/// [`compose_config_json`] reduced to a [`Summary`]; panics if Compose rejects the file.
-pub fn compose_config_summary(project: &str, dir: &Path, file: &Path, env_files: &[PathBuf]) -> Summary {
-    let json = compose_config_json(project, dir, file, env_files)
-        .unwrap_or_else(|e| panic!("docker compose config {}: {e}", file.display()));
+/// Whether `files` are the files Compose selects itself in `dir` with `env_files`:
+/// passing them with `-f` (as `hlsys supervise` does) renders the same project as
+/// passing none. `Err` says what differs.
+pub fn same_files_as_compose(
+    project: &str,
+    dir: &Path,
+    files: &[PathBuf],
+    env_files: &[PathBuf],
+) -> Result<(), String> {
+    let selected = compose_config_json(project, dir, &[], env_files)?;
+    let ours = compose_config_json(project, dir, files, env_files)?;
+    if selected == ours {
+        Ok(())
+    } else {
+        Err(format!(
+            "with -f {files:?} compose renders\n{ours}\nwithout -f\n{selected}"
+        ))
+    }
+}
+
+/// [`compose_config_json`] with the files Compose selects, reduced to a [`Summary`];
+/// panics if Compose rejects the project.
+pub fn compose_config_summary(project: &str, dir: &Path, env_files: &[PathBuf]) -> Summary {
+    let json = compose_config_json(project, dir, &[], env_files)
+        .unwrap_or_else(|e| panic!("docker compose config in {}: {e}", dir.display()));
     summarize(&json)
 }
 

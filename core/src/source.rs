@@ -1,0 +1,13 @@
+//! The one place where the bytes of a stack's compose files (the selected ones and the
+//! files they `extends` or `include`) are read: through [`crate::bounded`], so the
+//! limits on what is read (regular files only, size cap) apply to every one of them.
+//! Env files are read by [`crate::envfile`] through the same bounded reader.
+
+use std::path::Path;
+
+pub use crate::bounded::ReadError;
+
+/// The content of a compose file a stack is made of.
+pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
+    crate::bounded::read(path, crate::bounded::COMPOSE_CAP)
+}
