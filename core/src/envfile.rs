@@ -76,7 +76,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             line: src[..src.len() - cur.len()].matches('\n').count() + 1,
             message,
         };
-        let (key, rest, inherited) = locate_key(cur).map_err(err)?;
+        let (key, rest, inherited) = locate_key(cur).map_err(|e| err(e.to_string()))?;
         if key.contains(' ') {
             return Err(err("key cannot contain a space".into()));
         }
@@ -237,9 +237,25 @@ fn statement_start(mut src: &str) -> &str {
     }
 }
 
+/// What is wrong with one statement of an env file. Holds names and positions, never text
+/// of a value (values are secrets).
+#[derive(Debug, thiserror::Error)]
+enum StatementError {
+    #[error("zero length string")]
+    EmptyKey,
+    #[error("unexpected character at column {0} of a variable name")]
+    KeyCharacter(usize),
+    #[error("unterminated quoted value")]
+    UnterminatedQuote,
+    #[error("required variable {0} is missing a value")]
+    Required(String),
+    #[error("{0}")]
+    Interpolation(crate::interpolate::InterpolateError),
+}
+
 /// Splits `[export ]KEY` off a statement. Returns the key, the rest after the `=`/`:`
 /// (leading spaces trimmed) and whether the key stood alone on its line ("inherited").
-fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
+fn locate_key(src: &str) -> Result<(&str, &str, bool), StatementError> {
     // compose matches `^export\s+` (Go's `\s` is ASCII whitespace without \v) but then trims
     // only non-newline spaces, so `export\nKEY=…` leaves an empty inherited key behind.
     let src = match src.strip_prefix("export") {
@@ -247,7 +263,7 @@ fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
         _ => src,
     };
     if src.is_empty() {
-        return Err("zero length string".into());
+        return Err(StatementError::EmptyKey);
     }
     // Spaces are skipped here and rejected by the caller, after the key has been delimited.
     // A key running to the end of input without `=` or newline is *not* inherited: compose
@@ -266,10 +282,7 @@ fn locate_key(src: &str) -> Result<(&str, &str, bool), String> {
             // Neither the character nor the line is quoted: a line without `=` may be a
             // value pasted on its own.
             _ => {
-                return Err(format!(
-                    "unexpected character at column {} of a variable name",
-                    src[..i].chars().count() + 1
-                ));
+                return Err(StatementError::KeyCharacter(src[..i].chars().count() + 1));
             }
         }
     }
@@ -282,7 +295,7 @@ fn extract_value<'a>(
     src: &'a str,
     defined: &Defined,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, &'a str), String> {
+) -> Result<(String, &'a str), StatementError> {
     // Earlier keys of this same text win over the lookup (compose-go's expandVariables).
     let resolve = |name: &str| defined.get(name).map(str::to_owned).or_else(|| lookup(name));
     let expand = |s: &str| interpolate(s, &resolve).map_err(interpolation_error);
@@ -322,17 +335,15 @@ fn extract_value<'a>(
             raw.push(c);
         }
     }
-    Err("unterminated quoted value".into())
+    Err(StatementError::UnterminatedQuote)
 }
 
 /// An interpolation error in an env file, without the `${VAR:?message}` text: in an env
 /// file that text is part of a value.
-fn interpolation_error(e: crate::interpolate::InterpolateError) -> String {
+fn interpolation_error(e: crate::interpolate::InterpolateError) -> StatementError {
     match e {
-        crate::interpolate::InterpolateError::Required { var, .. } => {
-            format!("required variable {var} is missing a value")
-        }
-        other => other.to_string(),
+        crate::interpolate::InterpolateError::Required { var, .. } => StatementError::Required(var),
+        other => StatementError::Interpolation(other),
     }
 }
 

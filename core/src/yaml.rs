@@ -106,7 +106,7 @@ pub fn parse_str_bounded(text: &str, file: &Path) -> Result<Value, YamlError> {
     match checked {
         Ok(()) => {}
         Err(Refusal::Budget { line, column, message }) => return Err(err(Some(line), Some(column), message)),
-        Err(Refusal::Syntax) => fallback_guard(text).map_err(|m| err(None, None, m))?,
+        Err(Refusal::Syntax) => fallback_guard(text).map_err(|m| err(None, None, m.to_string()))?,
     }
     serde_yaml_ng::from_str(text).map_err(|e| libyaml_error(file, e))
 }
@@ -220,14 +220,14 @@ fn budget_pass(text: &str) -> Result<(), Refusal> {
                 let target = sizes.get(&id).copied().unwrap_or(0);
                 counts.aliased = counts.aliased.saturating_add(target);
                 counts.decoded = counts.decoded.saturating_add(1 + target);
-                check(&counts).map_err(refuse)?;
+                check(&counts).map_err(|b| refuse(b.to_string()))?;
                 add_to_parent(&mut open, 1 + target);
                 continue;
             }
             _ => continue,
         };
         counts.decoded += node_size;
-        check(&counts).map_err(refuse)?;
+        check(&counts).map_err(|b| refuse(b.to_string()))?;
         match opens {
             Some(mapping) => {
                 if open.len() >= MAX_DEPTH {
@@ -251,12 +251,27 @@ fn budget_pass(text: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn check(counts: &Counts) -> Result<(), String> {
+/// Why a document is refused before serde_yaml_ng may decode it.
+#[derive(Debug, thiserror::Error)]
+enum OverBudget {
+    #[error("document contains excessive aliasing")]
+    ExcessiveAliasing,
+    #[error("document has more than {max} nodes (aliases expanded)", max = MAX_NODES)]
+    TooManyNodes,
+    #[error(
+        "not parsed: the YAML is not accepted by the bounded parser and holds {0} '[' or '{{', \
+         more than hlsys lets libyaml scan ({max})",
+        max = MAX_DEPTH * 8
+    )]
+    TooManyFlowOpeners(usize),
+}
+
+fn check(counts: &Counts) -> Result<(), OverBudget> {
     if counts.excessive() {
-        return Err("document contains excessive aliasing".into());
+        return Err(OverBudget::ExcessiveAliasing);
     }
     if counts.too_many() {
-        return Err(format!("document has more than {MAX_NODES} nodes (aliases expanded)"));
+        return Err(OverBudget::TooManyNodes);
     }
     Ok(())
 }
@@ -282,14 +297,10 @@ fn add_to_parent(open: &mut [Open], size: u64) {
 
 /// The guard used when the budget pass could not parse the text: a cap on flow openers
 /// (an upper bound of flow depth, counted without tokenizing) and a counted decode.
-fn fallback_guard(text: &str) -> Result<(), String> {
+fn fallback_guard(text: &str) -> Result<(), OverBudget> {
     let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
     if openers > MAX_DEPTH * 8 {
-        return Err(format!(
-            "not parsed: the YAML is not accepted by the bounded parser and holds {openers} '[' or '{{', \
-             more than hlsys lets libyaml scan ({})",
-            MAX_DEPTH * 8
-        ));
+        return Err(OverBudget::TooManyFlowOpeners(openers));
     }
     use serde::de::DeserializeSeed;
     let budget = std::cell::Cell::new(MAX_NODES);
@@ -299,7 +310,7 @@ fn fallback_guard(text: &str) -> Result<(), String> {
     };
     // Syntax errors are left to the real parse, which reports them with a position.
     match (Probe { budget: &budget }).deserialize(doc) {
-        Err(_) if budget.get() == 0 => Err(format!("document has more than {MAX_NODES} nodes (aliases expanded)")),
+        Err(_) if budget.get() == 0 => Err(OverBudget::TooManyNodes),
         _ => Ok(()),
     }
 }
