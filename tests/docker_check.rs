@@ -104,12 +104,20 @@ fn broken_fixture_reports_each_problem() {
         r,
         &format!("tree/{l}/web/compose.yaml"),
         &format!(
-            "services:\n  web:\n    image: local/busybox:latest\n    ports: [\"{clash}:80\"]\n    env_file: [missing.env]\n    \
+            "services:\n  web:\n    image: local/busybox:latest\n    ports: [\"{clash}:80\"]\n    \
              volumes: [\"./nope:/data\"]\nsecrets:\n  s1:\n    file: ./s1.secret\n"
         ),
         0o644,
     );
     write(r, &format!("tree/{l}/web/.env.local"), "TOKEN=x\n", 0o644);
+    // A required env_file that is missing: Compose refuses the stack at `config` time, so
+    // it is a stack error (the "stacks" check), not a missing file of a stack that loads.
+    write(
+        r,
+        &format!("tree/{l}/envless/compose.yaml"),
+        "services:\n  envless:\n    image: local/busybox:latest\n    env_file: [missing.env]\n",
+        0o644,
+    );
     write(r, &format!("tree/{l}/db.secret"), "pw\n", 0o604);
     write(
         r,
@@ -145,13 +153,18 @@ fn broken_fixture_reports_each_problem() {
         assert_eq!(status(&c, "compose"), "ok");
     }
     assert_eq!(status(&c, "config"), "ok");
-    assert_eq!(status(&c, "stacks"), "ok");
+    assert_eq!(status(&c, "stacks"), "fail", "{:#}", c["stacks"]);
+    let stacks = message(&c, "stacks");
+    assert!(
+        stacks.contains(&format!("{l}-envless")) && stacks.contains("env_file.0: required env file does not exist"),
+        "{stacks}"
+    );
     assert_eq!(status(&c, "networks"), "warn");
     assert!(message(&c, "networks").contains(&format!("{l}-missing does not exist")));
     assert_eq!(status(&c, &format!("gpu:{l}-llm")), "fail");
     assert!(message(&c, &format!("gpu:{l}-llm")).contains("no nvidia runtime"));
     assert_eq!(status(&c, "files"), "fail");
-    assert!(message(&c, "files").contains("missing.env") && message(&c, "files").contains("s1.secret"));
+    assert!(message(&c, "files").contains("s1.secret"), "{:#}", c["files"]);
     assert_eq!(status(&c, "secret-permissions"), "warn");
     let perms = message(&c, "secret-permissions");
     assert!(
@@ -261,7 +274,7 @@ fn unreachable_docker_and_bad_config_fail_clearly() {
     write(
         r,
         &format!("tree/{}/x/compose.yaml", layer()),
-        "services:\n  x:\n    image: local/busybox:latest\n    env_file: [gone.env]\n",
+        "services:\n  x:\n    image: local/busybox:latest\nsecrets:\n  gone:\n    file: ./gone.secret\n",
         0o644,
     );
     let host = format!("unix://{}", r.join("no.sock").display());
