@@ -76,7 +76,7 @@ pub fn compose_args(stack: &Stack) -> Vec<String> {
     a
 }
 
-fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
+pub(crate) fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
     let mut c = tokio::process::Command::new("docker");
     c.args(compose_args(stack))
         .args(sub)
@@ -101,7 +101,7 @@ fn sd(states: &[NotifyState]) {
     let _ = notify(false, states);
 }
 
-fn status(text: &str) {
+pub(crate) fn status(text: &str) {
     eprintln!("{text}");
     sd(&[NotifyState::Status(text.to_string())]);
 }
@@ -125,7 +125,7 @@ fn start_deadline(
 
 /// Moves the start deadline to `until` if that is later (systemd never shortens it, and
 /// never below TimeoutStartSec from the start).
-fn extend_timeout(until: Instant) {
+pub(crate) fn extend_timeout(until: Instant) {
     let left = until.saturating_duration_since(Instant::now());
     if !left.is_zero() {
         sd(&[NotifyState::Other(format!("EXTEND_TIMEOUT_USEC={}", left.as_micros()))]);
@@ -183,7 +183,7 @@ fn project_events(
 }
 
 /// The lines Compose prints on stdout and stderr, as they come.
-fn output_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
+pub(crate) fn output_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
     let (tx, rx) = mpsc::unbounded_channel::<String>();
     for stream in [
         Box::new(child.stdout.take().expect("piped")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,

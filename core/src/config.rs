@@ -132,6 +132,7 @@ struct RawConfig {
     unit_prefix: Option<String>,
     env_files: Option<Vec<String>>,
     hlsys_path: Option<PathBuf>,
+    max_parallel_pulls: Option<u32>,
     #[serde(default)]
     layers: BTreeMap<String, LayerConfig>,
     #[serde(default)]
@@ -157,6 +158,9 @@ pub struct Config {
     pub unit_prefix: String,
     pub env_files: Vec<EnvFileRef>,
     pub hlsys_path: PathBuf,
+    /// How many stacks' preparations may pull images at once (0: none prepares; each
+    /// stack pulls and creates at its turn). See crate::prepare.
+    pub max_parallel_pulls: u32,
     pub layers: BTreeMap<String, LayerConfig>,
     pub networks: BTreeMap<String, NetworkConfig>,
     /// Which file defined each network (for error messages and `hlsys network status`).
@@ -174,6 +178,7 @@ impl Default for Config {
             unit_prefix: "homelab".to_string(),
             env_files: Vec::new(),
             hlsys_path: PathBuf::from("/usr/bin/hlsys"),
+            max_parallel_pulls: DEFAULT_MAX_PARALLEL_PULLS,
             layers: BTreeMap::new(),
             networks: BTreeMap::new(),
             network_sources: BTreeMap::new(),
@@ -294,6 +299,10 @@ pub const MAX_TIMEOUT_START_SEC: u64 = u64::MAX / 1_000_000 - 1;
 /// Longest `unit_prefix`: unit names must stay within systemd's 255 characters with a
 /// stack id or layer name after it.
 pub const MAX_UNIT_PREFIX: usize = 64;
+/// Pulls at once by default: a few overlap the latency of each, more only share the
+/// same link and disk.
+pub const DEFAULT_MAX_PARALLEL_PULLS: u32 = 3;
+pub const MAX_PARALLEL_PULLS: u32 = 64;
 /// Longest layer or network name.
 pub const MAX_NAME: usize = 128;
 
@@ -380,6 +389,14 @@ impl Config {
         if let Some(p) = raw.hlsys_path {
             check_hlsys_path(&p, &file)?;
             cfg.hlsys_path = p;
+        }
+        if let Some(n) = raw.max_parallel_pulls {
+            if n > MAX_PARALLEL_PULLS {
+                return Err(err(format!(
+                    "max_parallel_pulls: {n} is more than {MAX_PARALLEL_PULLS}"
+                )));
+            }
+            cfg.max_parallel_pulls = n;
         }
         for name in raw.layers.keys() {
             check_name("layer", name).map_err(bad)?;

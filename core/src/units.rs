@@ -64,6 +64,9 @@ impl Names<'_> {
     fn stack(&self, id: &str) -> String {
         format!("{}-{}.service", self.prefix, id)
     }
+    fn prepare(&self, id: &str) -> String {
+        crate::prepare::unit_name(self.prefix, id)
+    }
     fn networks(&self) -> String {
         format!("{}-networks.service", self.prefix)
     }
@@ -132,6 +135,9 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     u.add("Requires", requires.clone()).merge("After", requires);
     u.add("Wants", ["network-online.target"])
         .merge("After", ["network-online.target"]);
+    // Its images pulled and containers created beforehand (crate::prepare): only the
+    // start is left when its turn comes.
+    u.add("Requires", [n.prepare(&s.id)]).merge("After", [n.prepare(&s.id)]);
     layer_deps(u, n, layer);
     let (req, wants) = (n.stacks(&s.requires), n.stacks(&s.wants));
     u.add("Requires", req.clone())
@@ -169,6 +175,41 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
         .set("TimeoutStopSec", "2min")
         .set("SyslogIdentifier", s.unit.trim_end_matches(".service"));
     Ok(uf.to_string())
+}
+
+/// The preparation unit of a stack (crate::prepare says why it looks like this): after
+/// Docker, the networks and (for a GPU stack) the GPU check, never after another stack.
+fn prepare_unit(model: &Model, n: &Names, s: &Stack) -> String {
+    let file = s.compose_file.to_string_lossy();
+    let dir = s.dir.to_string_lossy();
+    let mut uf = new_unit(
+        &file,
+        &format!("hlsys stack {}: pull missing images, create containers", s.id),
+    );
+    let u = uf.section("Unit");
+    u.set("SourcePath", file.as_ref());
+    let mut requires = vec!["docker.service".to_string(), n.networks()];
+    if s.gpu {
+        requires.push(n.gpu());
+    }
+    u.add("Requires", requires.clone()).merge("After", requires);
+    u.add("Wants", ["network-online.target"])
+        .merge("After", ["network-online.target"]);
+    u.set("PartOf", n.stack(&s.id)).set("RequiresMountsFor", dir.as_ref());
+    let sv = uf.section("Service");
+    sv.set("Type", "oneshot")
+        .set("RemainAfterExit", "yes")
+        // Progress on STATUS= ("pulling 1/3 images, …").
+        .set("NotifyAccess", "main")
+        .set("WorkingDirectory", dir.as_ref())
+        .add("ExecStart", hlsys_cmd(model, &["supervise", "--prepare", &s.id]))
+        // A pull that moves extends this (EXTEND_TIMEOUT_USEC); only a hang hits it.
+        .set(
+            "TimeoutStartSec",
+            s.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC).to_string(),
+        )
+        .set("SyslogIdentifier", n.prepare(&s.id).trim_end_matches(".service"));
+    uf.to_string()
 }
 
 /// The targets go down with Docker, whatever stops it (a crash too), taking their
@@ -297,13 +338,19 @@ impl Generated {
 /// The stack units; returns the ids of the stacks left out (in `g.skipped`).
 fn render_stacks(model: &Model, n: &Names, g: &mut Generated) -> Vec<String> {
     let mut dropped = Vec::new();
+    let clashes = crate::prepare::name_clashes(model);
     for s in &model.stacks {
+        let clash = clashes.iter().find(|e| e.stack == s.id);
         let unit = match model.layer(&s.layer) {
+            _ if clash.is_some() => Err(clash.map(|e| e.message.clone()).unwrap_or_default()),
             Some(layer) => stack_unit(model, n, s, layer).map_err(|e| e.to_string()),
             None => Err(format!("unknown layer {:?}", s.layer)),
         };
         match unit {
-            Ok(content) => g.add(n.stack(&s.id), content),
+            Ok(content) => {
+                g.add(n.stack(&s.id), content);
+                g.add(n.prepare(&s.id), prepare_unit(model, n, s));
+            }
             Err(message) => {
                 dropped.push(s.id.clone());
                 g.skipped.push(StackError {

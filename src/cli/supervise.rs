@@ -10,11 +10,15 @@ use crate::supervise::Mode;
 #[derive(Debug, clap::Args)]
 pub struct SuperviseArgs {
     /// Bring the stack down instead (`docker compose down`, volumes kept); used as ExecStop
-    #[arg(long, conflicts_with = "cleanup")]
+    #[arg(long, conflicts_with_all = ["cleanup", "prepare"])]
     pub down: bool,
     /// Bring the stack down only if containers are left over; used as ExecStopPost
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prepare")]
     pub cleanup: bool,
+    /// Pull the stack's missing images and create its containers, start nothing; used as
+    /// ExecStart of the stack's preparation unit
+    #[arg(long)]
+    pub prepare: bool,
     /// Stack id
     pub stack: String,
 }
@@ -40,6 +44,12 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| "no such stack in the tree".into());
         return Ok(fail(&format!("stack {} cannot be started: {why}", args.stack)));
     };
+    if args.prepare {
+        return match crate::prepare::run(stack, model.config.max_parallel_pulls) {
+            Ok(code) => Ok(code),
+            Err(e) => Ok(fail(&format!("{}: {e:#}", stack.id))),
+        };
+    }
     let mode = if args.down {
         Mode::Down
     } else if args.cleanup {
