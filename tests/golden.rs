@@ -88,8 +88,8 @@ fn units_currency_follows_the_tree() {
     assert_eq!(freshness(&load(), &out), Freshness::NotGenerated);
     let model = load();
     hlsys::generator::write_all(&out, &model, &hlsys::units::render(&model)).unwrap();
-    assert_eq!(freshness(&load(), &out), Freshness::Current { units: 14 });
-    // A new stack: its unit and its layer target are stale.
+    assert_eq!(freshness(&load(), &out), Freshness::Current { units: 21 });
+    // A new stack: its unit, its preparation unit and its layer target are stale.
     std::fs::create_dir_all(tree.join("media/jellyfin")).unwrap();
     std::fs::write(
         tree.join("media/jellyfin/compose.yaml"),
@@ -99,7 +99,11 @@ fn units_currency_follows_the_tree() {
     assert_eq!(
         freshness(&load(), &out),
         Freshness::Stale {
-            changed: vec!["homelab-media-jellyfin.service".into(), "homelab-media.target".into()]
+            changed: vec![
+                "homelab-media-jellyfin-prepare.service".into(),
+                "homelab-media-jellyfin.service".into(),
+                "homelab-media.target".into()
+            ]
         }
     );
     // A removed stack is left over in the generated directory.

@@ -132,12 +132,12 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     if s.gpu {
         requires.push(n.gpu());
     }
+    // Its images pulled and containers created beforehand (crate::prepare): only the
+    // start is left when its turn comes.
+    requires.push(n.prepare(&s.id));
     u.add("Requires", requires.clone()).merge("After", requires);
     u.add("Wants", ["network-online.target"])
         .merge("After", ["network-online.target"]);
-    // Its images pulled and containers created beforehand (crate::prepare): only the
-    // start is left when its turn comes.
-    u.add("Requires", [n.prepare(&s.id)]).merge("After", [n.prepare(&s.id)]);
     layer_deps(u, n, layer);
     let (req, wants) = (n.stacks(&s.requires), n.stacks(&s.wants));
     u.add("Requires", req.clone())
