@@ -981,7 +981,7 @@ _hlsys() {
             return 0
             ;;
         hlsys__subcmd__supervise)
-            opts="-c -h --down --cleanup --config --help"
+            opts="-c -h --down --cleanup --prepare --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -57,6 +57,7 @@ complete -c hlsys -n "__fish_hlsys_using_subcommand reload" -s h -l help -d 'Pri
 complete -c hlsys -n "__fish_hlsys_using_subcommand supervise" -s c -l config -d 'Config file [default: $HLSYS_CONFIG, else /etc/hlsys/hlsys.toml]' -r -F
 complete -c hlsys -n "__fish_hlsys_using_subcommand supervise" -l down -d 'Bring the stack down instead (`docker compose down`, volumes kept); used as ExecStop'
 complete -c hlsys -n "__fish_hlsys_using_subcommand supervise" -l cleanup -d 'Bring the stack down only if containers are left over; used as ExecStopPost'
+complete -c hlsys -n "__fish_hlsys_using_subcommand supervise" -l prepare -d 'Pull the stack\'s missing images and create its containers, start nothing; used as ExecStart of the stack\'s preparation unit'
 complete -c hlsys -n "__fish_hlsys_using_subcommand supervise" -s h -l help -d 'Print help'
 complete -c hlsys -n "__fish_hlsys_using_subcommand network; and not __fish_seen_subcommand_from ensure status help" -s c -l config -d 'Config file [default: $HLSYS_CONFIG, else /etc/hlsys/hlsys.toml]' -r -F
 complete -c hlsys -n "__fish_hlsys_using_subcommand network; and not __fish_seen_subcommand_from ensure status help" -s h -l help -d 'Print help'
