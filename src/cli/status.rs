@@ -63,6 +63,15 @@ pub struct ContainerStatus {
     pub networks: Vec<String>,
 }
 
+/// A stack's preparation unit (pull missing images, create containers): its progress
+/// while it runs, why when it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrepareStatus {
+    pub unit: String,
+    pub active_state: String,
+    pub status_text: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StackStatus {
     pub id: String,
@@ -72,6 +81,8 @@ pub struct StackStatus {
     pub unit: UnitStatus,
     /// The service's StatusText: what the supervisor last reported.
     pub status_text: Option<String>,
+    /// null when the unit is not loaded (units generated before there were any).
+    pub prepare: Option<PrepareStatus>,
     /// Docker networks the stack joins.
     pub networks: Vec<String>,
     /// The shared (configured) ones among them that do not exist (null when Docker is
@@ -158,7 +169,8 @@ pub fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
 /// stack of the tree is in error (left out of the units).
 pub fn healthy(doc: &StatusDoc) -> bool {
     doc.layers.iter().flat_map(|l| &l.stacks).all(|s| {
-        !(s.enabled && s.unit.active_state == "failed")
+        let prepare_failed = s.prepare.as_ref().is_some_and(|p| p.active_state == "failed");
+        !(s.enabled && (s.unit.active_state == "failed" || prepare_failed))
             && s.containers
                 .iter()
                 .flatten()
@@ -175,6 +187,7 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
     for (l, stacks) in &sel.layers {
         names.push(crate::model::layer_target(prefix, l));
         names.extend(stacks.iter().map(|s| s.unit.clone()));
+        names.extend(stacks.iter().map(|s| hlsys_core::prepare::unit_name(prefix, &s.id)));
     }
     names.extend(sel.units.iter().cloned());
     let projects: Vec<String> = sel
@@ -212,6 +225,13 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
                 enabled: s.enabled,
                 unit: u,
                 status_text: text.filter(|t| !t.is_empty()),
+                prepare: units
+                    .get(&hlsys_core::prepare::unit_name(prefix, &s.id))
+                    .map(|(u, t)| PrepareStatus {
+                        unit: u.unit.clone(),
+                        active_state: u.active_state.clone(),
+                        status_text: t.clone().filter(|t| !t.is_empty()),
+                    }),
                 networks: s.networks.clone(),
                 // Only the shared networks hlsys ensures: Compose creates the others on up.
                 missing_networks: networks.as_ref().map(|have: &Vec<String>| {
@@ -479,6 +499,21 @@ fn print_text(doc: &StatusDoc) {
             if let Some(t) = &s.status_text {
                 println!("      status: {t}");
             }
+            // Shown while it pulls or creates, and when it failed (the stack then did not
+            // start); once done, the stack's own status says it all.
+            if let Some(p) = s
+                .prepare
+                .as_ref()
+                .filter(|p| matches!(p.active_state.as_str(), "activating" | "failed"))
+            {
+                let text = p.status_text.as_deref().unwrap_or("");
+                let state = if p.active_state == "failed" {
+                    paint(color, 31, "failed")
+                } else {
+                    paint(color, 33, "activating")
+                };
+                println!("      prepare ({}): {state} {text}", p.unit);
+            }
             if !s.networks.is_empty() {
                 let mut n = s.networks.join(", ");
                 if let Some(missing) = s.missing_networks.as_ref().filter(|m| !m.is_empty()) {
@@ -581,6 +616,11 @@ mod tests {
                     enabled: true,
                     unit: unit("homelab-genai-webui.service", "active"),
                     status_text: Some("ready (1 containers)".into()),
+                    prepare: Some(PrepareStatus {
+                        unit: "homelab-genai-webui-prepare.service".into(),
+                        active_state: "active".into(),
+                        status_text: Some("prepared: no image missing, 1 containers created".into()),
+                    }),
                     networks: vec!["proxy".into()],
                     missing_networks: Some(vec![]),
                     containers: Some(vec![ContainerStatus {
@@ -630,6 +670,11 @@ mod tests {
                         "since": "2024-05-01T10:00:00Z",
                         "since_usec": 1714557600000000,
                         "status_text": "ready (1 containers)",
+                        "prepare": {
+                            "unit": "homelab-genai-webui-prepare.service",
+                            "active_state": "active",
+                            "status_text": "prepared: no image missing, 1 containers created"
+                        },
                         "networks": ["proxy"],
                         "missing_networks": [],
                         "containers": [{
@@ -662,6 +707,10 @@ mod tests {
         assert!(!healthy(&d));
         d.layers[0].stacks[0].enabled = false;
         assert!(healthy(&d), "a disabled stack that failed is not the tree's failure");
+        let mut d = doc();
+        d.layers[0].stacks[0].unit.active_state = "inactive".into();
+        d.layers[0].stacks[0].prepare.as_mut().unwrap().active_state = "failed".into();
+        assert!(!healthy(&d), "a stack held back by its failed preparation");
         let mut d = doc();
         d.layers[0].stacks[0].unit.active_state = "inactive".into();
         d.layers[0].stacks[0].containers = None;
