@@ -250,6 +250,58 @@ pub fn first_event(evs: &[Event], since: i64, project: &str, action: &str, name:
         .min()
 }
 
+/// The ordering promise on Docker's own clock, for what happened at or after `since`
+/// (ns): no container of the `dependents` projects starts (`start` event) before every
+/// `(project, container)` of `required` turned healthy (`health_status: healthy`).
+/// Creating earlier is allowed (the stacks' preparation does). Returns (the last of
+/// those healthy events, the first of those starts).
+pub fn assert_starts_after_healthy(
+    evs: &[Event],
+    since: i64,
+    required: &[(&str, &str)],
+    dependents: &[&str],
+) -> (i64, i64) {
+    let at = |project: &str, action: &str, name: &str| {
+        first_event(evs, since, project, action, name)
+            .unwrap_or_else(|| panic!("no {action:?} event of {project} {name} since {since}"))
+    };
+    let healthy = required
+        .iter()
+        .map(|(p, n)| at(p, "health_status: healthy", n))
+        .max()
+        .expect("something required");
+    let started = dependents
+        .iter()
+        .map(|p| at(p, "start", ""))
+        .min()
+        .expect("a dependent");
+    assert!(
+        healthy < started,
+        "a container of {dependents:?} started {} ms before {required:?} were all healthy",
+        (healthy - started) / 1_000_000
+    );
+    (healthy, started)
+}
+
+/// CLOCK_MONOTONIC in µs: the same clock inside the machine (systemd-nspawn makes no time
+/// namespace), so it compares with systemd's `*TimestampMonotonic` properties.
+pub fn mono_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec for clock_gettime to fill.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) }, 0);
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: turns Docker's event times into the
+/// monotonic clock.
+pub fn realtime_offset_ns() -> i64 {
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    real - mono_us() as i64 * 1000
+}
+
 pub fn timed(t0: Instant, phase: &str) {
     eprintln!("[{:>6.1} s] {phase}", t0.elapsed().as_secs_f64());
 }

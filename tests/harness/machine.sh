@@ -64,12 +64,14 @@ start)
   # --keep-unit --register=no: the host has no systemd as PID 1 (no machined) to register with.
   # --bind=/sys/fs/cgroup: systemd and dockerd inside need the (host's) cgroup hierarchy.
   # --capability=all, --system-call-filter: dockerd needs them (keyrings, bpf for devices).
-  # systemd.mask=postgresql.service: the host root enables it; not wanted in a test machine.
+  # systemd.mask=postgresql.service, docker-registry.service: the host root enables them
+  #   (the registry is installed for tests/e2e_prepare.rs, which runs its own); not
+  #   wanted in every test machine.
   setsid systemd-nspawn -D "$base/root" --register=no --keep-unit -M "$name" \
     --uuid="$(tr -d - </proc/sys/kernel/random/uuid)" --private-network \
     --capability=all --system-call-filter='@keyring bpf' --bind=/sys/fs/cgroup \
     --tmpfs=/var/lib/docker \
-    -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service \
+    -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service systemd.mask=docker-registry.service \
     </dev/null >"$base.log" 2>&1 &
   echo $! >"$base.pid"
   t0=${EPOCHREALTIME/./}; deadline=$((EPOCHSECONDS + ${BOOT_TIMEOUT:-90}))
