@@ -2,9 +2,11 @@
 //! (hlsys_core::prepare says why that unit exists and how it is ordered). It gets the
 //! stack ready to start without starting anything:
 //!
-//! 1. which of the stack's images are missing (`docker compose config --images`, then
-//!    the Engine API): a stack whose images are all present never waits for a pull
-//!    slot and never talks to a registry, so a registry that is down does not block it;
+//! 1. which of the stack's images are missing: first simply `docker compose create
+//!    --pull never` (step 3), which succeeds when none is, as usual; only if it fails,
+//!    `docker compose config --images` and the Engine API say which. A stack whose
+//!    images are all present never waits for a pull slot and never talks to a
+//!    registry, so a registry that is down does not block it;
 //! 2. only if some are missing: a pull slot (crate::pull_slots, `max_parallel_pulls`),
 //!    then `docker compose pull --policy missing --ignore-buildable` — never an image
 //!    that is present (no surprise update at boot) — with progress on STATUS=;
@@ -46,6 +48,14 @@ pub fn run(stack: &Stack, max_parallel_pulls: u32) -> Result<ExitCode> {
     }
     let rt = crate::docker::runtime()?;
     rt.block_on(async {
+        // Usually every image is there, and then one `create` (which never pulls) is the
+        // whole preparation: no image list, no registry. Only when it fails are the
+        // missing images looked for (a failure for another reason fails again below).
+        if let Ok(n) = create(stack).await {
+            sd_status(&format!("prepared: no image missing, {n} containers created"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("looking for missing images");
         let docker = crate::docker::connect().await?;
         let missing = missing_images(stack, &docker).await?;
         if !missing.is_empty() {

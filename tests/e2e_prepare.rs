@@ -16,7 +16,8 @@
 //!    the baseline, with a per-layer breakdown; no container starts before what its
 //!    stack requires is healthy (Docker's events);
 //! 4. a second start with every image present pulls nothing (Docker's `pull` events and
-//!    the registry's log), and its start-to-ready against the critical path;
+//!    the registry's log), and its start-to-ready against the critical path, next to
+//!    the same start without preparation units (`max_parallel_pulls = 0`);
 //! 5. the registry down: stacks whose images are present start; a stack whose image is
 //!    missing fails its preparation with a clear status (`systemctl`, `hlsys status`),
 //!    and only that stack is held back.
@@ -361,6 +362,16 @@ fn second_start_pulls_nothing(m: &Machine, t0: Instant) {
     assert!(pulls.is_empty(), "images pulled although all were present: {pulls:?}");
     assert_eq!(registry_requests(m), requests, "the registry was asked for images");
     assert_order(&events(m), since);
+    // The same start on the path before the preparation units, under the same load.
+    stop_all(m);
+    set_max_parallel_pulls(m, Some(0));
+    let (old, old_rows) = start_and_measure(m);
+    set_max_parallel_pulls(m, None);
+    eprintln!(
+        "MEASURE start-to-ready without preparation (max_parallel_pulls = 0: create and start at each turn): \
+         {old:.2} s; ratio {:.3}\n  per layer, ms from the start:\n{old_rows}",
+        old / health
+    );
     timed(t0, "second start: nothing pulled");
 }
 
