@@ -272,6 +272,18 @@ fn env_file_refs(list: Vec<String>, base: &Path, file: &Path) -> Result<Vec<EnvF
     Ok(refs)
 }
 
+/// `max_parallel_pulls`, its default when absent.
+fn max_parallel_pulls(n: Option<u32>, file: &Path) -> Result<u32, ConfigError> {
+    match n {
+        None => Ok(DEFAULT_MAX_PARALLEL_PULLS),
+        Some(n) if n > MAX_PARALLEL_PULLS => Err(config_error(
+            file,
+            format!("max_parallel_pulls: {n} is more than {MAX_PARALLEL_PULLS}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
 /// `hlsys_path` must be a path systemd runs: absolute, and safe in `Exec*=`.
 fn check_hlsys_path(p: &Path, file: &Path) -> Result<(), ConfigError> {
     if !p.is_absolute() {
@@ -390,14 +402,7 @@ impl Config {
             check_hlsys_path(&p, &file)?;
             cfg.hlsys_path = p;
         }
-        if let Some(n) = raw.max_parallel_pulls {
-            if n > MAX_PARALLEL_PULLS {
-                return Err(err(format!(
-                    "max_parallel_pulls: {n} is more than {MAX_PARALLEL_PULLS}"
-                )));
-            }
-            cfg.max_parallel_pulls = n;
-        }
+        cfg.max_parallel_pulls = max_parallel_pulls(raw.max_parallel_pulls, &file)?;
         for name in raw.layers.keys() {
             check_name("layer", name).map_err(bad)?;
         }
@@ -602,6 +607,21 @@ mod tests {
         assert_eq!(e.file, p);
         assert!(e.message.contains("line 4"), "{}", e.message);
         assert!(e.message.contains("require"), "{}", e.message);
+    }
+
+    #[test]
+    fn max_parallel_pulls_defaults_to_a_few_and_is_bounded() {
+        let at = Path::new("/etc/hlsys/hlsys.toml");
+        assert_eq!(Config::from_str_at("", at).unwrap().max_parallel_pulls, 3);
+        assert_eq!(
+            Config::from_str_at("max_parallel_pulls = 0", at)
+                .unwrap()
+                .max_parallel_pulls,
+            0
+        );
+        let e = Config::from_str_at("max_parallel_pulls = 65", at).unwrap_err();
+        assert!(e.message.contains("max_parallel_pulls: 65"), "{}", e.message);
+        assert_eq!(e.file, at);
     }
 
     #[test]

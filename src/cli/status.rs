@@ -225,13 +225,7 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
                 enabled: s.enabled,
                 unit: u,
                 status_text: text.filter(|t| !t.is_empty()),
-                prepare: units
-                    .get(&hlsys_core::prepare::unit_name(prefix, &s.id))
-                    .map(|(u, t)| PrepareStatus {
-                        unit: u.unit.clone(),
-                        active_state: u.active_state.clone(),
-                        status_text: t.clone().filter(|t| !t.is_empty()),
-                    }),
+                prepare: prepare_status(&units, prefix, &s.id),
                 networks: s.networks.clone(),
                 // Only the shared networks hlsys ensures: Compose creates the others on up.
                 missing_networks: networks.as_ref().map(|have: &Vec<String>| {
@@ -263,6 +257,20 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
         } else {
             Vec::new()
         },
+    })
+}
+
+/// The stack's preparation unit, if loaded.
+fn prepare_status(
+    units: &HashMap<String, (UnitStatus, Option<String>)>,
+    prefix: &str,
+    stack: &str,
+) -> Option<PrepareStatus> {
+    let (u, text) = units.get(&hlsys_core::prepare::unit_name(prefix, stack))?;
+    Some(PrepareStatus {
+        unit: u.unit.clone(),
+        active_state: u.active_state.clone(),
+        status_text: text.clone().filter(|t| !t.is_empty()),
     })
 }
 
@@ -479,6 +487,18 @@ fn state_text(u: &UnitStatus, color: bool) -> String {
     s
 }
 
+/// Shown while it pulls or creates, and when it failed (the stack then did not start);
+/// once done, the stack's own status says it all.
+fn print_prepare(p: &PrepareStatus, color: bool) {
+    let state = match p.active_state.as_str() {
+        "failed" => paint(color, 31, "failed"),
+        "activating" => paint(color, 33, "activating"),
+        _ => return,
+    };
+    let text = p.status_text.as_deref().unwrap_or("");
+    println!("      prepare ({}): {state} {text}", p.unit);
+}
+
 fn print_text(doc: &StatusDoc) {
     let color = color_enabled(&std::io::stdout());
     println!("{}: {}", doc.root.unit, state_text(&doc.root, color));
@@ -499,20 +519,8 @@ fn print_text(doc: &StatusDoc) {
             if let Some(t) = &s.status_text {
                 println!("      status: {t}");
             }
-            // Shown while it pulls or creates, and when it failed (the stack then did not
-            // start); once done, the stack's own status says it all.
-            if let Some(p) = s
-                .prepare
-                .as_ref()
-                .filter(|p| matches!(p.active_state.as_str(), "activating" | "failed"))
-            {
-                let text = p.status_text.as_deref().unwrap_or("");
-                let state = if p.active_state == "failed" {
-                    paint(color, 31, "failed")
-                } else {
-                    paint(color, 33, "activating")
-                };
-                println!("      prepare ({}): {state} {text}", p.unit);
+            if let Some(p) = &s.prepare {
+                print_prepare(p, color);
             }
             if !s.networks.is_empty() {
                 let mut n = s.networks.join(", ");
