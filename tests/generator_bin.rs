@@ -170,9 +170,12 @@ fn broken_stack_is_skipped_and_reported_the_rest_generated() {
             "docker.service.wants",
             "docker.service.wants/homelab.target",
             "hlsys-generator.json",
+            "homelab-apps-db-prepare.service",
             "homelab-apps-db.service",
+            "homelab-apps-web-prepare.service",
             "homelab-apps-web.service",
             "homelab-apps.target",
+            "homelab-gpu-llm-prepare.service",
             "homelab-gpu-llm.service",
             "homelab-gpu.service",
             "homelab-gpu.target",
@@ -209,8 +212,9 @@ fn broken_stack_is_skipped_and_reported_the_rest_generated() {
         .iter()
         .map(|u| u.as_str().unwrap())
         .collect();
-    assert_eq!(units.len(), 8);
+    assert_eq!(units.len(), 11);
     assert!(!units.contains(&"homelab-apps-broken.service"));
+    assert!(!units.contains(&"homelab-apps-broken-prepare.service"));
 
     if logs_to_stderr() {
         let want = format!(
@@ -224,7 +228,7 @@ fn broken_stack_is_skipped_and_reported_the_rest_generated() {
             r.stderr
         );
         let summary = format!(
-            "hlsys-generator[{}]: generated 8 units for 3 stacks (1 skipped) into {}",
+            "hlsys-generator[{}]: generated 11 units for 3 stacks (1 skipped) into {}",
             r.pid,
             out.display()
         );
