@@ -2,21 +2,23 @@
 //! (hlsys_core::prepare says why that unit exists and how it is ordered). It gets the
 //! stack ready to start without starting anything:
 //!
-//! 1. which of the stack's images are missing: first simply `docker compose create
-//!    --pull never` (step 3), which succeeds when none is, as usual; only if it fails,
-//!    `docker compose config --images` and the Engine API say which. A stack whose
-//!    images are all present never waits for a pull slot and never talks to a
-//!    registry, so a registry that is down does not block it;
-//! 2. only if some are missing: a pull slot (crate::pull_slots, `max_parallel_pulls`),
-//!    then `docker compose pull --policy missing --ignore-buildable` — never an image
-//!    that is present (no surprise update at boot) — with progress on STATUS=;
-//! 3. `docker compose create --pull never`, outside the slot: Compose's config hash
-//!    leaves containers whose config did not change alone (same container id).
+//! 1. `docker compose create --pull never`: when every image is present, as usual, that
+//!    one call is the whole preparation — no image list, no pull slot, no registry, so
+//!    a registry that is down does not block the stack. Compose's config hash leaves
+//!    containers whose config did not change alone (same container id);
+//! 2. only when that fails: which images are missing (`docker compose config --images`,
+//!    then the Engine API); none means the failure was something else, reported as is;
+//! 3. else a pull slot (crate::pull_slots, `max_parallel_pulls`), then `docker compose
+//!    create` with each service's own `pull_policy` (default `missing`: never an image
+//!    that is present, so no surprise update at boot; `never` is respected), with the
+//!    pull's progress on STATUS=.
 //!
-//! `pull` then `create` rather than `create --pull missing`: the slot is held for the
-//! download only, not for container creation, and measured on this project's 2-core
-//! host (a 43 MB layer from a local registry, three runs) the two steps took
-//! 872–1076 ms against 1105–1423 ms for the single command, so splitting costs nothing.
+//! Why not `docker compose pull --policy missing` and then `create`, which would hold the
+//! slot for the download alone: `--policy` overrides the services' `pull_policy`, and a
+//! service with `pull_policy: never` was sent to Docker Hub (measured with Compose
+//! 2.40.3). Timing does not decide it: on this project's 2-core host (a 43 MB layer from
+//! a local registry, three runs) pull + create took 872–1076 ms against 1105–1423 ms for
+//! `create --pull missing`, within the host's noise.
 //!
 //! The stack's own start (crate::supervise) still runs `docker compose up --wait`, which
 //! now finds its containers created and only starts them: the start order and the health
@@ -48,26 +50,24 @@ pub fn run(stack: &Stack, max_parallel_pulls: u32) -> Result<ExitCode> {
     }
     let rt = crate::docker::runtime()?;
     rt.block_on(async {
-        // Usually every image is there, and then one `create` (which never pulls) is the
-        // whole preparation: no image list, no registry. Only when it fails are the
-        // missing images looked for (a failure for another reason fails again below).
-        if let Ok(n) = create(stack).await {
-            sd_status(&format!("prepared: no image missing, {n} containers created"));
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!("looking for missing images");
+        sd_status("creating containers");
+        let first = create(stack, &["create", "--pull", "never"], None).await;
         let docker = crate::docker::connect().await?;
-        let missing = missing_images(stack, &docker).await?;
-        if !missing.is_empty() {
-            pull(stack, missing.len(), max_parallel_pulls).await?;
+        if first.is_err() {
+            eprintln!("looking for missing images");
+            let missing = missing_images(stack, &docker).await?;
+            if missing.is_empty() {
+                first?;
+            }
+            let _slot = pull_slot(missing.len(), max_parallel_pulls).await?;
+            sd_status(&format!("pulling 0/{} images", missing.len()));
+            let mut progress = PullProgress::new(&stack.services);
+            create(stack, &["create"], Some(&mut progress)).await?;
         }
-        let n = create(stack).await?;
-        let pulled = if missing.is_empty() {
-            "no image missing".to_string()
-        } else {
-            format!("{} images pulled", missing.len())
-        };
-        sd_status(&format!("prepared: {pulled}, {n} containers created"));
+        let n = crate::docker::compose_containers(&docker, Some(&stack.project))
+            .await?
+            .len();
+        sd_status(&format!("prepared: {n} containers created"));
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -102,15 +102,14 @@ async fn missing_images(stack: &Stack, docker: &Docker) -> Result<Vec<String>> {
     Ok(missing)
 }
 
-/// Takes a pull slot (waiting as long as other stacks hold them all), then pulls what
-/// is missing, with progress on STATUS= and in the journal.
-async fn pull(stack: &Stack, missing: usize, max_parallel_pulls: u32) -> Result<()> {
-    let mut last_wait_status = Instant::now() - STATUS_EVERY;
+/// Waits for a pull slot as long as other stacks hold them all: they are pulls, each
+/// bounded by its own timeout.
+async fn pull_slot(missing: usize, max_parallel_pulls: u32) -> Result<pull_slots::Slot> {
+    let mut last_status = Instant::now() - STATUS_EVERY;
     let waited = Instant::now();
-    let _slot = pull_slots::acquire(SLOTS_DIR.as_ref(), max_parallel_pulls, || {
-        // The holders are pulls that are themselves bounded by their timeouts.
-        if last_wait_status.elapsed() >= STATUS_EVERY {
-            last_wait_status = Instant::now();
+    pull_slots::acquire(SLOTS_DIR.as_ref(), max_parallel_pulls, || {
+        if last_status.elapsed() >= STATUS_EVERY {
+            last_status = Instant::now();
             sd_status(&format!(
                 "waiting for a pull slot ({missing} images missing; max_parallel_pulls = {max_parallel_pulls}, {} s)",
                 waited.elapsed().as_secs()
@@ -118,41 +117,14 @@ async fn pull(stack: &Stack, missing: usize, max_parallel_pulls: u32) -> Result<
             extend_timeout(Instant::now() + EXTEND_BY);
         }
     })
-    .await?;
-    sd_status(&format!("pulling 0/{missing} images"));
-    let mut child = compose(stack, &["pull", "--policy", "missing", "--ignore-buildable"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot run `docker compose pull`")?;
-    let mut lines = output_lines(&mut child);
-    let mut progress = PullProgress::new(&stack.services);
-    let mut last_status = Instant::now();
-    while let Some(line) = lines.recv().await {
-        eprintln!("{}", line.trim());
-        if progress.feed(&line) && last_status.elapsed() >= STATUS_EVERY {
-            last_status = Instant::now();
-            sd_status(&progress.text());
-        }
-        extend_timeout(Instant::now() + EXTEND_BY);
-    }
-    let st = child.wait().await.context("waiting for docker compose pull")?;
-    if let Some(failed) = progress.failure_text() {
-        bail!("cannot pull the images of {failed}");
-    }
-    if !st.success() {
-        bail!("docker compose pull failed ({st}); see the journal");
-    }
-    Ok(())
+    .await
 }
 
-/// `compose create`: new containers for what has none or whose config changed, nothing
-/// else. Returns how many containers the project has then.
-async fn create(stack: &Stack) -> Result<usize> {
-    sd_status("creating containers");
-    let mut child = compose(stack, &["create", "--pull", "never"])
+/// `docker compose <sub>` with its lines in the journal; with `pull`, its pull progress
+/// on STATUS= too (and the start timeout extended while it moves). The error says which
+/// services could not be pulled and why, never Compose's message (it names images).
+async fn create(stack: &Stack, sub: &[&str], mut pull: Option<&mut PullProgress>) -> Result<()> {
+    let mut child = compose(stack, sub)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -160,19 +132,28 @@ async fn create(stack: &Stack) -> Result<usize> {
         .spawn()
         .context("cannot run `docker compose create`")?;
     let mut lines = output_lines(&mut child);
-    let mut last = String::new();
+    let mut last_status = Instant::now();
+    let mut no_such_image = false;
     while let Some(line) = lines.recv().await {
-        let line = line.trim().to_string();
-        eprintln!("{line}");
-        last = line;
+        eprintln!("{}", line.trim());
+        no_such_image |= line.contains("No such image");
+        if let Some(p) = pull.as_deref_mut() {
+            if p.feed(&line) && last_status.elapsed() >= STATUS_EVERY {
+                last_status = Instant::now();
+                sd_status(&p.text());
+            }
+            extend_timeout(Instant::now() + EXTEND_BY);
+        }
     }
     let st = child.wait().await.context("waiting for docker compose create")?;
+    if let Some(failed) = pull.and_then(|p| p.failure_text()) {
+        bail!("cannot pull the images of {failed}");
+    }
+    if !st.success() && no_such_image {
+        bail!("an image is missing and may not be pulled (see the services' pull_policy and the journal)");
+    }
     if !st.success() {
-        eprintln!("docker compose create: {last}");
         bail!("docker compose create failed ({st}); see the journal");
     }
-    let docker = crate::docker::connect().await?;
-    Ok(crate::docker::compose_containers(&docker, Some(&stack.project))
-        .await?
-        .len())
+    Ok(())
 }

@@ -490,12 +490,23 @@ fn failed_start_names_the_unit_and_enable_disable_record_a_dropin() {
     assert_eq!(o.status.code(), Some(1), "{}\n{}", o.stdout, o.stderr);
     let doc = o.json();
     assert_eq!(doc["ok"], false);
-    let r = doc["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["unit"] == "homelab-extra-broken.service")
-        .unwrap_or_else(|| panic!("{doc:#}"));
+    // Its image is missing (and may not be pulled): the stack's preparation fails, and
+    // holds the stack back.
+    let result_of = |unit: &str| {
+        doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unit"] == unit)
+            .unwrap_or_else(|| panic!("{unit}: {doc:#}"))
+            .clone()
+    };
+    assert_eq!(
+        result_of("homelab-extra-broken.service")["result"],
+        "dependency",
+        "{doc:#}"
+    );
+    let r = result_of("homelab-extra-broken-prepare.service");
     assert_eq!(r["result"], "failed", "{doc:#}");
     let journal: Vec<&str> = r["journal"]
         .as_array()
@@ -510,14 +521,13 @@ fn failed_start_names_the_unit_and_enable_disable_record_a_dropin() {
         "{journal:?}"
     );
     assert!(
-        o.stderr
-            .contains("hlsys: start failed: homelab-extra-broken.service (failed)"),
+        o.stderr.contains("homelab-extra-broken-prepare.service (failed)"),
         "{}",
         o.stderr
     );
     assert!(
         o.stderr
-            .contains("--- homelab-extra-broken.service: last journal lines ---"),
+            .contains("--- homelab-extra-broken-prepare.service: last journal lines ---"),
         "{}",
         o.stderr
     );
@@ -526,7 +536,7 @@ fn failed_start_names_the_unit_and_enable_disable_record_a_dropin() {
     let o = lab.hlsys(&["restart", "extra/broken"]);
     assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
     assert!(
-        o.stderr.contains("restart failed: homelab-extra-broken.service"),
+        o.stderr.contains("restart failed: ") && o.stderr.contains("homelab-extra-broken-prepare.service (failed)"),
         "{}",
         o.stderr
     );
