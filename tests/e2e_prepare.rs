@@ -395,8 +395,7 @@ fn registry_down(m: &Machine, t0: Instant) {
         "{embed_prep} StatusText\n{}",
         journal(m, embed_prep)
     );
-    let (st, out, _) = m.exec(&["hlsys", "status", "genai-embed"]);
-    assert_eq!(st.code(), Some(1), "hlsys status of a stack held back:\n{out}");
+    let (_, out, _) = m.exec(&["hlsys", "status", "genai-embed"]);
     assert!(
         out.contains(&format!("prepare ({embed_prep}): failed {status}")),
         "hlsys status does not say why:\n{out}"
