@@ -24,6 +24,8 @@ pub mod model;
 pub mod netcheck;
 pub mod paths;
 pub mod source;
+pub mod swarm;
+pub mod swarm_adjust;
 pub mod tree;
 pub mod unit_file;
 pub mod units;

@@ -1,0 +1,89 @@
+//! Golden documents of the Compose → Swarm adjustment: every stack under
+//! tests/fixtures/swarm is resolved by the real `docker compose config` (in its directory,
+//! no -f, with its `.env`), adjusted as `hlsys swarm deploy` does, and compared with its
+//! `expected.yaml` (document and notes) or `expected.err` (why Swarm cannot take it).
+//! `UPDATE_GOLDEN=1 cargo test --test swarm_adjust` rewrites them; inspect the diff.
+
+#[path = "common/compose_cli.rs"]
+mod compose_cli;
+
+use std::path::{Path, PathBuf};
+
+use compose_cli::{compose_available, compose_config_json};
+use hlsys::swarm_adjust::{adjust, Placement};
+use hlsys::swarm_core::TreeBinds;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/swarm");
+
+/// The adjusted document and notes as YAML, or the error, with the fixture path as /TREE.
+fn render(dir: &Path, gpu_resource: Option<&str>) -> (String, &'static str) {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let env = dir.join(".env");
+    let env_files: Vec<PathBuf> = env.exists().then_some(env).into_iter().collect();
+    let project = compose_config_json(&name, dir, &[], &env_files).expect("docker compose config");
+    let at = Placement {
+        gpu_label: "hlsys.gpu",
+        gpu_resource,
+        // The fixtures directory stands for the stack tree.
+        stacks_dir: Path::new(FIXTURES),
+        tree_binds: TreeBinds::Pin,
+        tree_node: "NODE",
+    };
+    let (text, file) = match adjust(&project, &at) {
+        Ok(a) => {
+            let golden = serde_json::json!({"document": a.document, "notes": a.notes, "gpu_services": a.gpu_services});
+            (serde_yaml_ng::to_string(&golden).unwrap(), "expected")
+        }
+        Err(e) => (format!("{e}\n"), "expected.err"),
+    };
+    (text.replace(FIXTURES, "/TREE"), file)
+}
+
+fn check(dir: &Path, got: &str, file: &str) {
+    let path = dir.join(file);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pretty_assertions::assert_eq!(want, got, "{} (UPDATE_GOLDEN=1 to refresh)", path.display());
+}
+
+#[test]
+fn golden_documents() {
+    if !compose_available() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "docker compose is required in CI"
+        );
+        println!("SKIP: docker compose (v2 plugin) not available");
+        return;
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir(FIXTURES).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("compose.yaml").exists() {
+            continue;
+        }
+        let (got, kind) = render(&dir, None);
+        check(&dir, &got, if kind == "expected" { "expected.yaml" } else { kind });
+        seen += 1;
+    }
+    assert!(seen >= 3, "fixtures missing under {FIXTURES}");
+}
+
+/// Where a node advertises a GPU generic resource, GPU services also reserve it.
+#[test]
+fn gpu_generic_resource_reserved_when_advertised() {
+    if !compose_available() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "docker compose is required in CI"
+        );
+        return;
+    }
+    let (got, _) = render(&Path::new(FIXTURES).join("gpu"), Some("NVIDIA-GPU"));
+    check(&Path::new(FIXTURES).join("gpu"), &got, "expected-generic.yaml");
+}
