@@ -18,4 +18,6 @@ pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;
+pub mod swarm;
+pub mod swarm_state;
 pub mod systemd;
