@@ -187,6 +187,61 @@ pub fn held_back(model: &Model, failed: &BTreeSet<String>) -> BTreeMap<String, S
     held
 }
 
+/// Placeholder for a value hidden from reports.
+pub const HIDDEN: &str = "(hidden)";
+
+/// A document fit for printing: every `environment` value hidden, and every other string
+/// with a value of the stack's env files in it masked. Compose has already interpolated
+/// those values everywhere, and no report may carry them. Values under 4 characters are
+/// left: masking every "1" or "yes" would hide the document, not a secret.
+pub fn redact(document: &serde_json::Value, env_values: &[String]) -> serde_json::Value {
+    use serde_json::Value;
+    let mut doc = document.clone();
+    if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        for svc in services.values_mut() {
+            match svc.get_mut("environment") {
+                Some(Value::Object(env)) => env.values_mut().for_each(|v| {
+                    if !v.is_null() {
+                        *v = Value::String(HIDDEN.into());
+                    }
+                }),
+                Some(Value::Array(list)) => list.iter_mut().for_each(|v| {
+                    if let Some((k, _)) = v.as_str().and_then(|s| s.split_once('=')) {
+                        *v = Value::String(format!("{k}={HIDDEN}"));
+                    }
+                }),
+                _ => {}
+            }
+        }
+    }
+    mask_strings(&mut doc, env_values);
+    doc
+}
+
+fn mask_strings(v: &mut serde_json::Value, env_values: &[String]) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => *s = mask(s, env_values),
+        Value::Array(a) => a.iter_mut().for_each(|x| mask_strings(x, env_values)),
+        Value::Object(o) => o.values_mut().for_each(|x| mask_strings(x, env_values)),
+        _ => {}
+    }
+}
+
+/// `text` with every env value of 4 characters or more replaced by [`HIDDEN`].
+pub fn mask(text: &str, env_values: &[String]) -> String {
+    let mut out = text.to_string();
+    let mut values: Vec<&String> = env_values.iter().filter(|v| v.chars().count() >= 4).collect();
+    // Longest first, so a value containing another is masked whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in values {
+        if out.contains(v.as_str()) {
+            out = out.replace(v.as_str(), HIDDEN);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +262,20 @@ mod tests {
         assert_eq!(
             (c.tree_binds, c.resolve_image),
             (TreeBinds::Refuse, ResolveImage::Never)
+        );
+    }
+
+    #[test]
+    fn redact_hides_environment_and_env_values() {
+        let doc = serde_json::json!({"services": {"a": {
+            "environment": {"TOKEN": "s3cret-token", "EMPTY": null},
+            "image": "app:s3cret-token", "command": ["run", "yes"]}}});
+        let r = redact(&doc, &["s3cret-token".into(), "yes".into()]);
+        assert_eq!(
+            r,
+            serde_json::json!({"services": {"a": {
+                "environment": {"TOKEN": HIDDEN, "EMPTY": null},
+                "image": format!("app:{HIDDEN}"), "command": ["run", "yes"]}}})
         );
     }
 
