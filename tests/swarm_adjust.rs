@@ -87,3 +87,32 @@ fn gpu_generic_resource_reserved_when_advertised() {
     let (got, _) = render(&Path::new(FIXTURES).join("gpu"), Some("NVIDIA-GPU"));
     check(&Path::new(FIXTURES).join("gpu"), &got, "expected-generic.yaml");
 }
+
+/// The swarm e2e tree's model, read from the fixture directory.
+fn swarm_tree_model() -> hlsys::model::Model {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees/swarm");
+    let text = std::fs::read_to_string(dir.join("hlsys.toml"))
+        .unwrap()
+        .replace("\"/srv/compose\"", &format!("{:?}", dir.display().to_string()));
+    let config = hlsys::config::Config::from_str_at(&text, &dir.join("hlsys.toml")).unwrap();
+    hlsys::tree::build(config).unwrap()
+}
+
+/// What a stack that did not converge holds back: requirers (stack or layer), not wanters.
+#[test]
+fn held_back_follows_requires_not_wants() {
+    use hlsys::swarm_core::held_back;
+    let model = swarm_tree_model();
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+    let held = |failed: &[&str]| {
+        let failed = failed.iter().map(|s| s.to_string()).collect();
+        held_back(&model, &failed)
+    };
+    // genai-webui only wants the GPU stack; the layers after panel only order after it.
+    assert!(held(&["genai-ollama"]).is_empty());
+    assert!(held(&["panel"]).is_empty());
+    // Layer genai requires layer database: all of it waits, embed (wants-only) included.
+    let h = held(&["database"]);
+    assert_eq!(h.keys().collect::<Vec<_>>(), ["genai-embed", "genai-ollama", "genai-webui"]);
+    assert!(h["genai-embed"].contains("layer genai requires layer database"), "{h:?}");
+}
