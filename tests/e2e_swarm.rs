@@ -183,3 +183,89 @@ fn single_node_swarm_deploys_layer_by_layer() {
     let volumes = m.exec_ok(&["docker", "volume", "ls", "--format", "{{.Name}}"]);
     assert!(volumes.lines().any(|v| v == "database_pgdata"), "{volumes}");
 }
+
+/// Inside the machine: a second Docker engine in its own network namespace (`worker`),
+/// joined to the machine's over a veth pair with test-only addresses, plays the second
+/// node. The harness cannot boot two machines at once (they share the host's cgroup
+/// tree), so the worker is an engine of its own — own netns, data root, exec root,
+/// socket and containerd namespace — next to the manager's in one machine.
+const TWO_NODES: &str = r#"set -e
+ip netns add worker
+ip link add hlsw0 type veth peer name hlsw1 netns worker
+ip addr add 10.231.0.1/24 dev hlsw0 && ip link set hlsw0 up
+ip -n worker addr add 10.231.0.2/24 dev hlsw1 && ip -n worker link set hlsw1 up && ip -n worker link set lo up
+# The data root in the machine's mount namespace: containerd (shared) must see it.
+mkdir -p /var/lib/docker-worker && mount -t tmpfs tmpfs /var/lib/docker-worker
+systemd-run --quiet --unit=worker-dockerd nsenter --net=/run/netns/worker dockerd \
+  --data-root /var/lib/docker-worker --exec-root /run/docker-worker --pidfile /run/docker-worker.pid \
+  -H unix:///run/docker-worker.sock --containerd-namespace worker --containerd-plugins-namespace worker-plugins
+W="docker -H unix:///run/docker-worker.sock"
+for _ in $(seq 150); do $W info >/dev/null 2>&1 && break; sleep 0.2; done
+bb=$(mktemp -d) && mkdir -p "$bb/bin" "$bb/tmp" && chmod 1777 "$bb/tmp" && cp /bin/busybox "$bb/bin/"
+for a in sh sleep true echo touch test wget nc httpd cat; do ln -sf busybox "$bb/bin/$a"; done
+tar -C "$bb" -c . | $W import - local/busybox:latest >/dev/null
+docker swarm init --advertise-addr 10.231.0.1 >/dev/null
+$W swarm join --token "$(docker swarm join-token -q worker)" --advertise-addr 10.231.0.2 10.231.0.1:2377 >/dev/null
+node=$($W info --format '{{.Swarm.NodeID}}')
+docker node update --label-add hlsys.gpu=true "$node" >/dev/null
+echo "$node"
+"#;
+
+/// Node id of the task Swarm wants running for `service`.
+fn task_node(m: &Machine, service: &str) -> String {
+    let task = m.exec_ok(&[
+        "docker",
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        service,
+    ]);
+    let task = task
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no task of {service}"));
+    m.exec_ok(&["docker", "inspect", "--format", "{{.NodeID}}", task])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn two_node_swarm_runs_the_gpu_stack_on_the_labelled_worker() {
+    if !prerequisites() {
+        return;
+    }
+    let m = Machine::start("hlsys-swarm2", Some(&pre_boot()));
+    m.wait_docker();
+    let worker = m.exec_ok(&["bash", "-c", TWO_NODES]).trim().to_string();
+    let manager = m
+        .exec_ok(&["docker", "info", "--format", "{{.Swarm.NodeID}}"])
+        .trim()
+        .to_string();
+    assert_ne!(worker, manager);
+
+    let (code, deploy) = hlsys_json(&m, &["swarm", "deploy"]);
+    assert_eq!(code, 0, "every stack converges with a GPU node: {deploy:#}");
+    assert_eq!(stack(&deploy, "genai-ollama")["outcome"], "converged");
+    assert_eq!(
+        task_node(&m, "genai-ollama_ollama"),
+        worker,
+        "the GPU stack runs on the labelled worker"
+    );
+    let on_worker = m.exec_ok(&[
+        "docker",
+        "-H",
+        "unix:///run/docker-worker.sock",
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.swarm.service.name=genai-ollama_ollama",
+    ]);
+    assert!(
+        !on_worker.trim().is_empty(),
+        "the worker's engine runs the ollama container"
+    );
+    // panel bind-mounts a directory of the tree, which only the manager has: pinned there.
+    assert_eq!(task_node(&m, "panel_httpd"), manager);
+}

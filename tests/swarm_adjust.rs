@@ -113,6 +113,12 @@ fn held_back_follows_requires_not_wants() {
     assert!(held(&["panel"]).is_empty());
     // Layer genai requires layer database: all of it waits, embed (wants-only) included.
     let h = held(&["database"]);
-    assert_eq!(h.keys().collect::<Vec<_>>(), ["genai-embed", "genai-ollama", "genai-webui"]);
-    assert!(h["genai-embed"].contains("layer genai requires layer database"), "{h:?}");
+    assert_eq!(
+        h.keys().collect::<Vec<_>>(),
+        ["genai-embed", "genai-ollama", "genai-webui"]
+    );
+    assert!(
+        h["genai-embed"].contains("layer genai requires layer database"),
+        "{h:?}"
+    );
 }
