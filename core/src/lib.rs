@@ -26,6 +26,7 @@ pub mod paths;
 pub mod source;
 pub mod swarm;
 pub mod swarm_adjust;
+pub mod swarm_units;
 pub mod tree;
 pub mod unit_file;
 pub mod units;
