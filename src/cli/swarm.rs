@@ -59,9 +59,13 @@ pub fn run(global: &Global, args: &SwarmArgs) -> anyhow::Result<ExitCode> {
     }
     let rt = docker::runtime()?;
     let ok = rt.block_on(async {
+        if let SwarmCommand::Plan(a) = &args.command {
+            // A plan needs no swarm: it can be read before `docker swarm init`.
+            return plan(docker::connect().await.ok(), &model, &selected, a.json).await;
+        }
         let docker = docker::connect().await?;
         match &args.command {
-            SwarmCommand::Plan(a) => plan(&docker, &model, &selected, a.json).await,
+            SwarmCommand::Plan(_) => unreachable!("handled above"),
             SwarmCommand::Deploy(a) => deploy(&docker, &model, &selected, a.json).await,
             SwarmCommand::Status(a) => status(&docker, &model, &selected, a.json).await,
             SwarmCommand::Rm(a) => rm(&docker, &model, &selected, a.json).await,
@@ -89,13 +93,28 @@ fn selection(model: &Model, targets: &[Target]) -> Option<BTreeSet<String>> {
     Some(out)
 }
 
+/// Where the plan places things: this swarm when it is one, else a stand-in node.
+async fn plan_site(docker: Option<bollard::Docker>, model: &Model) -> swarm::Site {
+    let found = match &docker {
+        Some(d) => swarm::site(d, &model.config).await,
+        None => Err(anyhow::anyhow!("Docker is not reachable")),
+    };
+    found.unwrap_or_else(|e| {
+        eprintln!("hlsys: {e:#}; planning for a swarm without GPU generic resources");
+        swarm::Site {
+            node: "THIS-NODE".into(),
+            gpu_resource: false,
+        }
+    })
+}
+
 async fn plan(
-    docker: &bollard::Docker,
+    docker: Option<bollard::Docker>,
     model: &Model,
     selected: &BTreeSet<String>,
     as_json: bool,
 ) -> anyhow::Result<bool> {
-    let site = swarm::site(docker, &model.config).await?;
+    let site = plan_site(docker, model).await;
     let mut ok = true;
     let mut layers = Vec::new();
     for layer in &model.layers {
