@@ -305,7 +305,7 @@ async fn deploy_stack(
 ) -> Result<(&'static str, Prepared)> {
     let p = prepare(stack, config, site).await?;
     let nodes = node_names(docker).await?;
-    let deployed = stack_services(docker, &p.project, &nodes).await?;
+    let deployed = stack_services(docker, stack, &nodes).await?;
     let wanted: BTreeSet<String> = p.document["services"]
         .as_object()
         .map(|m| m.keys().map(|k| format!("{}_{k}", p.project)).collect())
@@ -326,8 +326,8 @@ async fn wait_layer(docker: &Docker, model: &Model, started: &mut [StackOutcome]
         let nodes = node_names(docker).await?;
         let mut all = true;
         for o in started.iter_mut() {
-            let project = &model.stack(&o.stack).expect("a deployed stack").project;
-            o.services = stack_services(docker, project, &nodes).await?;
+            let stack = model.stack(&o.stack).expect("a deployed stack");
+            o.services = stack_services(docker, stack, &nodes).await?;
             let done = !o.services.is_empty() && o.services.iter().all(ServiceState::converged);
             all &= done;
         }
@@ -376,7 +376,7 @@ pub async fn status(docker: &Docker, model: &Model, selected: &BTreeSet<String>)
         for id in layer.stacks.iter().filter(|id| selected.contains(*id)) {
             let stack = model.stack(id).expect("layer members are stacks");
             let mut o = outcome(stack);
-            o.services = stack_services(docker, &stack.project, &nodes).await?;
+            o.services = stack_services(docker, stack, &nodes).await?;
             o.outcome = if o.services.is_empty() {
                 "absent"
             } else if o.services.iter().all(ServiceState::converged) {
@@ -400,8 +400,9 @@ pub async fn rm(docker: &Docker, model: &Model, selected: &BTreeSet<String>) -> 
     let nodes = node_names(docker).await?;
     for layer in model.layers.iter().rev() {
         for id in layer.stacks.iter().rev().filter(|id| selected.contains(*id)) {
-            let project = &model.stack(id).expect("layer members are stacks").project;
-            if stack_services(docker, project, &nodes).await?.is_empty() {
+            let stack = model.stack(id).expect("layer members are stacks");
+            let project = &stack.project;
+            if stack_services(docker, stack, &nodes).await?.is_empty() {
                 out.insert(id.clone(), "absent".to_string());
                 continue;
             }
@@ -414,7 +415,7 @@ pub async fn rm(docker: &Docker, model: &Model, selected: &BTreeSet<String>) -> 
                 continue;
             }
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !stack_services(docker, project, &nodes).await?.is_empty() && Instant::now() < deadline {
+            while !stack_services(docker, stack, &nodes).await?.is_empty() && Instant::now() < deadline {
                 tokio::time::sleep(POLL).await;
             }
             out.insert(id.clone(), "removed".to_string());

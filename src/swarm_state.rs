@@ -12,6 +12,8 @@ use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasks
 use bollard::Docker;
 use serde::Serialize;
 
+use crate::model::Stack;
+
 /// Label `docker stack deploy` puts on every object of a stack.
 pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 
@@ -28,6 +30,10 @@ pub struct TaskState {
     pub message: String,
     pub error: Option<String>,
     pub created_at: Option<String>,
+    /// For a service with a healthcheck: `healthy` once running (Swarm holds a task in
+    /// `starting` until its container is healthy), `starting`, or `unhealthy` when Swarm
+    /// ended it for that; `None` without a healthcheck.
+    pub health: Option<String>,
     /// When the task reached `state`.
     pub since: Option<String>,
     pub container_id: Option<String>,
@@ -76,12 +82,13 @@ pub async fn node_names(docker: &Docker) -> Result<HashMap<String, String>> {
         .collect())
 }
 
-/// The services of stack `project` (by its namespace label), sorted by name.
+/// The services of a stack (by its namespace label), sorted by name.
 pub async fn stack_services(
     docker: &Docker,
-    project: &str,
+    stack: &Stack,
     nodes: &HashMap<String, String>,
 ) -> Result<Vec<ServiceState>> {
+    let project = &stack.project;
     let filters = HashMap::from([("label".to_string(), vec![format!("{NAMESPACE_LABEL}={project}")])]);
     let services = docker
         .list_services(Some(ListServicesOptions {
@@ -95,15 +102,13 @@ pub async fn stack_services(
         let spec = s.spec.unwrap_or_default();
         let name = spec.name.clone().unwrap_or_default();
         let status = s.service_status.unwrap_or_default();
-        let has_healthcheck = spec
-            .task_template
-            .as_ref()
-            .and_then(|t| t.container_spec.as_ref())
-            .and_then(|c| c.health_check.as_ref())
-            .and_then(|h| h.test.as_ref())
-            .is_some_and(|t| t.first().is_some_and(|x| x != "NONE"));
+        // From hlsys's model of the stack, not the service spec: the Engine names the key
+        // `Healthcheck`, bollard reads `HealthCheck`, so the spec's is always missing.
+        let has_healthcheck = name
+            .strip_prefix(&format!("{project}_"))
+            .is_some_and(|short| stack.service_details.iter().any(|d| d.name == short && d.healthcheck));
         out.push(ServiceState {
-            tasks: tasks(docker, &name, nodes).await?,
+            tasks: with_health(tasks(docker, &name, nodes).await?, has_healthcheck),
             desired: status.desired_tasks.unwrap_or(0),
             running: status.running_tasks.unwrap_or(0),
             has_healthcheck,
@@ -115,6 +120,20 @@ pub async fn stack_services(
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+fn with_health(mut tasks: Vec<TaskState>, has_healthcheck: bool) -> Vec<TaskState> {
+    if has_healthcheck {
+        for t in &mut tasks {
+            t.health = match t.state.as_str() {
+                "running" => Some("healthy".into()),
+                "starting" => Some("starting".into()),
+                _ if t.error.as_deref().is_some_and(|e| e.contains("unhealthy")) => Some("unhealthy".into()),
+                _ => None,
+            };
+        }
+    }
+    tasks
 }
 
 /// Tasks of one service: those Swarm wants running first, then the five latest others
@@ -138,6 +157,7 @@ async fn tasks(docker: &Docker, service: &str, nodes: &HashMap<String, String>) 
                 message: status.message.unwrap_or_default(),
                 error: status.err.filter(|e| !e.is_empty()),
                 created_at: t.created_at,
+                health: None,
                 since: status.timestamp,
                 container_id: status.container_status.and_then(|c| c.container_id),
             }

@@ -151,6 +151,9 @@ fn single_node_swarm_deploys_layer_by_layer() {
     let (code, status) = hlsys_json(&m, &["swarm", "status"]);
     assert_eq!(code, 1);
     assert_eq!(stack(&status, "genai-ollama")["outcome"], "not-converged");
+    for svc in stack(&status, "database")["services"].as_array().unwrap() {
+        assert_eq!(svc["tasks"][0]["health"], "healthy", "{svc:#}");
+    }
     let pending = tasks(&status, "genai-ollama");
     assert!(pending.iter().any(|t| t.2 == "pending"), "{pending:?}");
     // Health gate: every database task turned running (= healthy: both have healthchecks)

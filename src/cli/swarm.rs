@@ -260,6 +260,7 @@ async fn status(
                 s.outcome.clone(),
                 "".into(),
                 "".into(),
+                "".into(),
             ]);
         }
         for svc in &s.services {
@@ -271,6 +272,7 @@ async fn status(
                     svc.name.clone(),
                     format!("{}/{}", svc.running, svc.desired),
                     t.state.clone(),
+                    t.health.clone().unwrap_or_else(|| "-".into()),
                     t.node.clone(),
                     why,
                 ]);
@@ -278,7 +280,9 @@ async fn status(
         }
     }
     print_table(
-        &["LAYER", "STACK", "SERVICE", "REPLICAS", "TASK", "NODE", "MESSAGE"],
+        &[
+            "LAYER", "STACK", "SERVICE", "REPLICAS", "TASK", "HEALTH", "NODE", "MESSAGE",
+        ],
         &rows,
     );
     Ok(ok)
