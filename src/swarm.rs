@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::model::{Model, Stack};
 use crate::network::{EnsureOptions, NetworkReport};
 use crate::swarm_adjust::{adjust, Placement};
-use crate::swarm_core::{digest, held_back, mask, redact, DIGEST_LABEL};
+use crate::swarm_core::{digest, held_back, mask, redact, waves, DIGEST_LABEL};
 use crate::swarm_state::{node_names, stack_services, ServiceState};
 
 /// Environment passed to `docker`: the rest is cleared so no variable of the caller can
@@ -241,45 +241,69 @@ pub async fn deploy(docker: &Docker, model: &Model, selected: &BTreeSet<String>)
     }
     let mut failed: BTreeSet<String> = BTreeSet::new();
     for layer in &model.layers {
-        let held = held_back(model, &failed);
-        let mut started = Vec::new();
-        for id in layer.stacks.iter().filter(|id| selected.contains(*id)) {
-            let stack = model.stack(id).expect("layer members are stacks");
-            let mut o = outcome(stack);
-            if let Some(why) = held.get(id) {
-                o.outcome = "held-back".into();
-                o.problems.push(why.clone());
-                failed.insert(id.clone());
-                report.stacks.push(o);
-                continue;
-            }
-            match deploy_stack(docker, stack, config, &site).await {
+        let deadline = Instant::now() + Duration::from_secs(config.swarm.layer_timeout(&layer.name));
+        for wave in waves(model, layer) {
+            let wave: Vec<String> = wave.into_iter().filter(|id| selected.contains(id)).collect();
+            let mut started = deploy_wave(docker, model, &site, &wave, &mut failed, &mut report).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            wait_layer(
+                docker,
+                model,
+                &mut started,
+                left,
+                config.swarm.layer_timeout(&layer.name),
+            )
+            .await?;
+            explain_gpu(&mut started, &config.swarm.gpu_label);
+            failed.extend(
+                started
+                    .iter()
+                    .filter(|o| o.outcome != "converged")
+                    .map(|o| o.stack.clone()),
+            );
+            report.stacks.extend(started);
+        }
+    }
+    Ok(report)
+}
+
+/// Deploys the stacks of one wave, unless something they require did not converge;
+/// returns those now in Swarm's hands (errors and held-back ones go to the report).
+async fn deploy_wave(
+    docker: &Docker,
+    model: &Model,
+    site: &Site,
+    wave: &[String],
+    failed: &mut BTreeSet<String>,
+    report: &mut DeployReport,
+) -> Vec<StackOutcome> {
+    let held = held_back(model, failed);
+    let mut started = Vec::new();
+    for id in wave {
+        let stack = model.stack(id).expect("layer members are stacks");
+        let mut o = outcome(stack);
+        if let Some(why) = held.get(id) {
+            o.outcome = "held-back".into();
+            o.problems.push(why.clone());
+        } else {
+            match deploy_stack(docker, stack, &model.config, site).await {
                 Ok((action, p)) => {
                     o.action = action.into();
                     o.notes = p.notes;
                     o.gpu_services = p.gpu_services;
                     started.push(o);
+                    continue;
                 }
                 Err(e) => {
                     o.outcome = "error".into();
                     o.problems.push(format!("{e:#}"));
-                    failed.insert(id.clone());
-                    report.stacks.push(o);
                 }
             }
         }
-        let timeout = Duration::from_secs(config.swarm.layer_timeout(&layer.name));
-        wait_layer(docker, model, &mut started, timeout).await?;
-        explain_gpu(&mut started, &config.swarm.gpu_label);
-        failed.extend(
-            started
-                .iter()
-                .filter(|o| o.outcome != "converged")
-                .map(|o| o.stack.clone()),
-        );
-        report.stacks.extend(started);
+        failed.insert(id.clone());
+        report.stacks.push(o);
     }
-    Ok(report)
+    started
 }
 
 fn outcome(stack: &Stack) -> StackOutcome {
@@ -320,7 +344,14 @@ async fn deploy_stack(
 
 /// Waits until every stack of the layer converged or `timeout` passed; each outcome
 /// becomes `converged` or `not-converged` with its services' task problems.
-async fn wait_layer(docker: &Docker, model: &Model, started: &mut [StackOutcome], timeout: Duration) -> Result<()> {
+/// `timeout` is what is left of the layer's `layer_timeout_sec`.
+async fn wait_layer(
+    docker: &Docker,
+    model: &Model,
+    started: &mut [StackOutcome],
+    timeout: Duration,
+    layer_timeout_sec: u64,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let nodes = node_names(docker).await?;
@@ -345,7 +376,8 @@ async fn wait_layer(docker: &Docker, model: &Model, started: &mut [StackOutcome]
             if o.services.is_empty() {
                 o.problems.push("no service of the stack is known to Swarm".into());
             }
-            o.problems.push(format!("not converged within {}s", timeout.as_secs()));
+            o.problems
+                .push(format!("not converged within the layer's {layer_timeout_sec}s"));
         }
     }
     Ok(())

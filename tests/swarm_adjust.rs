@@ -122,3 +122,46 @@ fn held_back_follows_requires_not_wants() {
         "{h:?}"
     );
 }
+
+/// Inside a layer, a stack waits for the stacks of its layer that it requires, not for
+/// those it only wants.
+#[test]
+fn waves_order_by_requires_within_a_layer() {
+    use hlsys::swarm_core::waves;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("hlsys.toml", "stacks_dir = \"srv\"\n[layers.apps]\n");
+    for s in ["db", "api", "web", "gpu", "aaa"] {
+        write(
+            &format!("srv/apps/{s}/compose.yaml"),
+            "services:\n  x:\n    image: busybox\n",
+        );
+    }
+    write(
+        "srv/service.toml",
+        "[apps-api]\nrequires = [\"apps-db\"]\n[apps-web]\nrequires = [\"apps-api\"]\nwants = [\"apps-gpu\"]\n\
+         [apps-aaa]\nrequires = [\"apps-web\"]\n",
+    );
+    let config = hlsys::config::Config::load(&root.join("hlsys.toml"), true).unwrap();
+    let model = hlsys::tree::build(config).unwrap();
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+    let w = waves(&model, model.layer("apps").unwrap());
+    assert_eq!(
+        w,
+        [
+            vec!["apps-db", "apps-gpu"],
+            vec!["apps-api"],
+            vec!["apps-web"],
+            vec!["apps-aaa"]
+        ]
+    );
+    // And when apps-db does not converge, what requires it (directly or not, sorting
+    // before it or after) is held back.
+    let held = hlsys::swarm_core::held_back(&model, &["apps-db".to_string()].into());
+    assert_eq!(held.keys().collect::<Vec<_>>(), ["apps-aaa", "apps-api", "apps-web"]);
+}

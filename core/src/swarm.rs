@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::Model;
+use crate::model::{Layer, Model};
 
 /// The node label a GPU service is constrained to unless `[swarm] gpu_label` says otherwise.
 pub const DEFAULT_GPU_LABEL: &str = "hlsys.gpu";
@@ -155,36 +155,75 @@ pub fn digest(document: &serde_json::Value) -> String {
 /// layer that requires a layer with a failed stack. Wants never hold anything back.
 pub fn held_back(model: &Model, failed: &BTreeSet<String>) -> BTreeMap<String, String> {
     let mut held: BTreeMap<String, String> = BTreeMap::new();
-    // Layers are in start order, so one pass in that order sees every cause first.
-    for layer in &model.layers {
-        let bad = |id: &String, held: &BTreeMap<String, String>| failed.contains(id) || held.contains_key(id);
-        let layer_cause = layer.requires.iter().find_map(|req| {
-            model
-                .stacks
-                .iter()
-                .find(|s| &s.layer == req && bad(&s.id, &held))
-                .map(|s| {
-                    format!(
-                        "layer {} requires layer {req}, whose stack {} did not converge",
-                        layer.name, s.id
-                    )
-                })
-        });
-        for id in &layer.stacks {
-            let Some(stack) = model.stack(id) else { continue };
-            let cause = layer_cause.clone().or_else(|| {
-                stack
-                    .requires
-                    .iter()
-                    .find(|r| bad(r, &held))
-                    .map(|r| format!("requires stack {r}, which did not converge"))
-            });
-            if let Some(c) = cause {
-                held.insert(id.clone(), c);
-            }
+    // Until nothing changes: a stack may require one that sorts after it in its layer.
+    loop {
+        let before = held.len();
+        for layer in &model.layers {
+            hold_layer(model, layer, failed, &mut held);
+        }
+        if held.len() == before {
+            return held;
         }
     }
-    held
+}
+
+/// One pass over a layer's stacks for [`held_back`]; a stack keeps its first reason.
+fn hold_layer(model: &Model, layer: &Layer, failed: &BTreeSet<String>, held: &mut BTreeMap<String, String>) {
+    let bad = |id: &String, held: &BTreeMap<String, String>| failed.contains(id) || held.contains_key(id);
+    let layer_cause = layer.requires.iter().find_map(|req| {
+        model
+            .stacks
+            .iter()
+            .find(|s| &s.layer == req && bad(&s.id, held))
+            .map(|s| {
+                format!(
+                    "layer {} requires layer {req}, whose stack {} did not converge",
+                    layer.name, s.id
+                )
+            })
+    });
+    for id in &layer.stacks {
+        let Some(stack) = model.stack(id) else { continue };
+        if held.contains_key(id) {
+            continue;
+        }
+        let cause = layer_cause.clone().or_else(|| {
+            stack
+                .requires
+                .iter()
+                .find(|r| bad(r, held))
+                .map(|r| format!("requires stack {r}, which did not converge"))
+        });
+        if let Some(c) = cause {
+            held.insert(id.clone(), c);
+        }
+    }
+}
+
+/// The stacks of a layer in waves: a stack comes in a later wave than every stack of its
+/// layer that it requires, so it is deployed only once they converged (or held back when
+/// they did not). Wants do not wait: a wanted stack that never converges (a GPU stack on
+/// a swarm without a GPU node) must not hold up the stacks that only want it.
+pub fn waves(model: &Model, layer: &Layer) -> Vec<Vec<String>> {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut left: Vec<String> = layer.stacks.clone();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        let (ready, wait): (Vec<String>, Vec<String>) = left.into_iter().partition(|id| {
+            model
+                .stack(id)
+                .is_none_or(|s| s.requires.iter().all(|r| !layer.stacks.contains(r) || done.contains(r)))
+        });
+        if ready.is_empty() {
+            // Only a cycle leaves nothing ready, and the graph already left cycles out.
+            out.push(wait);
+            break;
+        }
+        done.extend(ready.iter().cloned());
+        out.push(ready);
+        left = wait;
+    }
+    out
 }
 
 /// Placeholder for a value hidden from reports.
