@@ -151,6 +151,42 @@ fn assert_polkit_runs_the_rule(lab: &Lab) {
     );
 }
 
+/// The `Flags=` of each call to the manager while bob runs `hlsys stop panel` with no
+/// terminal, then `hlsys start panel` on one (script(1) gives it a pty): (member, flags)
+/// as busctl monitor saw them.
+fn manager_call_flags(lab: &Lab) -> Vec<(String, String)> {
+    // A marker call shows when the monitor is attached and writing.
+    let script = r#"
+        busctl monitor --match "type=method_call,interface=org.freedesktop.systemd1.Manager" >/run/mon.txt 2>&1 &
+        mon=$!
+        for _ in $(seq 100); do
+            busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+                org.freedesktop.systemd1.Manager GetDefaultTarget >/dev/null
+            grep -q GetDefaultTarget /run/mon.txt && break
+            sleep 0.1
+        done
+        runuser -u bob -- hlsys stop panel >/dev/null 2>&1
+        timeout 60 script -qec "runuser -u bob -- hlsys start panel" /dev/null </dev/null >/dev/null
+        sleep 0.5
+        kill $mon
+        cat /run/mon.txt
+    "#;
+    let out = lab.m.exec_ok(&["sh", "-c", script]);
+    let mut calls = Vec::new();
+    let mut flags = String::new();
+    for l in out.lines() {
+        if let Some(f) = l.split_whitespace().find_map(|w| w.strip_prefix("Flags=")) {
+            flags = f.to_string();
+        }
+        // The marker is busctl's own call (which allows interactive authorisation).
+        match l.split_whitespace().find_map(|w| w.strip_prefix("Member=")) {
+            Some("GetDefaultTarget") | None => {}
+            Some(m) => calls.push((m.to_string(), flags.clone())),
+        }
+    }
+    calls
+}
+
 #[test]
 fn a_homelab_member_runs_stacks_through_polkit_and_others_are_refused() {
     if !prerequisites() {
@@ -187,6 +223,19 @@ fn a_homelab_member_runs_stacks_through_polkit_and_others_are_refused() {
         o.stderr.contains("hlsys reload: permission denied by systemd"),
         "{}",
         o.stderr
+    );
+
+    // Interactive authorisation only from a terminal: the flag (0x4) is on the calls
+    // polkit judges then, and on none of them from a script.
+    let calls = manager_call_flags(&lab);
+    let flags_of = |m: &str| calls.iter().find(|(c, _)| c == m).map(|(_, f)| f.as_str());
+    assert_eq!(flags_of("StopUnit"), Some("0"), "{calls:?}");
+    assert_eq!(flags_of("StartUnit"), Some("4"), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|(m, f)| f == "0" || matches!(m.as_str(), "StartUnit" | "EnqueueUnitJob")),
+        "only the authorised calls carry it: {calls:?}"
     );
 
     // --- the member: start, stop, reload ------------------------------------------------
