@@ -85,9 +85,10 @@ fn assert_containers_up(m: &Machine) {
 }
 
 /// The product's promise, read from Docker's own clock: each layer's containers are
-/// created only once the previous layer is ready — panel running before the database
-/// containers are created, both database containers healthy before the genai
-/// container is created. Only events after `since` (ns) count.
+/// started only once the previous layer is ready — panel running before the database
+/// containers start, both database containers healthy before the genai container starts
+/// (the stacks' preparation units may create them earlier). Only events after `since`
+/// (ns) count.
 fn assert_layer_order_in_docker(m: &Machine, since: i64) {
     let all = events(m);
     assert_recorder_saw_import(&all);
@@ -100,27 +101,27 @@ fn assert_layer_order_in_docker(m: &Machine, since: i64) {
             .unwrap_or_else(|| panic!("no {action:?} event of {project} {name} since {since}: {evs:#?}"))
     };
     let panel_started = first("panel", "start", "");
-    let db_created = first("database", "create", "");
+    let db_started = first("database", "start", "");
     let db_healthy = ["database-postgres-1", "database-qdrant-1"]
         .iter()
         .map(|n| first("database", "health_status: healthy", n))
         .max()
         .unwrap();
-    let genai_created = first("genai-webui", "create", "");
+    let genai_started = first("genai-webui", "start", "");
     eprintln!(
-        "docker (ms after the panel container started): database created +{}, healthy +{}, genai created +{}",
-        (db_created - panel_started) / 1_000_000,
+        "docker (ms after the panel container started): database started +{}, healthy +{}, genai started +{}",
+        (db_started - panel_started) / 1_000_000,
         (db_healthy - panel_started) / 1_000_000,
-        (genai_created - panel_started) / 1_000_000
+        (genai_started - panel_started) / 1_000_000
     );
     assert!(
-        panel_started < db_created,
-        "database containers created before the panel container started"
+        panel_started < db_started,
+        "database containers started before the panel container started"
     );
     assert!(
-        db_healthy < genai_created,
-        "the genai container was created {} ms before both database containers were healthy",
-        (db_healthy - genai_created) / 1_000_000
+        db_healthy < genai_started,
+        "the genai container started {} ms before both database containers were healthy",
+        (db_healthy - genai_started) / 1_000_000
     );
 }
 
