@@ -23,6 +23,7 @@ pub mod merge;
 pub mod model;
 pub mod netcheck;
 pub mod paths;
+pub mod sandbox;
 pub mod source;
 pub mod tree;
 pub mod unit_file;
