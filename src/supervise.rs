@@ -28,9 +28,10 @@ use crate::model::Stack;
 use crate::units::DEFAULT_TIMEOUT_START_SEC;
 
 /// Variables passed through to `docker compose`. Everything else is dropped: Compose
-/// gives the process environment precedence over `--env-file`, so values systemd put
-/// there (EnvironmentFile=) would otherwise override the stack's own .env files and
-/// break the documented precedence order.
+/// gives the process environment precedence over `--env-file`, so anything else in the
+/// supervisor's environment (the unit's is fixed, see sandbox.rs, but `hlsys supervise`
+/// also runs by hand) would override the stack's own .env files and break the
+/// documented precedence order.
 const PASS_ENV: &[&str] = &[
     "PATH",
     "HOME",

@@ -43,6 +43,8 @@ fn assert_exposure(m: &Machine) {
         let (_, out, err) = m.exec(&["systemd-analyze", "security", "--no-pager", unit]);
         let (figure, verdict) =
             exposure(&out).unwrap_or_else(|| panic!("no exposure in systemd-analyze security {unit}:\n{out}{err}"));
+        // The whole table: what is left exposed, for the record (--nocapture).
+        eprintln!("--- systemd-analyze security {unit} ---\n{out}");
         eprintln!("systemd-analyze security {unit}: {figure} {verdict}");
         assert!(
             figure <= MAX_EXPOSURE,
