@@ -14,7 +14,10 @@
 //! - the GPU check reads /dev/nvidia*: it keeps the host's devices (no `PrivateDevices=`).
 //!
 //! No `ReadWritePaths=`: Compose writes nothing but its home and /tmp (private). No
-//! capabilities: everything it opens is root's own (socket, tree, state directory).
+//! capabilities: everything it opens is root's own (socket, tree, state directory), and
+//! root stays root inside `PrivateUsers=` (only other users map to nobody).
+//! `SystemCallFilter=` also drops `@resources`; with `SystemCallErrorNumber=EPERM` the Go
+//! runtime's attempt to raise RLIMIT_NOFILE fails quietly (Compose ran in the e2e tests).
 
 use std::path::Path;
 
@@ -67,7 +70,9 @@ pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static s
         ("ProtectHome", if reads_home { "read-only" } else { "yes" }),
         ("PrivateTmp", "yes"),
         ("PrivateNetwork", "yes"),
+        ("IPAddressDeny", "any"),
         ("RestrictAddressFamilies", "AF_UNIX"),
+        ("PrivateUsers", "yes"),
         ("ProtectKernelTunables", "yes"),
         ("ProtectKernelModules", "yes"),
         ("ProtectKernelLogs", "yes"),
@@ -83,7 +88,7 @@ pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static s
         ("RemoveIPC", "yes"),
         ("SystemCallArchitectures", "native"),
         ("SystemCallFilter", "@system-service"),
-        ("SystemCallFilter", "~@privileged"),
+        ("SystemCallFilter", "~@privileged @resources"),
         // A call outside the filter fails instead of killing the process: a new Docker
         // CLI probing a syscall then reports an error rather than dying with SIGSYS.
         ("SystemCallErrorNumber", "EPERM"),
