@@ -8,7 +8,9 @@
 //!    printed, and each is "OK" or better (exposure ≤ 4.0);
 //! 3. a user outside the docker group (no Docker socket) sees the stack's health with
 //!    `hlsys status --json`, from the supervisor's STATUS= alone;
-//! 4. the stack's `.env` broken after start: `systemctl stop` still removes its
+//! 4. pausing a container, then unpausing it, updates STATUS= each time (`ready: 2/3
+//!    healthy, worker paused`, then `ready: 3/3 healthy`);
+//! 5. the stack's `.env` broken after start: `systemctl stop` still removes its
 //!    containers (`docker compose -p app-web down`), and the journal says so.
 //!
 //! Needs root, systemd-nspawn and Docker (skipped otherwise, failing when CI=true).
@@ -79,6 +81,54 @@ fn assert_health_without_docker(m: &Machine) {
     );
 }
 
+/// The stack unit's StatusText (the supervisor's STATUS=).
+fn status_text(m: &Machine) -> String {
+    e2e::show(m, WEB, "StatusText")
+}
+
+/// A health event after ready (a container paused, then unpaused) updates STATUS=, and
+/// the user without Docker sees which service is not fine.
+fn assert_health_follows_events(m: &Machine) {
+    // READY=1 goes out from Docker's events, before `compose up --wait` returns and the
+    // supervisor checks every container once more (a container paused then fails the
+    // start): the events to follow are those of the watch that comes after.
+    wait_for("docker compose up to return", Duration::from_secs(30), || {
+        !m.exec(&["pgrep", "-f", "up --detach --wait"]).0.success()
+    });
+    // …and the supervisor's one look at the containers right after it.
+    std::thread::sleep(Duration::from_secs(1));
+    m.exec_ok(&["docker", "pause", "app-web-worker-1"]);
+    let paused = "ready: 2/3 healthy, worker paused";
+    wait_for("STATUS= to show the paused worker", Duration::from_secs(20), || {
+        status_text(m) == paused
+    });
+    let (_, out, _) = m.exec(&[
+        "runuser",
+        "-u",
+        "hlsys-viewer",
+        "--",
+        "hlsys",
+        "status",
+        "--json",
+        "app-web",
+    ]);
+    assert!(
+        out.contains(r#""not_healthy": ["#) && out.contains(r#""state": "paused""#),
+        "{out}"
+    );
+    m.exec_ok(&["docker", "unpause", "app-web-worker-1"]);
+    wait_for(
+        "STATUS= to show every container healthy again",
+        Duration::from_secs(20),
+        || status_text(m) == "ready: 3/3 healthy",
+    );
+    assert!(
+        all_active(m, &[WEB]),
+        "pausing a container failed the stack: {:?}",
+        states(m, &[WEB])
+    );
+}
+
 /// A `.env` hlsys cannot read (a space in a variable name): the stop falls back to the
 /// project name.
 fn assert_stop_with_broken_env(m: &Machine) {
@@ -109,6 +159,7 @@ fn hardened_units_run_stacks_report_health_and_stop_without_a_tree() {
         eprintln!("{WEB}: {:?}", states(&m, &[WEB]));
         assert_exposure(&m);
         assert_health_without_docker(&m);
+        assert_health_follows_events(&m);
         assert_stop_with_broken_env(&m);
     });
 }
