@@ -413,26 +413,62 @@ async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
 /// health; the healthchecks' own `exec_*` events change nothing and are skipped.
 async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
     let mut events = Box::pin(project_events(docker, project, since));
-    while let Some(ev) = events.next().await {
-        let ev = ev.context("reading Docker events")?;
-        let action = ev.action.unwrap_or_default();
-        let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
-        if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") {
-            continue;
-        }
-        let name = attrs.get("name").cloned().unwrap_or_default();
-        if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
-            let code = attrs
-                .get("exitCode")
-                .map(|c| format!(" (exit code {c})"))
-                .unwrap_or_default();
-            return Ok(format!("container {name}: {action}{code}"));
-        }
-        if !action.starts_with("exec_") {
-            report_health(docker, project).await;
+    // A second look SETTLE after the last event: Docker publishes some events (pause,
+    // unpause) before its container list shows the change.
+    let settle = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(settle);
+    let mut look_again = false;
+    loop {
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else { break };
+                let ev = ev.context("reading Docker events")?;
+                match classify(ev) {
+                    Seen::Fatal(why) => return Ok(why),
+                    Seen::Nothing => continue,
+                    Seen::Change => report_health(docker, project).await,
+                }
+                settle.as_mut().reset(tokio::time::Instant::now() + SETTLE);
+                look_again = true;
+            }
+            _ = &mut settle, if look_again => {
+                look_again = false;
+                report_health(docker, project).await;
+            }
         }
     }
     bail!("the Docker event stream ended (Docker stopped?)")
+}
+
+/// How long after an event the health is looked at once more (see [`watch`]).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// What a Docker event means to the watch.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// A container died or turned unhealthy: the watch ends, with this reason.
+    Fatal(String),
+    /// A change of some container (start, health, pause…): STATUS= is refreshed.
+    Change,
+    /// A one-off container (`compose run`) or a healthcheck's own `exec_*`: nothing.
+    Nothing,
+}
+
+fn classify(ev: bollard::models::EventMessage) -> Seen {
+    let action = ev.action.unwrap_or_default();
+    let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
+    if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") || action.starts_with("exec_") {
+        return Seen::Nothing;
+    }
+    let name = attrs.get("name").cloned().unwrap_or_default();
+    if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
+        let code = attrs
+            .get("exitCode")
+            .map(|c| format!(" (exit code {c})"))
+            .unwrap_or_default();
+        return Seen::Fatal(format!("container {name}: {action}{code}"));
+    }
+    Seen::Change
 }
 
 fn unix_now() -> String {
@@ -564,6 +600,41 @@ mod tests {
             ]
         ));
         assert!(!ready_now(&[], &[]), "no known services: leave it to compose --wait");
+    }
+
+    #[test]
+    fn events_end_the_watch_refresh_health_or_do_nothing() {
+        let ev = |action: &str, oneoff: bool| bollard::models::EventMessage {
+            action: Some(action.into()),
+            actor: Some(bollard::models::EventActor {
+                attributes: Some(
+                    [
+                        ("name".to_string(), "db-1".to_string()),
+                        ("exitCode".to_string(), "3".to_string()),
+                        (
+                            ONEOFF_LABEL.to_string(),
+                            if oneoff { "True" } else { "False" }.to_string(),
+                        ),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(ev("die", false)),
+            Seen::Fatal("container db-1: die (exit code 3)".into())
+        );
+        assert!(matches!(
+            classify(ev("health_status: unhealthy", false)),
+            Seen::Fatal(_)
+        ));
+        for change in ["start", "pause", "unpause", "health_status: healthy"] {
+            assert_eq!(classify(ev(change, false)), Seen::Change, "{change}");
+        }
+        assert_eq!(classify(ev("exec_start: test -f /tmp/ready", false)), Seen::Nothing);
+        assert_eq!(classify(ev("die", true)), Seen::Nothing, "a compose run container");
     }
 
     #[test]
