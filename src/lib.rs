@@ -6,7 +6,8 @@
 
 pub use hlsys_core::{
     bounded, compose, config, document, envfile, escape, exit, extends, files, generator, graph, host, include,
-    interpolate, loader, merge, model, netcheck, paths, sandbox, source, tree, unit_file, units, volume, write, yaml,
+    interpolate, loader, merge, model, netcheck, paths, sandbox, source, swarm as swarm_core, swarm_adjust,
+    swarm_units, tree, unit_file, units, volume, write, yaml,
 };
 
 pub mod check;
@@ -18,4 +19,6 @@ pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;
+pub mod swarm;
+pub mod swarm_state;
 pub mod systemd;

@@ -138,6 +138,8 @@ struct RawConfig {
     networks: BTreeMap<String, NetworkConfig>,
     #[serde(default)]
     stacks: BTreeMap<String, StackConfig>,
+    #[serde(default)]
+    swarm: crate::swarm::SwarmConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +166,8 @@ pub struct Config {
     pub stacks: BTreeMap<String, StackConfig>,
     /// Files read in addition to `source` (networks.toml, service.toml), for staleness checks.
     pub tree_files: Vec<PathBuf>,
+    /// `[swarm]`: `hlsys swarm` only.
+    pub swarm: crate::swarm::SwarmConfig,
 }
 
 impl Default for Config {
@@ -179,6 +183,7 @@ impl Default for Config {
             network_sources: BTreeMap::new(),
             stacks: BTreeMap::new(),
             tree_files: Vec::new(),
+            swarm: crate::swarm::SwarmConfig::default(),
         }
     }
 }
@@ -400,6 +405,8 @@ impl Config {
                 check_name("layer", l).map_err(bad)?;
             }
         }
+        raw.swarm.validate().map_err(|e| err(e.to_string()))?;
+        cfg.swarm = raw.swarm;
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {

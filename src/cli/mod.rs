@@ -28,6 +28,7 @@ pub mod stacks;
 pub mod start;
 pub mod status;
 pub mod supervise;
+pub mod swarm;
 
 pub use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 
@@ -99,6 +100,8 @@ pub enum Command {
     /// Take stacks out of their layer: not started with it, nor at boot
     #[command(after_help = ROOT_HELP)]
     Disable(enable::EnableArgs),
+    /// Deploy the tree to a Docker Swarm layer by layer, health-gated; show or remove it
+    Swarm(swarm::SwarmArgs),
 }
 
 impl Cli {
@@ -118,6 +121,7 @@ impl Cli {
             Command::Logs(a) => logs::run(&self.global, a),
             Command::Enable(a) => enable::run(&self.global, a, true),
             Command::Disable(a) => enable::run(&self.global, a, false),
+            Command::Swarm(a) => swarm::run(&self.global, a),
         }
     }
 }
