@@ -108,7 +108,7 @@ pub(crate) fn hlsys_cmd(model: &Model, args: &[&str]) -> Vec<String> {
 
 /// Whether the units must see home directories: the config, the tree, the binary or an
 /// env file lies below one.
-fn reads_home(model: &Model) -> bool {
+pub(crate) fn reads_home(model: &Model) -> bool {
     let c = &model.config;
     let paths = [
         c.source.as_deref(),
