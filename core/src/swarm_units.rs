@@ -4,7 +4,8 @@
 //! two owners of the same services would fight. Pure, like [`crate::units`].
 
 use crate::model::Model;
-use crate::units::{config_name, hlsys_cmd, new_unit, Generated, WantsLink};
+use crate::sandbox;
+use crate::units::{config_name, hlsys_cmd, new_unit, reads_home, Generated, WantsLink};
 
 /// Slack on top of the layers' timeouts: networks and `docker compose config` per stack.
 const DEPLOY_SLACK_SEC: u64 = 120;
@@ -38,6 +39,9 @@ pub fn render(model: &Model) -> Generated {
         .set("RemainAfterExit", "yes")
         .set("TimeoutStartSec", timeout.to_string())
         .add("ExecStart", hlsys_cmd(model, &["swarm", "deploy"]));
+    // The same sandbox as the networks oneshot: it too only reads the tree and talks to
+    // dockerd over its socket (`docker compose config`, `docker stack deploy`, the API).
+    sandbox::harden(uf.section("Service"), sandbox::Kind::Oneshot, reads_home(model));
     let mut g = Generated::default();
     g.add(name.clone(), uf.to_string());
     g.links.push(WantsLink {

@@ -21,6 +21,7 @@ use std::path::Path;
 use crate::config::DEFAULT_CONFIG;
 use crate::escape::{check_value, path_unit_name, BadValue};
 use crate::model::{Layer, Model, Stack, StackError};
+use crate::sandbox;
 use crate::unit_file::{Section, UnitFile};
 
 /// Default `TimeoutStartSec=` of a stack: first pulls can be slow, and the supervisor
@@ -108,6 +109,23 @@ pub(crate) fn hlsys_cmd(model: &Model, args: &[&str]) -> Vec<String> {
     v
 }
 
+/// Whether the units must see home directories: the config, the tree, the binary or an
+/// env file lies below one.
+pub(crate) fn reads_home(model: &Model) -> bool {
+    let c = &model.config;
+    let paths = [
+        c.source.as_deref(),
+        Some(c.stacks_dir.as_path()),
+        Some(c.hlsys_path.as_path()),
+    ];
+    sandbox::under_home(
+        paths
+            .into_iter()
+            .flatten()
+            .chain(c.env_files.iter().map(|f| f.path.as_path())),
+    )
+}
+
 /// The layers `layer` depends on: wanted (`after`) or required, ordered after either way.
 fn layer_deps(u: &mut Section, n: &Names, layer: &Layer) {
     let wants = n.layers(&layer.after);
@@ -122,9 +140,6 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     let file = s.compose_file.to_string_lossy();
     check_value("stack directory", &dir)?;
     check_value("compose file", &file)?;
-    for f in &model.config.env_files {
-        check_value("env file", &f.path.to_string_lossy())?;
-    }
     let mut uf = new_unit(&file, &format!("hlsys stack {} (layer {})", s.id, s.layer));
     let u = uf.section("Unit");
     u.set("SourcePath", file.as_ref());
@@ -155,11 +170,9 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     // still hits it within a minute.
     u.set("StartLimitIntervalSec", "10min").set("StartLimitBurst", "10");
     let sv = uf.section("Service");
+    // No EnvironmentFile=: the env files go to Compose only (`--env-file`), never into
+    // the environment of this root process (see sandbox.rs).
     sv.set("Type", "notify").set("NotifyAccess", "main");
-    for f in &model.config.env_files {
-        let optional = if f.optional { "-" } else { "" };
-        sv.set("EnvironmentFile", format!("{optional}{}", f.path.to_string_lossy()));
-    }
     sv.set("WorkingDirectory", dir.as_ref())
         .add("ExecStart", hlsys_cmd(model, &["supervise", &s.id]))
         .add("ExecStop", hlsys_cmd(model, &["supervise", "--down", &s.id]))
@@ -174,6 +187,7 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
         )
         .set("TimeoutStopSec", "2min")
         .set("SyslogIdentifier", s.unit.trim_end_matches(".service"));
+    sandbox::harden(sv, sandbox::Kind::Stack, reads_home(model));
     Ok(uf.to_string())
 }
 
@@ -251,7 +265,7 @@ fn root_unit(model: &Model, n: &Names, layers: &[Layer], extra_wants: &[String])
     uf.to_string()
 }
 
-fn oneshot_unit(model: &Model, description: &str, args: &[&str]) -> String {
+fn oneshot_unit(model: &Model, description: &str, args: &[&str], kind: sandbox::Kind) -> String {
     let mut uf = new_unit(&config_name(model), description);
     uf.section("Unit")
         .set("Requires", "docker.service")
@@ -260,6 +274,7 @@ fn oneshot_unit(model: &Model, description: &str, args: &[&str]) -> String {
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
         .add("ExecStart", hlsys_cmd(model, args));
+    sandbox::harden(uf.section("Service"), kind, reads_home(model));
     uf.to_string()
 }
 
@@ -279,6 +294,7 @@ fn tree_unit(model: &Model, n: &Names) -> String {
     uf.section("Service")
         .set("Type", "oneshot")
         .add("ExecStart", hlsys_cmd(model, &["reload", "--start"]));
+    sandbox::harden(uf.section("Service"), sandbox::Kind::Oneshot, reads_home(model));
     uf.to_string()
 }
 
@@ -313,13 +329,19 @@ pub fn render(model: &Model) -> Generated {
         model,
         "hlsys: ensure the configured Docker networks",
         &["network", "ensure"],
+        sandbox::Kind::Oneshot,
     );
     g.add(n.networks(), networks);
     // Every GPU stack unit requires the GPU check unit, a disabled one too (it can be
     // started by hand), so the check unit exists whenever such a unit does.
     if model.stacks.iter().any(|s| s.gpu && !dropped.contains(&s.id)) {
         // Failing here holds back exactly the stacks that require this unit.
-        let gpu = oneshot_unit(model, "hlsys: check the GPU path for GPU stacks", &["check", "--gpu"]);
+        let gpu = oneshot_unit(
+            model,
+            "hlsys: check the GPU path for GPU stacks",
+            &["check", "--gpu"],
+            sandbox::Kind::GpuCheck,
+        );
         g.add(n.gpu(), gpu);
     }
     for dir in ["multi-user.target.wants", "docker.service.wants"] {
