@@ -222,7 +222,17 @@ fn prepare_unit(model: &Model, n: &Names, s: &Stack) -> String {
             "TimeoutStartSec",
             s.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC).to_string(),
         )
-        .set("SyslogIdentifier", n.prepare(&s.id).trim_end_matches(".service"));
+        .set("SyslogIdentifier", n.prepare(&s.id).trim_end_matches(".service"))
+        // The pull slots (src/pull_slots.rs) are the one thing it writes outside its state
+        // directory; ProtectSystem=strict makes /run read-only otherwise. Preserved: the
+        // slots are shared by every preparation, and removing the directory when one of
+        // them stops would hand out a slot that another still holds.
+        .set("RuntimeDirectory", "hlsys/pull-slots")
+        .set("RuntimeDirectoryMode", "0700")
+        .set("RuntimeDirectoryPreserve", "yes");
+    // The same sandbox as the stack unit: it too only talks to dockerd over its socket
+    // (dockerd does the pulling).
+    sandbox::harden(sv, sandbox::Kind::Stack, reads_home(model));
     uf.to_string()
 }
 
