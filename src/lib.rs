@@ -6,7 +6,7 @@
 
 pub use hlsys_core::{
     bounded, compose, config, document, envfile, escape, exit, extends, files, generator, graph, host, include,
-    interpolate, loader, merge, model, netcheck, paths, source, tree, unit_file, units, volume, write, yaml,
+    interpolate, loader, merge, model, netcheck, paths, source, tree, trust, unit_file, units, volume, write, yaml,
 };
 
 pub mod check;

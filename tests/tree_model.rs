@@ -3,6 +3,8 @@
 //! stacks unaffected), layer precedence, env layering, disabled stacks, discovery rules,
 //! and the JSON contract of `hlsys stacks --json`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,7 +61,8 @@ impl Tree {
     }
 
     fn build(&self) -> Model {
-        let cfg = self.load().unwrap_or_else(|e| panic!("config unusable: {e}"));
+        let mut cfg = self.load().unwrap_or_else(|e| panic!("config unusable: {e}"));
+        common::trust_runner(&mut cfg);
         hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("build failed: {e}"))
     }
 }

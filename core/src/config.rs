@@ -138,6 +138,10 @@ struct RawConfig {
     networks: BTreeMap<String, NetworkConfig>,
     #[serde(default)]
     stacks: BTreeMap<String, StackConfig>,
+    /// The trust model ([`crate::trust`]); only the config file itself may turn it off.
+    strict_permissions: Option<bool>,
+    trusted_owner: Option<crate::trust::Principal>,
+    trusted_group: Option<crate::trust::Principal>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +168,8 @@ pub struct Config {
     pub stacks: BTreeMap<String, StackConfig>,
     /// Files read in addition to `source` (networks.toml, service.toml), for staleness checks.
     pub tree_files: Vec<PathBuf>,
+    /// Who may own and write the files hlsys acts on ([`crate::trust`]).
+    pub trust: crate::trust::Policy,
 }
 
 impl Default for Config {
@@ -179,6 +185,7 @@ impl Default for Config {
             network_sources: BTreeMap::new(),
             stacks: BTreeMap::new(),
             tree_files: Vec::new(),
+            trust: crate::trust::Policy::default(),
         }
     }
 }
@@ -400,6 +407,13 @@ impl Config {
                 check_name("layer", l).map_err(bad)?;
             }
         }
+        cfg.trust = crate::trust::Policy::resolve(
+            raw.strict_permissions,
+            raw.trusted_owner.as_ref(),
+            raw.trusted_group.as_ref(),
+            root,
+        )
+        .map_err(|e| err(e.to_string()))?;
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {

@@ -25,6 +25,7 @@ pub mod netcheck;
 pub mod paths;
 pub mod source;
 pub mod tree;
+pub mod trust;
 pub mod unit_file;
 pub mod units;
 pub mod volume;

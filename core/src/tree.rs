@@ -410,6 +410,10 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     for read in read_stacks(&config, &candidates, &listed_layer, threads) {
         match read {
             Ok((stack, files)) => {
+                if let Some(e) = untrusted(&config, &stack, &files) {
+                    errors.push(e);
+                    continue;
+                }
                 files_read.compose.extend(files.compose);
                 files_read.env_files.extend(files.env_files);
                 stacks.push(stack);
@@ -571,6 +575,24 @@ struct StackInputs {
     env_files: Vec<PathBuf>,
 }
 
+/// The stack's files that fail the trust model ([`crate::trust`]) as the error that skips
+/// it: every compose file read (selected, extended, included) and every env file.
+fn untrusted(config: &Config, stack: &Stack, read: &StackInputs) -> Option<StackError> {
+    let files = stack
+        .compose_files
+        .iter()
+        .chain(read.compose.iter().map(|(p, _)| p))
+        .chain(&stack.env_files)
+        .chain(&read.env_files);
+    let findings = crate::trust::stack_findings(&config.trust, &config.stacks_dir, files);
+    let first = findings.first()?;
+    Some(StackError {
+        stack: stack.id.clone(),
+        file: first.path.clone(),
+        message: crate::trust::describe(&findings),
+    })
+}
+
 /// Reads one stack (env files, compose files) into a [`Stack`], with the files it was
 /// read from. Its layer: the config's, else `x-hlsys.layer`, else its first directory.
 fn read_stack(
@@ -725,7 +747,10 @@ mod tests {
         }
         std::fs::write(tree.join("even/.env"), "TAG=even\n").unwrap();
         std::fs::write(tree.join("odd/.env"), "TAG=odd\n").unwrap();
-        let config = Config::from_str_at("stacks_dir = \"tree\"\n", &d.path().join("hlsys.toml")).unwrap();
+        let mut config = Config::from_str_at("stacks_dir = \"tree\"\n", &d.path().join("hlsys.toml")).unwrap();
+        // About threads, not trust: the temp tree belongs to whoever runs the tests.
+        config.trust.owner = Some(nix::unistd::geteuid().as_raw());
+        config.trust.group = Some(nix::unistd::getegid().as_raw());
         let mut errors = Vec::new();
         let candidates = unique_ids(
             discover(&config.stacks_dir, &mut errors),
