@@ -206,12 +206,9 @@ fn assert_all_trusted(h: &Host) {
     let g = h.generate();
     assert_eq!(g.code, 0, "{}", g.stderr);
     assert!(g.skipped.is_empty(), "{:?}", g.skipped);
-    assert_eq!(
-        g.units.iter().filter(|u| u.starts_with("homelab-apps-")).count(),
-        3,
-        "{:?}",
-        g.units
-    );
+    for unit in ["homelab-apps-good.service", "homelab-apps-bad.service"] {
+        assert!(g.units.contains(unit), "{unit}: {:?}", g.units);
+    }
     let (_, doc) = h.check();
     assert_eq!(status(&doc, "trust"), "ok", "{doc:#}");
 }
