@@ -391,3 +391,30 @@ fn check_warns_about_env_files_others_can_read_without_printing_them() {
     let (_, doc) = h.check();
     assert_eq!(status(&doc, "env-file-permissions"), "ok", "{doc:#}");
 }
+
+#[test]
+fn every_file_compose_reads_for_the_stack_is_checked() {
+    if !common::require_root_and(&[]) {
+        return;
+    }
+    let h = Host::new();
+    // An override, an extends target in a subdirectory, a service env_file.
+    h.write(
+        "srv/tree/apps/bad/compose.override.yaml",
+        "services:\n  b: {extends: {file: base/x.yaml, service: x}}\n",
+    );
+    h.write(
+        "srv/tree/apps/bad/base/x.yaml",
+        "services:\n  x: {env_file: [../app.env]}\n",
+    );
+    h.write("srv/tree/apps/bad/app.env", "A=1\n");
+    assert_all_trusted(&h);
+    for rel in ["compose.override.yaml", "base/x.yaml", "base", "app.env"] {
+        let p = h.path(&format!("srv/tree/apps/bad/{rel}"));
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        chmod(&p, mode | 0o002);
+        assert_bad_skipped(&h, &p, "is writable by others", &format!("chmod go-w {}", p.display()));
+        chmod(&p, mode);
+    }
+    assert_all_trusted(&h);
+}

@@ -576,14 +576,20 @@ struct StackInputs {
 }
 
 /// The stack's files that fail the trust model ([`crate::trust`]) as the error that skips
-/// it: every compose file read (selected, extended, included) and every env file.
+/// it: every compose file read (selected, extended, included) and every env file (the
+/// stack's, its includes', its services' `env_file:`).
 fn untrusted(config: &Config, stack: &Stack, read: &StackInputs) -> Option<StackError> {
+    let service_env_files = stack
+        .service_details
+        .iter()
+        .flat_map(|s| s.env_files.iter().map(|(p, _)| p));
     let files = stack
         .compose_files
         .iter()
         .chain(read.compose.iter().map(|(p, _)| p))
         .chain(&stack.env_files)
-        .chain(&read.env_files);
+        .chain(&read.env_files)
+        .chain(service_env_files);
     let findings = crate::trust::stack_findings(&config.trust, &config.stacks_dir, files);
     let first = findings.first()?;
     Some(StackError {
