@@ -304,6 +304,8 @@ fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult 
         .errors
         .iter()
         .filter(|e| e.stack != crate::tree::NETWORKS_PROBLEM)
+        // Said once, by the trust check.
+        .filter(|e| !e.message.starts_with(crate::trust::UNTRUSTED))
         .filter(|e| names.is_empty() || names.contains(&e.stack))
         .map(|e| format!("{}: {}: {}", e.stack, e.file.display(), e.message))
         .collect();

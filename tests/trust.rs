@@ -336,7 +336,7 @@ fn a_config_writable_by_others_is_unusable() {
     }
     let h = Host::new();
     let cfg = h.path("etc/hlsys.toml");
-    chmod(&cfg, 0o666);
+    chmod(&cfg, 0o646);
     assert_config_refused(
         &h,
         &cfg,

@@ -118,9 +118,9 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Problem {
-    #[error("is owned by uid {uid}, neither root nor the trusted_owner")]
+    #[error("is owned by uid {uid} (not root or the trusted_owner)")]
     Owner { uid: u32 },
-    #[error("is writable by group {gid}, which is not the trusted_group")]
+    #[error("is writable by group {gid} (not the trusted_group)")]
     GroupWritable { gid: u32 },
     #[error("is writable by others")]
     OthersWritable,
@@ -349,9 +349,24 @@ pub fn stack_findings<'a>(
 /// among a model's stack errors.
 pub const UNTRUSTED: &str = "not trusted (whoever can write these can run containers as root): ";
 
-/// Findings as one message: each path, what is wrong, and its fix.
+/// Findings as one message: each path once, what is wrong with it, and its fixes.
 pub fn describe(findings: &[Finding]) -> String {
-    let list: Vec<String> = findings.iter().map(Finding::to_string).collect();
+    let mut list: Vec<String> = Vec::new();
+    let mut rest = findings;
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|f| f.path == first.path).count();
+        let (same, after) = rest.split_at(n);
+        let problems: Vec<String> = same.iter().map(|f| f.problem.to_string()).collect();
+        let mut fixes: Vec<String> = same.iter().map(Finding::fix).collect();
+        fixes.dedup();
+        list.push(format!(
+            "{} {} (fix: {})",
+            first.path.display(),
+            problems.join(" and "),
+            fixes.join(" && ")
+        ));
+        rest = after;
+    }
     format!("{UNTRUSTED}{}", list.join("; "))
 }
 
@@ -428,6 +443,24 @@ mod tests {
         assert_eq!(
             f("/srv/it's", Problem::AncestorOthersWritable).fix(),
             r"chmod o-w '/srv/it'\''s'"
+        );
+    }
+
+    #[test]
+    fn a_path_is_named_once_with_its_fixes() {
+        let f = |problem| Finding {
+            path: "/srv/x".into(),
+            problem,
+        };
+        let text = describe(&[
+            f(Problem::Owner { uid: 7 }),
+            f(Problem::GroupWritable { gid: 5 }),
+            f(Problem::OthersWritable),
+        ]);
+        assert_eq!(
+            text.strip_prefix(UNTRUSTED).unwrap(),
+            "/srv/x is owned by uid 7 (not root or the trusted_owner) and is writable by group 5 (not the \
+             trusted_group) and is writable by others (fix: chown root:root /srv/x && chmod go-w /srv/x)"
         );
     }
 
