@@ -321,6 +321,8 @@ struct Parsed {
     /// and env files named by `include` (fingerprinted by metadata later).
     read: Vec<(PathBuf, String)>,
     include_env_files: Vec<PathBuf>,
+    /// Owner and mode of each compose file read, as read ([`crate::trust`]).
+    read_meta: Vec<(PathBuf, crate::trust::Meta)>,
 }
 
 /// Reads env files and the compose files for a stack assumed to be in `layer`.
@@ -351,6 +353,7 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
         compose_files,
         read: loaded.compose_files,
         include_env_files: loaded.env_files,
+        read_meta: loaded.compose_meta,
     })
 }
 
@@ -399,6 +402,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     let mut files_read = StackInputs {
         compose: Vec::new(),
         env_files: Vec::new(),
+        compose_meta: Vec::new(),
     };
     let threads = if candidates.len() < PARALLEL_FROM {
         1
@@ -573,24 +577,21 @@ fn read_stacks(
 struct StackInputs {
     compose: Vec<(PathBuf, String)>,
     env_files: Vec<PathBuf>,
+    /// Owner and mode of each compose file, from the descriptor it was read through.
+    compose_meta: Vec<(PathBuf, crate::trust::Meta)>,
 }
 
 /// The stack's files that fail the trust model ([`crate::trust`]) as the error that skips
-/// it: every compose file read (selected, extended, included) and every env file (the
-/// stack's, its includes', its services' `env_file:`).
+/// it: every compose file read (selected, extended, included; judged by the metadata of
+/// the descriptor read) and every env file (the stack's, its includes', its services'
+/// `env_file:`).
 fn untrusted(config: &Config, stack: &Stack, read: &StackInputs) -> Option<StackError> {
     let service_env_files = stack
         .service_details
         .iter()
         .flat_map(|s| s.env_files.iter().map(|(p, _)| p));
-    let files = stack
-        .compose_files
-        .iter()
-        .chain(read.compose.iter().map(|(p, _)| p))
-        .chain(&stack.env_files)
-        .chain(&read.env_files)
-        .chain(service_env_files);
-    let findings = crate::trust::stack_findings(&config.trust, &config.stacks_dir, files);
+    let env_files = stack.env_files.iter().chain(&read.env_files).chain(service_env_files);
+    let findings = crate::trust::stack_findings(&config.trust, &config.stacks_dir, &read.compose_meta, env_files);
     let first = findings.first()?;
     Some(StackError {
         stack: stack.id.clone(),
@@ -651,6 +652,7 @@ fn read_stack(
     let read = StackInputs {
         compose: parsed.read,
         env_files: parsed.include_env_files,
+        compose_meta: parsed.read_meta,
     };
     Ok((stack, read))
 }

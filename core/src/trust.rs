@@ -15,10 +15,12 @@
 //!   like /tmp ([`Rule::Ancestor`]): a writer there could rename our directory away and
 //!   put their own in its place.
 //!
-//! Metadata is read by path after the loader read the files. That is no race an attacker
-//! can use: swapping a file needs write access to its directory, and every directory on
-//! the way is checked by the same rule; a directory they own or can write is itself a
-//! finding. Nothing here reads or prints a file's content.
+//! Compose files are judged by the `fstat` of the descriptor the loader read them through
+//! ([`crate::source::read`]): exactly the file whose bytes were used. Directories, env
+//! files and config files are `stat`ed by path after being read. That leaves no race an
+//! attacker can use: swapping a file needs write access to its directory, and every
+//! directory on the way is checked by the same rule, so a directory they own or can write
+//! is itself a finding. Nothing here reads or prints a file's content.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -230,23 +232,32 @@ impl<'p> Checker<'p> {
     }
 
     /// Checks `path` (symlinks followed) by `rule`; a missing path is not a finding (the
-    /// reader reports it where it matters). A symlink's target directory is checked too:
-    /// whoever can write there can change what the link leads to.
+    /// reader reports it where it matters).
     pub fn path(&mut self, path: &Path, rule: Rule) {
+        let path = crate::config::normalize(path);
+        if self.seen.contains(&path) {
+            return;
+        }
+        match std::fs::metadata(&path) {
+            Ok(m) => self.judged(&path, Meta::from(&m), rule),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let problem = Problem::Unreadable { reason: e.to_string() };
+                self.seen.insert(path.clone());
+                self.findings.push(Finding { path, problem });
+            }
+        }
+    }
+
+    /// Judges `path` by `meta` already at hand (the `fstat` of the descriptor it was read
+    /// through, or a `stat`). A symlink's target directory is checked too: whoever can
+    /// write there can change what the link leads to.
+    pub fn judged(&mut self, path: &Path, meta: Meta, rule: Rule) {
         let path = crate::config::normalize(path);
         if !self.seen.insert(path.clone()) {
             return;
         }
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                let problem = Problem::Unreadable { reason: e.to_string() };
-                self.findings.push(Finding { path, problem });
-                return;
-            }
-        };
-        let problems = judge(Meta::from(&meta), rule, self.policy);
+        let problems = judge(meta, rule, self.policy);
         self.findings.extend(problems.into_iter().map(|problem| Finding {
             path: path.clone(),
             problem,
@@ -263,10 +274,19 @@ impl<'p> Checker<'p> {
     }
 
     /// Checks a stack's file: the directories from below `stacks_dir` down to it, then
-    /// the file. A file outside the tree (a config env file, `COMPOSE_FILE=/elsewhere`)
-    /// has its own directory checked instead.
-    pub fn tree_file(&mut self, stacks_dir: &Path, file: &Path) {
+    /// the file (by `meta` when it was read already). A file outside the tree (a config
+    /// env file, `COMPOSE_FILE=/elsewhere`) has its own directory checked instead.
+    pub fn tree_file(&mut self, stacks_dir: &Path, file: &Path, meta: Option<Meta>) {
         let file = crate::config::normalize(file);
+        self.dirs_to(stacks_dir, &file);
+        match meta {
+            Some(m) => self.judged(&file, m, Rule::Strict),
+            None => self.path(&file, Rule::Strict),
+        }
+    }
+
+    /// The directories from below `stacks_dir` down to `file`, by [`Rule::Strict`].
+    fn dirs_to(&mut self, stacks_dir: &Path, file: &Path) {
         let parent = file.parent().unwrap_or(Path::new("/"));
         let mut dirs: Vec<&Path> = parent
             .ancestors()
@@ -278,7 +298,6 @@ impl<'p> Checker<'p> {
         for d in dirs.into_iter().rev() {
             self.path(d, Rule::Strict);
         }
-        self.path(&file, Rule::Strict);
     }
 
     /// Checks the directories above `dir` by [`Rule::Ancestor`], up to `root` (the host
@@ -328,19 +347,24 @@ pub fn config_findings(config: &crate::config::Config, root: &Path) -> Vec<Findi
     c.findings
 }
 
-/// The findings about one stack's files (compose files read, env files), or none when
-/// the escape hatch is on.
+/// The findings about one stack's files: the compose files `read` (with the metadata
+/// they were read with) and `other` files by path (env files); none when the escape
+/// hatch is on.
 pub fn stack_findings<'a>(
     policy: &Policy,
     stacks_dir: &Path,
-    files: impl IntoIterator<Item = &'a PathBuf>,
+    read: &[(PathBuf, Meta)],
+    other: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Vec<Finding> {
     if !policy.strict {
         return Vec::new();
     }
     let mut c = Checker::new(policy);
-    for f in files {
-        c.tree_file(stacks_dir, f);
+    for (f, meta) in read {
+        c.tree_file(stacks_dir, f, Some(*meta));
+    }
+    for f in other {
+        c.tree_file(stacks_dir, f, None);
     }
     c.findings
 }
