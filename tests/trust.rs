@@ -3,8 +3,11 @@
 //! skipped with the fix, or config unusable: exit 2, nothing written) and in
 //! `hlsys check --json` (the `trust` check, `env-file-permissions`).
 //!
-//! The trees are made with the owners and modes each case is about, which needs root
-//! (chown): outside CI the tests print SKIP when not root; in CI they fail instead.
+//! The trees are made with the owners and modes each case is about. Files owned by
+//! root or by another user need root (chown): those tests print SKIP outside CI when not
+//! root, and fail in CI instead. The others also run as a normal user, who then names
+//! themself `trusted_owner` (they cannot make root-owned files), so group and other
+//! write access is checked on developer machines too.
 //!
 //! Layout (T = a temporary directory, root-owned, 0755):
 //! `T/etc/hlsys.toml` (stacks_dir = "../srv/tree"), `T/srv/tree/apps/{good,bad}/compose.yaml`,
@@ -71,11 +74,16 @@ impl Host {
         p
     }
 
-    /// The config: `extra` (top-level keys) before stacks_dir.
+    /// The config: `extra` (top-level keys) before stacks_dir; not root, the runner is
+    /// the trusted owner (see the module documentation).
     fn config(&self, extra: &str) -> PathBuf {
+        let me = match is_root() {
+            true => String::new(),
+            false => format!("trusted_owner = {}\n", nix::unistd::geteuid()),
+        };
         self.write(
             "etc/hlsys.toml",
-            &format!("{extra}stacks_dir = \"../srv/tree\"\nenv_files = []\n"),
+            &format!("{me}{extra}stacks_dir = \"../srv/tree\"\nenv_files = []\n"),
         )
     }
 
@@ -84,15 +92,15 @@ impl Host {
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir(&out).unwrap();
         chmod(&out, 0o777);
-        let o = Command::new(common::generator_bin())
-            .arg(&out)
+        let mut cmd = Command::new(common::generator_bin());
+        cmd.arg(&out)
             .env("HLSYS_CONFIG", self.path("etc/hlsys.toml"))
             .env_remove(hlsys::host::ROOT_ENV)
-            .current_dir("/")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .output()
-            .unwrap();
+            .current_dir("/");
+        if is_root() {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        let o = cmd.output().unwrap();
         let files = common::read_tree(&out);
         let report: Value = files
             .get(hlsys::generator::REPORT_NAME)
@@ -150,6 +158,10 @@ impl Host {
 
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 fn chown(p: &Path, uid: u32, gid: u32) {
@@ -232,10 +244,7 @@ fn assert_config_refused(h: &Host, path: &Path, problem: &str, fix: &str) {
 }
 
 #[test]
-fn a_tree_owned_by_root_and_written_by_root_only_is_trusted() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
+fn a_tree_only_root_or_the_trusted_owner_can_write_is_trusted() {
     let h = Host::new();
     assert_all_trusted(&h);
     let g = h.generate();
@@ -244,25 +253,16 @@ fn a_tree_owned_by_root_and_written_by_root_only_is_trusted() {
 
 #[test]
 fn a_group_writable_directory_on_the_path_skips_the_stack() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     let dir = h.path("srv/tree/apps/bad");
     chmod(&dir, 0o775);
-    assert_bad_skipped(
-        &h,
-        &dir,
-        "is writable by group 0",
-        &format!("chmod go-w {}", dir.display()),
-    );
+    let gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&dir).unwrap());
+    let problem = format!("is writable by group {gid} (not the trusted_group)");
+    assert_bad_skipped(&h, &dir, &problem, &format!("chmod go-w {}", dir.display()));
 }
 
 #[test]
 fn a_world_writable_env_file_skips_the_stack() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     let env = h.path("srv/tree/apps/bad/.env");
     chmod(&env, 0o646);
@@ -312,15 +312,15 @@ fn the_trusted_group_may_write() {
 
 #[test]
 fn a_world_writable_ancestor_makes_the_config_unusable_unless_sticky_and_root_owned() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     let srv = h.path("srv");
     chmod(&srv, 0o777);
     let fix = format!("chmod o-w {}", srv.display());
     assert_config_refused(&h, &srv, "is writable by others and not a sticky", &fix);
-    // Like /tmp: sticky and root-owned.
+    // Like /tmp: sticky and root-owned (root only can make that).
+    if !common::require_root_and(&[]) {
+        return;
+    }
     chmod(&srv, 0o1777);
     assert_all_trusted(&h);
     // Sticky but someone else's: they can rename what is in it.
@@ -331,9 +331,6 @@ fn a_world_writable_ancestor_makes_the_config_unusable_unless_sticky_and_root_ow
 
 #[test]
 fn a_config_writable_by_others_is_unusable() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     let cfg = h.path("etc/hlsys.toml");
     chmod(&cfg, 0o646);
@@ -344,6 +341,10 @@ fn a_config_writable_by_others_is_unusable() {
         &format!("chmod go-w {}", cfg.display()),
     );
     chmod(&cfg, 0o644);
+    // A drop-in someone else owns (root only can make that).
+    if !common::require_root_and(&[]) {
+        return;
+    }
     let dropin = h.write(
         "etc/hlsys.toml.d/50-enable.toml",
         "[stacks.apps-good]\nenabled = true\n",
@@ -355,9 +356,6 @@ fn a_config_writable_by_others_is_unusable() {
 
 #[test]
 fn the_escape_hatch_accepts_and_says_so_at_every_run() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     chmod(&h.path("srv/tree/apps/bad/.env"), 0o646);
     chmod(&h.path("srv"), 0o777);
@@ -377,9 +375,6 @@ fn the_escape_hatch_accepts_and_says_so_at_every_run() {
 
 #[test]
 fn check_warns_about_env_files_others_can_read_without_printing_them() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     let env = h.path("srv/tree/apps/bad/.env");
     let (_, doc) = h.check();
@@ -394,9 +389,6 @@ fn check_warns_about_env_files_others_can_read_without_printing_them() {
 
 #[test]
 fn every_file_compose_reads_for_the_stack_is_checked() {
-    if !common::require_root_and(&[]) {
-        return;
-    }
     let h = Host::new();
     // An override, an extends target in a subdirectory, a service env_file.
     h.write(
