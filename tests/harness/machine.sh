@@ -29,6 +29,15 @@ init_pid() {
 }
 inside() { local pid; pid=$(init_pid) || exit 1; nsenter -t "$pid" -a "$@"; }
 
+# Closes every descriptor above 2 of the calling (sub)shell.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 stop() {
   local nspawn init
   nspawn=$(live_pid "$base.pid" systemd-nspawn || true)
@@ -65,12 +74,16 @@ start)
   # --bind=/sys/fs/cgroup: systemd and dockerd inside need the (host's) cgroup hierarchy.
   # --capability=all, --system-call-filter: dockerd needs them (keyrings, bpf for devices).
   # systemd.mask=postgresql.service: the host root enables it; not wanted in a test machine.
-  setsid systemd-nspawn -D "$base/root" --register=no --keep-unit -M "$name" \
+  # close_inherited_fds: a machine outlives a test that was killed (the next start of the
+  #   name stops it); it must not keep that test's descriptors, such as the lock of
+  #   `flock LOCK cargo test`, or every later run waits on a machine nobody owns.
+  ( close_inherited_fds
+    exec setsid systemd-nspawn -D "$base/root" --register=no --keep-unit -M "$name" \
     --uuid="$(tr -d - </proc/sys/kernel/random/uuid)" --private-network \
     --capability=all --system-call-filter='@keyring bpf' --bind=/sys/fs/cgroup \
     --tmpfs=/var/lib/docker \
-    -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service \
-    </dev/null >"$base.log" 2>&1 &
+    -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service
+  ) </dev/null >"$base.log" 2>&1 &
   echo $! >"$base.pid"
   t0=${EPOCHREALTIME/./}; deadline=$((EPOCHSECONDS + ${BOOT_TIMEOUT:-90}))
   while ((EPOCHSECONDS < deadline)); do
