@@ -61,6 +61,9 @@ _hlsys() {
             hlsys,supervise)
                 cmd="hlsys__subcmd__supervise"
                 ;;
+            hlsys,swarm)
+                cmd="hlsys__subcmd__swarm"
+                ;;
             hlsys__subcmd__gpu,help)
                 cmd="hlsys__subcmd__gpu__subcmd__help"
                 ;;
@@ -124,6 +127,9 @@ _hlsys() {
             hlsys__subcmd__help,supervise)
                 cmd="hlsys__subcmd__help__subcmd__supervise"
                 ;;
+            hlsys__subcmd__help,swarm)
+                cmd="hlsys__subcmd__help__subcmd__swarm"
+                ;;
             hlsys__subcmd__help__subcmd__gpu,setup)
                 cmd="hlsys__subcmd__help__subcmd__gpu__subcmd__setup"
                 ;;
@@ -135,6 +141,18 @@ _hlsys() {
                 ;;
             hlsys__subcmd__help__subcmd__network,status)
                 cmd="hlsys__subcmd__help__subcmd__network__subcmd__status"
+                ;;
+            hlsys__subcmd__help__subcmd__swarm,deploy)
+                cmd="hlsys__subcmd__help__subcmd__swarm__subcmd__deploy"
+                ;;
+            hlsys__subcmd__help__subcmd__swarm,plan)
+                cmd="hlsys__subcmd__help__subcmd__swarm__subcmd__plan"
+                ;;
+            hlsys__subcmd__help__subcmd__swarm,rm)
+                cmd="hlsys__subcmd__help__subcmd__swarm__subcmd__rm"
+                ;;
+            hlsys__subcmd__help__subcmd__swarm,status)
+                cmd="hlsys__subcmd__help__subcmd__swarm__subcmd__status"
                 ;;
             hlsys__subcmd__network,ensure)
                 cmd="hlsys__subcmd__network__subcmd__ensure"
@@ -154,6 +172,36 @@ _hlsys() {
             hlsys__subcmd__network__subcmd__help,status)
                 cmd="hlsys__subcmd__network__subcmd__help__subcmd__status"
                 ;;
+            hlsys__subcmd__swarm,deploy)
+                cmd="hlsys__subcmd__swarm__subcmd__deploy"
+                ;;
+            hlsys__subcmd__swarm,help)
+                cmd="hlsys__subcmd__swarm__subcmd__help"
+                ;;
+            hlsys__subcmd__swarm,plan)
+                cmd="hlsys__subcmd__swarm__subcmd__plan"
+                ;;
+            hlsys__subcmd__swarm,rm)
+                cmd="hlsys__subcmd__swarm__subcmd__rm"
+                ;;
+            hlsys__subcmd__swarm,status)
+                cmd="hlsys__subcmd__swarm__subcmd__status"
+                ;;
+            hlsys__subcmd__swarm__subcmd__help,deploy)
+                cmd="hlsys__subcmd__swarm__subcmd__help__subcmd__deploy"
+                ;;
+            hlsys__subcmd__swarm__subcmd__help,help)
+                cmd="hlsys__subcmd__swarm__subcmd__help__subcmd__help"
+                ;;
+            hlsys__subcmd__swarm__subcmd__help,plan)
+                cmd="hlsys__subcmd__swarm__subcmd__help__subcmd__plan"
+                ;;
+            hlsys__subcmd__swarm__subcmd__help,rm)
+                cmd="hlsys__subcmd__swarm__subcmd__help__subcmd__rm"
+                ;;
+            hlsys__subcmd__swarm__subcmd__help,status)
+                cmd="hlsys__subcmd__swarm__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -161,7 +209,7 @@ _hlsys() {
 
     case "${cmd}" in
         hlsys)
-            opts="-c -h -V --config --help --version stacks plan reload supervise network gpu check start stop restart status logs enable disable help"
+            opts="-c -h -V --config --help --version stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -383,7 +431,7 @@ _hlsys() {
             return 0
             ;;
         hlsys__subcmd__help)
-            opts="stacks plan reload supervise network gpu check start stop restart status logs enable disable help"
+            opts="stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -651,6 +699,76 @@ _hlsys() {
         hlsys__subcmd__help__subcmd__supervise)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__swarm)
+            opts="plan deploy status rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__swarm__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__swarm__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__swarm__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__swarm__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -983,6 +1101,200 @@ _hlsys() {
         hlsys__subcmd__supervise)
             opts="-c -h --down --cleanup --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm)
+            opts="-c -h --config --help plan deploy status rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__deploy)
+            opts="-c -h --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__help)
+            opts="plan deploy status rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__help__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__help__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__plan)
+            opts="-c -h --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__rm)
+            opts="-c -h --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__swarm__subcmd__status)
+            opts="-c -h --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -2,9 +2,9 @@
 # Install what the tests need on a fresh Debian 12 machine (root): a Docker engine,
 # a static busybox (to build images without a registry), systemd-nspawn (for the
 # machine harness), the Docker Compose v2 CLI plugin, lintian (the Debian package's
-# checker) and man-db (`man hlsys` in the package test; the test machines are overlays
-# of this root). cargo-deb is installed by scripts/package.sh. Idempotent: skips what
-# is there.
+# checker), man-db (`man hlsys` in the package test) and polkitd (the polkit rule's
+# test, tests/e2e_polkit.rs); the test machines are overlays of this root. cargo-deb
+# is installed by scripts/package.sh. Idempotent: skips what is there.
 set -euo pipefail
 
 COMPOSE_VERSION=2.40.3
@@ -27,7 +27,8 @@ retry() {
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
 missing=()
-for p in docker.io busybox-static systemd-container lintian man-db; do installed "$p" || missing+=("$p"); done
+# iproute2: tests/e2e_swarm.rs joins two Docker engines over a veth pair (ip netns).
+for p in docker.io busybox-static systemd-container lintian man-db polkitd iproute2; do installed "$p" || missing+=("$p"); done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
 if ((${#missing[@]})); then
@@ -36,7 +37,7 @@ if ((${#missing[@]})); then
   retry 3 apt-get update -q
   retry 3 apt-get install -y -q "${missing[@]}"
 else
-  log "apt: docker.io busybox-static systemd-container lintian man-db already installed"
+  log "apt: docker.io busybox-static systemd-container lintian man-db polkitd iproute2 already installed"
 fi
 
 if docker compose version 2>/dev/null | grep -q "v$COMPOSE_VERSION\b"; then

@@ -352,13 +352,11 @@ pub fn setup(root: &Path) -> Result<SetupOutcome> {
         std::fs::copy(&path, &b).with_context(|| format!("cannot back up {} to {}", path.display(), b.display()))?;
         backup = Some(b);
     }
-    // Write beside it and rename, so a crash never leaves Docker a half-written file.
-    let tmp = dir.join(format!(".daemon.json.hlsys-{}", std::process::id()));
-    std::fs::write(&tmp, new).with_context(|| format!("cannot write {}", tmp.display()))?;
+    // Written beside it (a new, unpredictable temporary file) and renamed, so a crash
+    // never leaves Docker a half-written file; the old mode is kept.
     let mode = path.metadata().map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    crate::write::write_atomic_mode(&path, new.as_bytes(), mode, crate::write::Durability::Synced)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(SetupOutcome::Changed { path, backup })
 }
 

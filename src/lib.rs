@@ -6,15 +6,19 @@
 
 pub use hlsys_core::{
     bounded, compose, config, document, envfile, escape, exit, extends, files, generator, graph, host, include,
-    interpolate, loader, merge, model, netcheck, paths, source, tree, trust, unit_file, units, volume, write, yaml,
+    interpolate, loader, merge, model, netcheck, paths, sandbox, source, swarm as swarm_core, swarm_adjust,
+    swarm_units, tree, trust, unit_file, units, volume, write, yaml,
 };
 
 pub mod check;
 pub mod cli;
 pub mod docker;
 pub mod gpu;
+pub mod health;
 pub mod jobs;
 pub mod network;
 pub mod resolve;
 pub mod supervise;
+pub mod swarm;
+pub mod swarm_state;
 pub mod systemd;

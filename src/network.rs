@@ -545,6 +545,8 @@ fn create_request(name: &str, net: &NetworkConfig) -> NetworkCreateRequest {
         name: name.to_string(),
         driver: Some(net.driver.clone()),
         internal: Some(net.internal),
+        // Overlays (hlsys swarm) must take standalone containers too, as bridges do.
+        attachable: (net.driver == "overlay").then_some(true),
         labels: Some(labels),
         ipam: net.subnet.as_ref().map(|s| Ipam {
             driver: Some("default".into()),

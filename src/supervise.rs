@@ -23,13 +23,15 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::docker::{container_name, label_of, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use crate::health::{Health, Observed};
 use crate::model::Stack;
 use crate::units::DEFAULT_TIMEOUT_START_SEC;
 
 /// Variables passed through to `docker compose`. Everything else is dropped: Compose
-/// gives the process environment precedence over `--env-file`, so values systemd put
-/// there (EnvironmentFile=) would otherwise override the stack's own .env files and
-/// break the documented precedence order.
+/// gives the process environment precedence over `--env-file`, so anything else in the
+/// supervisor's environment (the unit's is fixed, see sandbox.rs, but `hlsys supervise`
+/// also runs by hand) would override the stack's own .env files and break the
+/// documented precedence order.
 const PASS_ENV: &[&str] = &[
     "PATH",
     "HOME",
@@ -77,11 +79,15 @@ pub fn compose_args(stack: &Stack) -> Vec<String> {
 }
 
 fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
+    let mut c = docker_cli();
+    c.args(compose_args(stack)).args(sub).current_dir(&stack.dir);
+    c
+}
+
+/// `docker` with the cleaned environment every Compose run gets (see [`PASS_ENV`]).
+fn docker_cli() -> tokio::process::Command {
     let mut c = tokio::process::Command::new("docker");
-    c.args(compose_args(stack))
-        .args(sub)
-        .current_dir(&stack.dir)
-        .env_clear();
+    c.env_clear();
     for k in PASS_ENV {
         if let Some(v) = std::env::var_os(k) {
             c.env(k, v);
@@ -135,6 +141,30 @@ fn extend_timeout(until: Instant) {
 /// The project's containers (not one-off `compose run` ones).
 async fn containers(docker: &Docker, project: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
     crate::docker::compose_containers(docker, Some(project)).await
+}
+
+/// The containers' health as the `ready` STATUS= line (see health.rs).
+fn health_of(cs: &[bollard::models::ContainerSummary]) -> Health {
+    let states: Vec<String> = cs
+        .iter()
+        .map(|c| c.state.map(|s| s.to_string()).unwrap_or_default())
+        .collect();
+    Health::of(
+        "ready",
+        cs.iter().zip(&states).map(|(c, state)| Observed {
+            service: label_of(c, SERVICE_LABEL).unwrap_or("?"),
+            state,
+            status: c.status.as_deref().unwrap_or_default(),
+        }),
+    )
+}
+
+/// STATUS= with the containers' health as Docker sees it now (kept when Docker does not
+/// answer: the next event tries again).
+async fn report_health(docker: &Docker, project: &str) {
+    if let Ok(cs) = containers(docker, project).await {
+        sd(&[NotifyState::Status(health_of(&cs).to_string())]);
+    }
 }
 
 /// Containers whose healthcheck has not decided yet (Docker's status text says
@@ -219,9 +249,13 @@ fn forward_progress(line: &str) {
 ///
 /// READY=1 goes out as soon as Docker's own events show every service running and
 /// healthy, which is up to half a second before `up --wait` (which polls) returns;
-/// `on_ready` is called then, once, with the number of containers. Compose's exit status is still awaited: a failure
+/// `on_ready` is called then, once, with the containers. Compose's exit status is still awaited: a failure
 /// after that point fails the unit like a container dying would.
-async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> Result<()> {
+async fn up(
+    stack: &Stack,
+    docker: &Docker,
+    mut on_ready: impl FnMut(&[bollard::models::ContainerSummary]),
+) -> Result<()> {
     let mut events = Box::pin(project_events(docker, &stack.project, &unix_now()));
     let mut events_open = true;
     let mut ready = false;
@@ -261,7 +295,7 @@ async fn up(stack: &Stack, docker: &Docker, mut on_ready: impl FnMut(usize)) -> 
                         if let Ok(cs) = containers(docker, &stack.project).await {
                             if ready_now(&stack.services, &cs) {
                                 ready = true;
-                                on_ready(cs.len());
+                                on_ready(&cs);
                             }
                         }
                     }
@@ -323,6 +357,39 @@ pub async fn down(stack: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// `docker compose -p <project> down`, for a stack whose model cannot be built (its `.env`
+/// or compose file broken after it started): Compose finds the containers by their
+/// project label. It runs in `/`, where no compose file is, because in the stack's
+/// directory Compose would load the very files that are broken.
+pub async fn down_project(project: &str) -> Result<()> {
+    let st = docker_cli()
+        .args(["compose", "--project-name", project, "down"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .context("cannot run `docker compose down`")?;
+    if !st.success() {
+        bail!("docker compose -p {project} down failed ({st})");
+    }
+    Ok(())
+}
+
+/// ExecStop/ExecStopPost of a stack hlsys cannot load any more: stop the main process
+/// (ExecStop), then `down` by project name, so a stop never needs a healthy tree.
+pub fn run_fallback(project: &str, mode: Mode) -> Result<ExitCode> {
+    let rt = crate::docker::runtime()?;
+    rt.block_on(async {
+        if mode == Mode::Down {
+            if let Some(pid) = std::env::var("MAINPID").ok().and_then(|p| p.parse::<i32>().ok()) {
+                stop_main_process(nix::unistd::Pid::from_raw(pid)).await;
+            }
+        }
+        down_project(project).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// After `up --wait`: every container runs (or completed with 0) and none is unhealthy.
 async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
     let cs = containers(docker, &stack.project).await?;
@@ -342,25 +409,66 @@ async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usize> {
 
 /// Waits until a container of the project dies or turns unhealthy after `since`
 /// (events are replayed from then, so nothing between ready and subscribing is lost).
+/// Every other event of a container (start, health, pause…) updates STATUS= with the
+/// health; the healthchecks' own `exec_*` events change nothing and are skipped.
 async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
     let mut events = Box::pin(project_events(docker, project, since));
-    while let Some(ev) = events.next().await {
-        let ev = ev.context("reading Docker events")?;
-        let action = ev.action.unwrap_or_default();
-        let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
-        if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") {
-            continue;
-        }
-        let name = attrs.get("name").cloned().unwrap_or_default();
-        if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
-            let code = attrs
-                .get("exitCode")
-                .map(|c| format!(" (exit code {c})"))
-                .unwrap_or_default();
-            return Ok(format!("container {name}: {action}{code}"));
+    // A second look SETTLE after the last event: Docker publishes some events (pause,
+    // unpause) before its container list shows the change.
+    let settle = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(settle);
+    let mut look_again = false;
+    loop {
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else { break };
+                let ev = ev.context("reading Docker events")?;
+                match classify(ev) {
+                    Seen::Fatal(why) => return Ok(why),
+                    Seen::Nothing => continue,
+                    Seen::Change => report_health(docker, project).await,
+                }
+                settle.as_mut().reset(tokio::time::Instant::now() + SETTLE);
+                look_again = true;
+            }
+            _ = &mut settle, if look_again => {
+                look_again = false;
+                report_health(docker, project).await;
+            }
         }
     }
     bail!("the Docker event stream ended (Docker stopped?)")
+}
+
+/// How long after an event the health is looked at once more (see [`watch`]).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// What a Docker event means to the watch.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// A container died or turned unhealthy: the watch ends, with this reason.
+    Fatal(String),
+    /// A change of some container (start, health, pause…): STATUS= is refreshed.
+    Change,
+    /// A one-off container (`compose run`) or a healthcheck's own `exec_*`: nothing.
+    Nothing,
+}
+
+fn classify(ev: bollard::models::EventMessage) -> Seen {
+    let action = ev.action.unwrap_or_default();
+    let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
+    if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") || action.starts_with("exec_") {
+        return Seen::Nothing;
+    }
+    let name = attrs.get("name").cloned().unwrap_or_default();
+    if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
+        let code = attrs
+            .get("exitCode")
+            .map(|c| format!(" (exit code {c})"))
+            .unwrap_or_default();
+        return Seen::Fatal(format!("container {name}: {action}{code}"));
+    }
+    Seen::Change
 }
 
 fn unix_now() -> String {
@@ -406,13 +514,10 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         let docker = crate::docker::connect().await?;
         // Set when READY=1 went out early; `watch` replays Docker's events from then.
         let mut early_since: Option<String> = None;
-        let on_ready = |n: usize| {
+        let on_ready = |cs: &[bollard::models::ContainerSummary]| {
             early_since = Some(unix_now());
-            sd(&[
-                NotifyState::Ready,
-                NotifyState::Status(format!("ready ({n} containers)")),
-            ]);
-            eprintln!("ready ({n} containers)");
+            sd(&[NotifyState::Ready, NotifyState::Status(health_of(cs).to_string())]);
+            eprintln!("ready ({} containers)", cs.len());
         };
         // `biased`: SIGTERM is looked at first. Without it, a supervisor that got no CPU
         // between ExecStop's SIGTERM and `compose down` stopping the containers (a busy
@@ -425,10 +530,8 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         }
         let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;
-        sd(&[
-            NotifyState::Ready,
-            NotifyState::Status(format!("ready ({n} containers)")),
-        ]);
+        sd(&[NotifyState::Ready]);
+        report_health(&docker, &stack.project).await;
         if early_since.is_none() {
             eprintln!("ready ({n} containers)");
         }
@@ -497,6 +600,41 @@ mod tests {
             ]
         ));
         assert!(!ready_now(&[], &[]), "no known services: leave it to compose --wait");
+    }
+
+    #[test]
+    fn events_end_the_watch_refresh_health_or_do_nothing() {
+        let ev = |action: &str, oneoff: bool| bollard::models::EventMessage {
+            action: Some(action.into()),
+            actor: Some(bollard::models::EventActor {
+                attributes: Some(
+                    [
+                        ("name".to_string(), "db-1".to_string()),
+                        ("exitCode".to_string(), "3".to_string()),
+                        (
+                            ONEOFF_LABEL.to_string(),
+                            if oneoff { "True" } else { "False" }.to_string(),
+                        ),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(ev("die", false)),
+            Seen::Fatal("container db-1: die (exit code 3)".into())
+        );
+        assert!(matches!(
+            classify(ev("health_status: unhealthy", false)),
+            Seen::Fatal(_)
+        ));
+        for change in ["start", "pause", "unpause", "health_status: healthy"] {
+            assert_eq!(classify(ev(change, false)), Seen::Change, "{change}");
+        }
+        assert_eq!(classify(ev("exec_start: test -f /tmp/ready", false)), Seen::Nothing);
+        assert_eq!(classify(ev("die", true)), Seen::Nothing, "a compose run container");
     }
 
     #[test]

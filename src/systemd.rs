@@ -13,12 +13,13 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::message::Type as MsgType;
-use zbus::proxy::CacheProperties;
+use zbus::proxy::{CacheProperties, MethodFlags};
 use zbus::{Connection, MatchRule, Message, MessageStream, OwnedObjectPath, OwnedVariant};
 
 pub const DEST: &str = "org.freedesktop.systemd1";
@@ -36,15 +37,60 @@ const DENIED: &[&str] = &[
     "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
     "org.freedesktop.PolicyKit1.Error.NotAuthorized",
 ];
+/// The one of [`DENIED`] that means "polkit would ask for a password, but the call did
+/// not allow it to" (or no authentication agent answered).
+const INTERACTIVE_REQUIRED: &str = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
 
-/// A call that systemd refused for lack of privilege. Commands turn it into a plain
-/// "needs root" message instead of a D-Bus error dump.
+/// A call that systemd refused for lack of privilege. Commands turn it into one plain
+/// message (who may do it, how to allow a user) instead of a D-Bus error dump.
 #[derive(Debug, thiserror::Error)]
 #[error("systemd refused {method}: {error}")]
 pub struct AccessDenied {
     pub method: String,
     /// The D-Bus error name.
     pub error: String,
+}
+
+impl AccessDenied {
+    /// Whether polkit wanted to authenticate the user (an admin password) rather than
+    /// saying no outright.
+    pub fn wants_authentication(&self) -> bool {
+        self.error == INTERACTIVE_REQUIRED
+    }
+}
+
+/// Whether mutating calls may make polkit ask the user for a password. Set once by the
+/// CLI (stdin is a terminal): a script or a unit must get a plain "no", never hang on a
+/// prompt that an authentication agent of the same user shows elsewhere.
+static INTERACTIVE_AUTH: AtomicBool = AtomicBool::new(false);
+
+/// Sets the `ALLOW_INTERACTIVE_AUTHORIZATION` flag on every later call that systemd
+/// authorises through polkit (start, stop, restart, reload).
+pub fn allow_interactive_auth(on: bool) {
+    INTERACTIVE_AUTH.store(on, Ordering::Relaxed);
+}
+
+fn auth_flags() -> MethodFlags {
+    if INTERACTIVE_AUTH.load(Ordering::Relaxed) {
+        MethodFlags::ALLOW_INTERACTIVE_AUTH
+    } else {
+        MethodFlags::empty()
+    }
+}
+
+/// A manager method that systemd authorises through polkit, called with
+/// [`auth_flags`]: the typed proxy methods cannot carry per-call flags, so these go
+/// through the proxy's `call_with_flags` with the same member names and signatures.
+async fn call_authorised<B, R>(m: &ManagerProxy<'_>, method: &'static str, body: &B) -> zbus::Result<R>
+where
+    B: serde::Serialize + zbus::DynamicType,
+    R: for<'d> zbus::wire::DynamicDeserialize<'d>,
+{
+    m.inner()
+        .call_with_flags(method, auth_flags(), body)
+        .await?
+        // `None` only comes with NO_REPLY_EXPECTED, which is never set here.
+        .ok_or_else(|| zbus::Error::Failure(format!("no reply to {method}")))
 }
 
 /// The D-Bus error name of a method error reply, if `e` is one.
@@ -93,7 +139,10 @@ pub type UnitEntry = (
     OwnedObjectPath,
 );
 
-/// The manager (org.freedesktop.systemd1.Manager): the methods hlsys calls.
+/// The manager (org.freedesktop.systemd1.Manager): the methods hlsys calls. Reload,
+/// StartUnit, StopUnit, RestartUnit and EnqueueUnitJob are authorised by polkit: their
+/// signatures are declared here, but they are called through [`call_authorised`], which
+/// adds the interactive-authorisation flag when the user sits at a terminal.
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
@@ -161,7 +210,7 @@ pub async fn service(conn: &Connection, path: &str) -> Result<ServiceProxy<'stat
 /// is done.
 pub async fn reload(conn: &Connection) -> Result<()> {
     let m = manager(conn).await?;
-    m.reload()
+    call_authorised::<_, ()>(&m, "Reload", &())
         .await
         .map_err(|e| call_error("Reload", "systemd Reload failed".into(), e))
 }
@@ -177,8 +226,7 @@ pub async fn unsubscribe(conn: &Connection) {
 /// Enqueues a start job (mode "replace") and returns its object path without waiting.
 pub async fn start_unit(conn: &Connection, unit: &str) -> Result<String> {
     let m = manager(conn).await?;
-    let job = m
-        .start_unit(unit, "replace")
+    let job: OwnedObjectPath = call_authorised(&m, "StartUnit", &(unit, "replace"))
         .await
         .map_err(|e| call_error("StartUnit", format!("systemd StartUnit {unit} failed"), e))?;
     Ok(job.to_string())
@@ -226,12 +274,14 @@ pub struct Enqueued {
 /// Enqueues a job of `job_type` ("start", "stop", "restart") for `unit` in mode
 /// "replace" and returns the jobs of the transaction, without waiting for them.
 ///
-/// `EnqueueUnitJob` (systemd ≥ 243) reports the whole transaction. On an older systemd
-/// this falls back to StartUnit/StopUnit/RestartUnit plus the jobs in the queue created
-/// after it (`ListJobs`): a close approximation of the same set.
+/// `EnqueueUnitJob` (systemd ≥ 243) reports the whole transaction. On an older systemd,
+/// and for a non-root caller (whom the bus policy does not let send it), this falls back
+/// to StartUnit/StopUnit/RestartUnit plus the jobs in the queue created after it
+/// (`ListJobs`): a close approximation of the same set.
 pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<Enqueued> {
     let m = manager(conn).await?;
-    match m.enqueue_unit_job(unit, job_type, "replace").await {
+    let reply: zbus::Result<EnqueueReply> = call_authorised(&m, "EnqueueUnitJob", &(unit, job_type, "replace")).await;
+    match reply {
         Ok((id, path, unit_id, _unit_path, jt, affected)) => {
             let job = Job {
                 id,
@@ -257,7 +307,16 @@ pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<En
                 exact: true,
             })
         }
-        Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.DBus.Error.UnknownMethod") => {
+        // UnknownMethod: systemd < 243. AccessDenied: systemd 252's bus policy
+        // (org.freedesktop.systemd1.conf) lets only root send EnqueueUnitJob, while
+        // StartUnit & co. are open to everyone and left to polkit; if polkit refuses
+        // too, the fallback's own AccessDenied is the answer.
+        Err(e)
+            if matches!(
+                error_name(&e).as_deref(),
+                Some("org.freedesktop.DBus.Error.UnknownMethod" | "org.freedesktop.DBus.Error.AccessDenied")
+            ) =>
+        {
             enqueue_without_transaction(&m, unit, job_type).await
         }
         Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
@@ -273,15 +332,17 @@ pub async fn enqueue(conn: &Connection, unit: &str, job_type: &str) -> Result<En
     }
 }
 
-/// [`enqueue`] on a systemd older than 243: StartUnit/StopUnit/RestartUnit, and the jobs
-/// queued after it standing in for the transaction.
+/// [`enqueue`] without EnqueueUnitJob (systemd older than 243, or a non-root caller):
+/// StartUnit/StopUnit/RestartUnit, and the jobs queued after it standing in for the
+/// transaction.
 async fn enqueue_without_transaction(m: &ManagerProxy<'_>, unit: &str, job_type: &str) -> Result<Enqueued> {
-    let (method, r) = match job_type {
-        "start" => ("StartUnit", m.start_unit(unit, "replace").await),
-        "stop" => ("StopUnit", m.stop_unit(unit, "replace").await),
-        "restart" => ("RestartUnit", m.restart_unit(unit, "replace").await),
+    let method = match job_type {
+        "start" => "StartUnit",
+        "stop" => "StopUnit",
+        "restart" => "RestartUnit",
         other => anyhow::bail!("job type {other} needs EnqueueUnitJob (systemd ≥ 243)"),
     };
+    let r: zbus::Result<OwnedObjectPath> = call_authorised(m, method, &(unit, "replace")).await;
     let path = r.map_err(|e| call_error(method, format!("systemd {method} {unit} failed"), e))?;
     let path = path.to_string();
     let id: u32 = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -53,7 +53,7 @@ const STACKS: [&str; 4] = [
 const PROJECTS: [&str; 4] = ["panel", "database", "genai-webui", "genai-store"];
 
 /// Every file of the package that must be at its Debian path.
-const INSTALLED: [&str; 12] = [
+const INSTALLED: [&str; 13] = [
     "/usr/bin/hlsys",
     "/usr/lib/systemd/system-generators/hlsys-generator",
     "/usr/share/man/man1/hlsys.1.gz",
@@ -66,6 +66,7 @@ const INSTALLED: [&str; 12] = [
     "/usr/share/doc/hlsys/examples/homelab/hlsys.toml",
     "/usr/share/doc/hlsys/copyright",
     "/usr/share/doc/hlsys/changelog.Debian.gz",
+    "/usr/share/polkit-1/rules.d/50-hlsys.rules",
 ];
 
 /// Runs scripts/package.sh with `args`; returns the .deb it wrote (cargo-deb prints its
@@ -153,6 +154,8 @@ fn assert_no_hlsys_file(m: &Machine) {
     }
     let (st, _, _) = m.exec(&["dpkg-query", "-W", "hlsys"]);
     assert!(!st.success(), "dpkg knows a package hlsys before it is installed");
+    let (st, _, _) = m.exec(&["getent", "group", "homelab"]);
+    assert!(!st.success(), "group homelab exists before the package is installed");
 }
 
 /// The files of the package, `man`, `--version`, and that it activated nothing.
@@ -160,6 +163,13 @@ fn assert_installed_inert(m: &Machine) {
     for p in INSTALLED {
         m.exec_ok(&["test", "-f", p]);
     }
+    // The postinst made the (empty) system group the polkit rule names.
+    let group = m.exec_ok(&["getent", "group", "homelab"]);
+    let gid: u32 = group.split(':').nth(2).and_then(|g| g.parse().ok()).unwrap_or(u32::MAX);
+    assert!(
+        gid < 1000 && group.trim_end().ends_with(':'),
+        "a system group without members: {group}"
+    );
     assert_eq!(
         m.exec_ok(&["hlsys", "--version"]).trim(),
         format!("hlsys {}", env!("CARGO_PKG_VERSION"))

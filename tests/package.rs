@@ -1,7 +1,7 @@
 //! The Debian package's sources, checked without building it (tests/e2e_deb.rs installs
 //! the real one): the example config it ships for /etc, the header the maintainer
 //! scripts find the generated units by, the changelog's version, and that every asset
-//! named in `[package.metadata.deb]` exists.
+//! named in `[package.metadata.deb]` exists; the polkit rule agrees with the message.
 
 mod common;
 
@@ -127,4 +127,34 @@ fn every_package_asset_exists() {
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} assets checked");
+}
+
+/// The polkit rule the package installs authorises what hlsys's refusal message says:
+/// group homelab, the default unit prefix, at the path the message names; the postinst
+/// creates that group.
+#[test]
+fn polkit_rule_group_and_message_agree() {
+    let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
+    let variant = &manifest["package"]["metadata"]["deb"]["variants"]["polkit"];
+    let assets = variant["merge-assets"]["append"].as_array().unwrap();
+    assert!(
+        assets
+            .iter()
+            .any(|a| a[0].as_str() == Some("dbus/*.rules") && a[1].as_str() == Some("usr/share/polkit-1/rules.d/")),
+        "{assets:?}"
+    );
+    let installed = format!("/usr/share/polkit-1/rules.d/{}", "50-hlsys.rules");
+    assert_eq!(hlsys::cli::authz::RULE_PATH, installed);
+    let rule = read("dbus/50-hlsys.rules");
+    assert!(rule.contains(&format!("var GROUP = \"{}\";", hlsys::cli::authz::GROUP)));
+    assert!(rule.contains(&format!("var PREFIX = \"{}\";", hlsys::cli::authz::RULE_PREFIX)));
+    assert_eq!(
+        hlsys::cli::authz::RULE_PREFIX,
+        hlsys::config::Config::default().unit_prefix
+    );
+    let postinst = read("debian/maintainer-scripts/postinst");
+    assert!(
+        postinst.contains("getent group homelab >/dev/null") && postinst.contains("addgroup --quiet --system homelab"),
+        "{postinst}"
+    );
 }

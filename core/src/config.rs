@@ -142,6 +142,8 @@ struct RawConfig {
     strict_permissions: Option<bool>,
     trusted_owner: Option<crate::trust::Principal>,
     trusted_group: Option<crate::trust::Principal>,
+    #[serde(default)]
+    swarm: crate::swarm::SwarmConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +172,8 @@ pub struct Config {
     pub tree_files: Vec<PathBuf>,
     /// Who may own and write the files hlsys acts on ([`crate::trust`]).
     pub trust: crate::trust::Policy,
+    /// `[swarm]`: `hlsys swarm` only.
+    pub swarm: crate::swarm::SwarmConfig,
 }
 
 impl Default for Config {
@@ -186,6 +190,7 @@ impl Default for Config {
             stacks: BTreeMap::new(),
             tree_files: Vec::new(),
             trust: crate::trust::Policy::default(),
+            swarm: crate::swarm::SwarmConfig::default(),
         }
     }
 }
@@ -414,6 +419,8 @@ impl Config {
             root,
         )
         .map_err(|e| err(e.to_string()))?;
+        raw.swarm.validate().map_err(|e| err(e.to_string()))?;
+        cfg.swarm = raw.swarm;
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {

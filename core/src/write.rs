@@ -2,7 +2,7 @@
 //! `write_atomic` of hlsys, used for generated units and for `hlsys enable`'s drop-in.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,14 +29,23 @@ fn temporary_name(path: &Path) -> PathBuf {
 /// directory and a rename over `path`. On error the temporary file is removed and `path`
 /// is as it was. The error names the path it concerns.
 pub fn write_atomic(path: &Path, content: &[u8], durability: Durability) -> std::io::Result<()> {
+    write_atomic_mode(path, content, 0o644, durability)
+}
+
+/// [`write_atomic`] with the file's mode: set when the temporary file is created, so the
+/// content is never readable under a wider mode, not even for a moment.
+pub fn write_atomic_mode(path: &Path, content: &[u8], mode: u32, durability: Durability) -> std::io::Result<()> {
     let tmp = temporary_name(path);
     let at = |p: &Path, e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&tmp)
+            .map_err(|e| at(&tmp, e))?;
+        // The umask may have taken bits away from `mode`.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| at(&tmp, e))?;
         f.write_all(content).map_err(|e| at(&tmp, e))?;
         if durability == Durability::Synced {
@@ -78,6 +87,14 @@ mod tests {
         let e = write_atomic(&p, b"x", Durability::Renamed).unwrap_err();
         assert!(e.to_string().contains("missing-dir"), "{e}");
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn the_mode_is_the_one_asked_for() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("daemon.json");
+        write_atomic_mode(&p, b"{}", 0o600, Durability::Synced).unwrap();
+        assert_eq!(p.metadata().unwrap().permissions().mode() & 0o7777, 0o600);
     }
 
     #[test]

@@ -11,9 +11,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use super::authz::{config_write_refusal, map_denied, may_write};
+use super::model_and_targets;
 use super::start::{execute, Action, Options};
 use super::{config_failure, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
-use super::{map_denied, model_and_targets, refuse_non_root};
 use crate::config::{Config, DropIn, DropInStack, DEFAULT_CONFIG};
 use crate::model::Model;
 use crate::resolve::Target;
@@ -64,9 +65,6 @@ pub fn write_dropin(path: &Path, text: &str) -> Result<()> {
 
 pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<ExitCode> {
     let verb = if enable { "enable" } else { "disable" };
-    if let Some(code) = refuse_non_root(verb) {
-        return Ok(code);
-    }
     let (model, targets) = match model_and_targets(global, &args.names) {
         Ok(x) => x,
         Err(code) => return Ok(code),
@@ -75,6 +73,15 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         Ok(ids) => ids,
         Err(code) => return Ok(code),
     };
+    // The drop-in is config: whoever may write it decides what root starts at boot, so a
+    // user who may not (a member of the homelab group included) is refused before anything
+    // changes, with the command to run instead. No root-owned helper writes it for them:
+    // that would hand the config to the group, which README's trust model keeps root's.
+    let dropin = dropin_path(&config_file(&model));
+    if !may_write(&dropin) {
+        eprintln!("{}", config_write_refusal(verb, &dropin, &args.names));
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
     let before: BTreeMap<String, bool> = model.stacks.iter().map(|s| (s.id.clone(), s.enabled)).collect();
     let path = record(&model, &ids, enable)?;
     eprintln!("recorded in {}", path.display());
@@ -111,7 +118,7 @@ pub fn run(global: &Global, args: &EnableArgs, enable: bool) -> anyhow::Result<E
         }
         Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FAILURE }))
     });
-    map_denied(verb, r)
+    map_denied(verb, &after.config.unit_prefix, r)
 }
 
 /// The stacks the targets stand for, each once; `Err(exit code)` for a target without any.
@@ -132,14 +139,18 @@ fn stack_ids(model: &Model, targets: &[Target], verb: &str) -> Result<Vec<String
     Ok(ids)
 }
 
-/// Records `enabled` for `ids` in the drop-in beside the config; returns its path.
-fn record(model: &Model, ids: &[String], enabled: bool) -> Result<PathBuf> {
-    let config_file = model
+/// The config file the model was loaded from.
+fn config_file(model: &Model) -> PathBuf {
+    model
         .config
         .source
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let path = dropin_path(&config_file);
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+/// Records `enabled` for `ids` in the drop-in beside the config; returns its path.
+fn record(model: &Model, ids: &[String], enabled: bool) -> Result<PathBuf> {
+    let path = dropin_path(&config_file(model));
     let current = match std::fs::read_to_string(&path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

@@ -17,6 +17,7 @@ use crate::model::Model;
 use crate::resolve::{targets, Target};
 use crate::systemd;
 
+pub mod authz;
 pub mod check;
 pub mod enable;
 pub mod gpu;
@@ -28,13 +29,21 @@ pub mod stacks;
 pub mod start;
 pub mod status;
 pub mod supervise;
+pub mod swarm;
 
 pub use crate::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
 
-/// For the commands that change the system (start, stop, restart, enable, disable).
-const ROOT_HELP: &str = "Needs root. A user whom polkit authorises to manage units may set HLSYS_POLKIT=1 \
-                         to skip hlsys's own check and let systemd decide.\nExit status: 0 every job done, \
+/// For the commands that start and stop units (start, stop, restart).
+const ROOT_HELP: &str = "Needs root, or membership of group homelab with the polkit rule hlsys ships \
+                         (/usr/share/polkit-1/rules.d/50-hlsys.rules): systemd decides. On a terminal, \
+                         polkit may ask for a password.\nExit status: 0 every job done, \
                          1 a job failed or permission denied, 2 unusable config or NAME.";
+
+/// For the commands that change the config (enable, disable).
+const CONFIG_HELP: &str = "Needs root (or whoever may write the config's drop-in directory): the choice \
+                           changes what starts at boot. Members of group homelab are refused with the \
+                           command to run with sudo.\nExit status: 0 done, 1 a job failed or permission \
+                           denied, 2 unusable config or NAME.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,15 +103,20 @@ pub enum Command {
     /// The journal of a stack, a layer or everything (journalctl -u …)
     Logs(logs::LogsArgs),
     /// Make stacks part of their layer again (recorded in <config>.d/50-hlsys-enable.toml)
-    #[command(after_help = ROOT_HELP)]
+    #[command(after_help = CONFIG_HELP)]
     Enable(enable::EnableArgs),
     /// Take stacks out of their layer: not started with it, nor at boot
-    #[command(after_help = ROOT_HELP)]
+    #[command(after_help = CONFIG_HELP)]
     Disable(enable::EnableArgs),
+    /// Deploy the tree to a Docker Swarm layer by layer, health-gated; show or remove it
+    Swarm(swarm::SwarmArgs),
 }
 
 impl Cli {
     pub fn run(&self) -> anyhow::Result<ExitCode> {
+        // Someone at a terminal can answer polkit's password prompt; anyone else must get
+        // a plain refusal instead of a call that waits for one.
+        systemd::allow_interactive_auth(std::io::stdin().is_terminal());
         match &self.command {
             Command::Stacks(a) => stacks::run(&self.global, a),
             Command::Plan(a) => plan::run(&self.global, a),
@@ -118,6 +132,7 @@ impl Cli {
             Command::Logs(a) => logs::run(&self.global, a),
             Command::Enable(a) => enable::run(&self.global, a, true),
             Command::Disable(a) => enable::run(&self.global, a, false),
+            Command::Swarm(a) => swarm::run(&self.global, a),
         }
     }
 }
@@ -203,39 +218,6 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     line(header.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
-    }
-}
-
-/// Set to use hlsys's mutating commands as a user that polkit authorises: the euid check
-/// is skipped and systemd decides.
-pub const POLKIT_ENV: &str = "HLSYS_POLKIT";
-
-/// The refusal a non-root user gets for a command that changes the system.
-pub fn root_message(verb: &str) -> String {
-    format!("hlsys {verb} needs root (or polkit authorisation): run it with sudo")
-}
-
-/// `Some(exit code)` when `verb` must not go on: not root (and not told that polkit
-/// authorises this user).
-pub fn refuse_non_root(verb: &str) -> Option<ExitCode> {
-    let root = nix::unistd::geteuid().is_root();
-    let polkit = std::env::var_os(POLKIT_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-    if root || polkit {
-        return None;
-    }
-    eprintln!("hlsys: {}", root_message(verb));
-    Some(ExitCode::from(EXIT_FAILURE))
-}
-
-/// Turns a refusal by systemd (AccessDenied, InteractiveAuthorizationRequired) into the
-/// same clear message as the euid check; other errors go on as they are.
-pub fn map_denied(verb: &str, r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
-    match r {
-        Err(e) if e.chain().any(|c| c.downcast_ref::<systemd::AccessDenied>().is_some()) => {
-            eprintln!("hlsys: {} (systemd said: access denied)", root_message(verb));
-            Ok(ExitCode::from(EXIT_FAILURE))
-        }
-        other => other,
     }
 }
 

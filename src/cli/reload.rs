@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use super::authz::map_denied;
 use super::{config_failure, Global};
 
 #[derive(Debug, clap::Args)]
@@ -18,8 +19,9 @@ pub fn run(global: &Global, args: &ReloadArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(config_failure(&e)),
     };
+    let prefix = config.unit_prefix.clone();
     let rt = crate::docker::runtime()?;
-    rt.block_on(async {
+    let r = rt.block_on(async {
         let conn = crate::systemd::system_bus().await?;
         crate::systemd::reload(&conn).await?;
         eprintln!("systemd reloaded: units regenerated");
@@ -40,5 +42,8 @@ pub fn run(global: &Global, args: &ReloadArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // daemon-reload is polkit's org.freedesktop.systemd1.reload-daemon; `--start` then
+    // needs manage-units for each unit.
+    map_denied("reload", &prefix, r)
 }

@@ -8,7 +8,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{color_enabled, map_denied, model_and_targets, paint, refuse_non_root, Global, EXIT_FAILURE, EXIT_OK};
+use super::authz::map_denied;
+use super::{color_enabled, model_and_targets, paint, Global, EXIT_FAILURE, EXIT_OK};
 pub use crate::jobs::Action;
 use crate::jobs::{self, JobRow, JobsReport, Tracker};
 use crate::systemd;
@@ -28,14 +29,14 @@ pub struct StartArgs {
 }
 
 pub fn run(global: &Global, args: &StartArgs, action: Action) -> anyhow::Result<ExitCode> {
+    // No euid check: systemd decides (root, or polkit for a member of the homelab group),
+    // and its refusal becomes one clear message (map_denied).
     let verb = action.job_type();
-    if let Some(code) = refuse_non_root(verb) {
-        return Ok(code);
-    }
     let (model, targets) = match model_and_targets(global, &args.names) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    let prefix = model.config.unit_prefix.clone();
     let rt = crate::docker::runtime()?;
     let r = rt.block_on(async {
         let conn = systemd::system_bus().await?;
@@ -47,7 +48,7 @@ pub fn run(global: &Global, args: &StartArgs, action: Action) -> anyhow::Result<
         let ok = execute(&conn, &units, action, &opts).await?;
         Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FAILURE }))
     });
-    map_denied(verb, r)
+    map_denied(verb, &prefix, r)
 }
 
 pub struct Options {

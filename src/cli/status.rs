@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::model_and_targets;
 use super::{color_enabled, paint, Global, EXIT_FAILURE, EXIT_OK};
 use crate::docker::{compose_containers, container_name, label_of, PROJECT_LABEL, SERVICE_LABEL};
+use crate::health::Health;
 use crate::model::{Model, Stack, StackError};
 use crate::resolve::{rel_path, Target};
 use crate::systemd::{self, UnitState};
@@ -72,6 +73,10 @@ pub struct StackStatus {
     pub unit: UnitStatus,
     /// The service's StatusText: what the supervisor last reported.
     pub status_text: Option<String>,
+    /// The containers' health as the supervisor last reported it, read from
+    /// `status_text` (see health.rs): shown without access to the Docker socket. null
+    /// when the text is not a health line (starting, failed, stopped).
+    pub health: Option<Health>,
     /// Docker networks the stack joins.
     pub networks: Vec<String>,
     /// The shared (configured) ones among them that do not exist (null when Docker is
@@ -211,6 +216,7 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
                 path: rel_path(model, s),
                 enabled: s.enabled,
                 unit: u,
+                health: text.as_deref().and_then(Health::parse),
                 status_text: text.filter(|t| !t.is_empty()),
                 networks: s.networks.clone(),
                 // Only the shared networks hlsys ensures: Compose creates the others on up.
@@ -580,7 +586,8 @@ mod tests {
                     path: "genai/webui".into(),
                     enabled: true,
                     unit: unit("homelab-genai-webui.service", "active"),
-                    status_text: Some("ready (1 containers)".into()),
+                    status_text: Some("ready: 1/1 healthy".into()),
+                    health: Health::parse("ready: 1/1 healthy"),
                     networks: vec!["proxy".into()],
                     missing_networks: Some(vec![]),
                     containers: Some(vec![ContainerStatus {
@@ -629,7 +636,8 @@ mod tests {
                         "sub_state": "running",
                         "since": "2024-05-01T10:00:00Z",
                         "since_usec": 1714557600000000,
-                        "status_text": "ready (1 containers)",
+                        "status_text": "ready: 1/1 healthy",
+                        "health": {"phase": "ready", "healthy": 1, "total": 1, "not_healthy": []},
                         "networks": ["proxy"],
                         "missing_networks": [],
                         "containers": [{

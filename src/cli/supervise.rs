@@ -27,8 +27,18 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
+    let mode = if args.down {
+        Mode::Down
+    } else if args.cleanup {
+        Mode::Cleanup
+    } else {
+        Mode::Run
+    };
     let model = match global.load_model() {
         Ok(m) => m,
+        Err(e) if mode != Mode::Run => {
+            return Ok(fallback(&args.stack, mode, &format!("config error: {e}")));
+        }
         Err(e) => return Ok(config_failure(&e)),
     };
     let Some(stack) = model.stack(&args.stack) else {
@@ -38,17 +48,27 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
             .find(|e| e.stack == args.stack)
             .map(|e| format!("{}: {}", e.file.display(), e.message))
             .unwrap_or_else(|| "no such stack in the tree".into());
+        if mode != Mode::Run {
+            return Ok(fallback(&args.stack, mode, &why));
+        }
         return Ok(fail(&format!("stack {} cannot be started: {why}", args.stack)));
-    };
-    let mode = if args.down {
-        Mode::Down
-    } else if args.cleanup {
-        Mode::Cleanup
-    } else {
-        Mode::Run
     };
     match crate::supervise::run(stack, mode) {
         Ok(code) => Ok(code),
         Err(e) => Ok(fail(&format!("{}: {e:#}", stack.id))),
+    }
+}
+
+/// Stopping must not need a healthy tree: when the stack's model cannot be built, its
+/// containers are found by project name (the stack id) and brought down all the same.
+fn fallback(id: &str, mode: Mode, why: &str) -> ExitCode {
+    // The id comes from the unit's command line; only a valid project name goes to Compose.
+    if let Err(e) = crate::tree::stack_id(id) {
+        return fail(&format!("stack {id} cannot be stopped: {why}; and {e}"));
+    }
+    eprintln!("hlsys: stack {id}: cannot load it ({why}); falling back to `docker compose -p {id} down`");
+    match crate::supervise::run_fallback(id, mode) {
+        Ok(code) => code,
+        Err(e) => fail(&format!("{id}: {e:#}")),
     }
 }
