@@ -123,7 +123,12 @@ pub async fn run(model: Result<&Model, &ConfigError>, opts: &CheckOptions) -> Ve
     let (d, compose) = tokio::join!(docker::connect_to(&host), compose_version());
     let mut out = vec![docker_check(&host, d.as_ref()).await, compose];
     match model {
-        Err(e) => out.push(config_failed(e)),
+        Err(e) => {
+            out.push(config_failed(e));
+            if e.message.starts_with(crate::trust::UNTRUSTED) {
+                out.push(CheckResult::fail(TRUST, e.to_string(), TRUST_REMEDY));
+            }
+        }
         Ok(m) => {
             let src = m
                 .config
@@ -131,7 +136,9 @@ pub async fn run(model: Result<&Model, &ConfigError>, opts: &CheckOptions) -> Ve
                 .as_ref()
                 .map_or("defaults (no config file)".into(), |p| p.display().to_string());
             out.push(CheckResult::ok("config", src));
+            out.push(trust(m));
             let (stacks, unknown) = select(m, &opts.stacks);
+            out.push(env_file_permissions(m, &stacks));
             out.push(stack_tree(m, &opts.stacks, unknown));
             let dr = d.as_ref();
             let (nets, gpus, restart, ports) = tokio::join!(
@@ -158,6 +165,59 @@ fn config_failed(e: &ConfigError) -> CheckResult {
         "config",
         e.to_string(),
         "fix the config file; `hlsys stacks` shows what it resolves to",
+    )
+}
+
+const TRUST: &str = "trust";
+const TRUST_REMEDY: &str = "run the fix commands shown (or name the owner and group you trust with \
+trusted_owner/trusted_group in hlsys.toml); see Security in hlsys.toml(5)";
+
+/// The trust model ([`crate::trust`]): the same findings that made the generator skip
+/// stacks, or the escape hatch when it is on.
+fn trust(m: &Model) -> CheckResult {
+    if !m.config.trust.strict {
+        let file = m.config.source.clone().unwrap_or_default();
+        let remedy = format!(
+            "remove strict_permissions = false from {} once `hlsys check` shows no finding",
+            file.display()
+        );
+        return CheckResult::warn(TRUST, crate::trust::hatch_line(&file), remedy);
+    }
+    let problems = m
+        .errors
+        .iter()
+        .filter(|e| e.message.starts_with(crate::trust::UNTRUSTED))
+        .map(|e| format!("{}: {}", e.stack, e.message))
+        .collect();
+    let ok =
+        "the config, the stack tree and the stacks' files can be written by root (or the trusted owner and group) only";
+    CheckResult::from_problems(TRUST, ok.into(), Status::Fail, problems, TRUST_REMEDY)
+}
+
+/// Env files (the config's and the stacks') that others can read: they hold secrets.
+fn env_file_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
+    let files = m
+        .config
+        .env_files
+        .iter()
+        .map(|f| &f.path)
+        .chain(stacks.iter().flat_map(|s| &s.env_files));
+    let open = crate::trust::readable_by_others(files);
+    let remedy = format!(
+        "chmod o-r {}",
+        open.iter()
+            .map(|p| crate::trust::shell_quote(p))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    CheckResult::from_problems(
+        "env-file-permissions",
+        "no env file is readable by others".into(),
+        Status::Warn,
+        open.iter()
+            .map(|p| format!("{} is readable by others (env files hold secrets)", p.display()))
+            .collect(),
+        &remedy,
     )
 }
 
@@ -244,6 +304,8 @@ fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult 
         .errors
         .iter()
         .filter(|e| e.stack != crate::tree::NETWORKS_PROBLEM)
+        // Said once, by the trust check.
+        .filter(|e| !e.message.starts_with(crate::trust::UNTRUSTED))
         .filter(|e| names.is_empty() || names.contains(&e.stack))
         .map(|e| format!("{}: {}: {}", e.stack, e.file.display(), e.message))
         .collect();

@@ -123,6 +123,9 @@ fn hand_written_pages_name_every_config_key() {
         "networks.toml",
         "service.toml",
         "hlsys.toml.d",
+        "strict_permissions",
+        "trusted_owner",
+        "trusted_group",
     ] {
         assert!(page.contains(key), "man/hlsys.toml.5 does not mention {key}");
     }

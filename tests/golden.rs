@@ -25,7 +25,8 @@ fn first_difference(a: &str, b: &str) -> String {
 fn example_homelab_units_match_golden_directory() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tree = root.join("examples/homelab");
-    let config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+    let mut config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+    common::trust_runner(&mut config);
     let model = hlsys::tree::build(config).unwrap();
     assert!(model.errors.is_empty(), "example tree has errors: {:?}", model.errors);
     let generated = hlsys::units::render(&model);
@@ -83,7 +84,11 @@ fn units_currency_follows_the_tree() {
         .status()
         .unwrap();
     assert!(status.success());
-    let load = || hlsys::tree::build(hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap()).unwrap();
+    let load = || {
+        let mut config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+        common::trust_runner(&mut config);
+        hlsys::tree::build(config).unwrap()
+    };
     let out = work.path().join("gen");
     assert_eq!(freshness(&load(), &out), Freshness::NotGenerated);
     let model = load();

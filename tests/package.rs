@@ -3,6 +3,8 @@
 //! scripts find the generated units by, the changelog's version, and that every asset
 //! named in `[package.metadata.deb]` exists; the polkit rule agrees with the message.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,7 +53,8 @@ fn every_generated_unit_starts_with_the_header_the_maintainer_scripts_match() {
     for script in ["debian/maintainer-scripts/prerm", "debian/maintainer-scripts/postrm"] {
         assert!(read(script).contains(&format!("\"{HEADER}\"*)")), "{script}");
     }
-    let cfg = hlsys::config::Config::load(&repo("examples/homelab/hlsys.toml"), true).unwrap();
+    let mut cfg = hlsys::config::Config::load(&repo("examples/homelab/hlsys.toml"), true).unwrap();
+    common::trust_runner(&mut cfg);
     let model = hlsys::tree::build(cfg).unwrap();
     let g = hlsys::units::render(&model);
     assert!(

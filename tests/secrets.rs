@@ -91,7 +91,8 @@ fn plant(root: &Path, c: &str) -> PathBuf {
     write(
         root,
         "hlsys.toml",
-        "stacks_dir = \"tree\"\nenv_files = [\"global.env\"]\n",
+        // The runner is trusted: this test is about secrets, not owners (common::trusting_runner).
+        common::trusting_runner("stacks_dir = \"tree\"\nenv_files = [\"global.env\"]\n"),
     );
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
     root.join("hlsys.toml")

@@ -6,6 +6,8 @@
 //! Needs `systemd-analyze` and a known `docker.service` (the units require it). Without
 //! them the tests print SKIP and pass, except in CI (CI=true), where they fail.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,7 +99,8 @@ fn set_hlsys_path(config: &Path, exe: &Path) {
 /// Loads, builds, renders and writes the units of `config` (on a host whose root is `root`)
 /// into `out`; returns the model's error count.
 fn generate(root: &Path, config: &Path, out: &Path) -> (usize, hlsys::units::Generated) {
-    let cfg = hlsys::config::Config::load_under(root, config, true).unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = hlsys::config::Config::load_under(root, config, true).unwrap_or_else(|e| panic!("{e}"));
+    common::trust_runner(&mut cfg);
     let model = hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("{e}"));
     let g = hlsys::units::render(&model);
     assert!(g.skipped.is_empty(), "{:#?}", g.skipped);

@@ -3,6 +3,8 @@
 //! stacks unaffected), layer precedence, env layering, disabled stacks, discovery rules,
 //! and the JSON contract of `hlsys stacks --json`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,8 +52,10 @@ impl Tree {
         self.write(&format!("tree/{dir}/compose.yaml"), compose)
     }
 
+    /// The config, naming the runner as trusted (`common::trusting_runner`): these tests
+    /// are about the model, not about who owns the files.
     fn config(&self, text: &str) -> PathBuf {
-        self.write("hlsys.toml", text)
+        self.write("hlsys.toml", &common::trusting_runner(text))
     }
 
     fn load(&self) -> Result<Config, ConfigError> {
@@ -59,7 +63,8 @@ impl Tree {
     }
 
     fn build(&self) -> Model {
-        let cfg = self.load().unwrap_or_else(|e| panic!("config unusable: {e}"));
+        let mut cfg = self.load().unwrap_or_else(|e| panic!("config unusable: {e}"));
+        common::trust_runner(&mut cfg);
         hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("build failed: {e}"))
     }
 }
@@ -127,13 +132,15 @@ fn malformed_yaml_line_is_the_offending_line() {
 fn unknown_config_key_is_a_config_error_with_file_line_and_key() {
     let t = Tree::new();
     t.stack("good", SIMPLE);
-    let cfg = t.config(&format!("{BASE}\n[stacks.good]\nrequire = [\"x\"]\n"));
+    // Written as is (not t.config): the line numbers are the point, and loading alone
+    // does not check who owns the file.
+    let cfg = t.write("hlsys.toml", &format!("{BASE}\n[stacks.good]\nrequire = [\"x\"]\n"));
     let e = t.load().unwrap_err();
     assert_eq!(e.file, cfg);
     assert!(e.message.starts_with("line 4, column 1: "), "{:?}", e.message);
     assert_contains(&e.message, "`require`");
     // A top-level typo too.
-    t.config("stack_dir = \"tree\"\n");
+    t.write("hlsys.toml", "stack_dir = \"tree\"\n");
     let e = t.load().unwrap_err();
     assert_eq!(e.file, cfg);
     assert!(e.message.starts_with("line 1, column 1: "), "{:?}", e.message);

@@ -45,7 +45,8 @@ fn model_matches_docker_compose_config() {
     }
     let mut checked = 0;
     for (root, cfg_path) in config_files() {
-        let config = hlsys::config::Config::load_under(&root, &cfg_path, true).unwrap();
+        let mut config = hlsys::config::Config::load_under(&root, &cfg_path, true).unwrap();
+        common::trust_runner(&mut config);
         let model = hlsys::tree::build(config).unwrap();
         for s in &model.stacks {
             let want = compose_cli::compose_config_summary(&s.project, &s.dir, &s.env_files);

@@ -43,6 +43,12 @@ pub enum ReadError {
 
 /// Reads at most `cap` bytes of the regular file `path`; anything else is an error.
 pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    read_with_meta(path, cap).map(|(bytes, _)| bytes)
+}
+
+/// [`read`], with the metadata of the file read (`fstat` on the open descriptor), so a
+/// check of its owner and mode is about exactly the file whose bytes were read.
+pub fn read_with_meta(path: &Path, cap: u64) -> Result<(Vec<u8>, std::fs::Metadata), ReadError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY)
@@ -68,7 +74,7 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     if bytes.len() as u64 > cap {
         return Err(ReadError::TooLarge(cap));
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 /// [`read`], then UTF-8; `Ok(None)` when the file does not exist.

@@ -139,6 +139,10 @@ struct RawConfig {
     networks: BTreeMap<String, NetworkConfig>,
     #[serde(default)]
     stacks: BTreeMap<String, StackConfig>,
+    /// The trust model ([`crate::trust`]); only the config file itself may turn it off.
+    strict_permissions: Option<bool>,
+    trusted_owner: Option<crate::trust::Principal>,
+    trusted_group: Option<crate::trust::Principal>,
     #[serde(default)]
     swarm: crate::swarm::SwarmConfig,
 }
@@ -170,6 +174,8 @@ pub struct Config {
     pub stacks: BTreeMap<String, StackConfig>,
     /// Files read in addition to `source` (networks.toml, service.toml), for staleness checks.
     pub tree_files: Vec<PathBuf>,
+    /// Who may own and write the files hlsys acts on ([`crate::trust`]).
+    pub trust: crate::trust::Policy,
     /// `[swarm]`: `hlsys swarm` only.
     pub swarm: crate::swarm::SwarmConfig,
 }
@@ -188,6 +194,7 @@ impl Default for Config {
             network_sources: BTreeMap::new(),
             stacks: BTreeMap::new(),
             tree_files: Vec::new(),
+            trust: crate::trust::Policy::default(),
             swarm: crate::swarm::SwarmConfig::default(),
         }
     }
@@ -427,6 +434,13 @@ impl Config {
                 check_name("layer", l).map_err(bad)?;
             }
         }
+        cfg.trust = crate::trust::Policy::resolve(
+            raw.strict_permissions,
+            raw.trusted_owner.as_ref(),
+            raw.trusted_group.as_ref(),
+            root,
+        )
+        .map_err(|e| err(e.to_string()))?;
         raw.swarm.validate().map_err(|e| err(e.to_string()))?;
         cfg.swarm = raw.swarm;
         cfg.layers = raw.layers;

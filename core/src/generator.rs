@@ -283,6 +283,10 @@ pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    if !config.trust.strict {
+        // The escape hatch is said at every run, so it cannot be forgotten.
+        log.log(4, &crate::trust::hatch_line(config.source.as_deref().unwrap_or(&path)));
+    }
     let model = match crate::tree::build(config) {
         Ok(m) => m,
         Err(e) => {

@@ -38,9 +38,23 @@ impl Host {
         }
     }
 
+    /// The config, refused as unusable when it or the tree's top fails the trust model
+    /// ([`crate::trust::config_findings`]) and `strict_permissions` is on: whoever can
+    /// write them decides what runs as root.
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let (path, must_exist) = self.config_path();
-        Config::load_under(&self.root, &path, must_exist)
+        let config = Config::load_under(&self.root, &path, must_exist)?;
+        if !config.trust.strict {
+            return Ok(config);
+        }
+        let findings = crate::trust::config_findings(&config, &self.root);
+        if findings.is_empty() {
+            return Ok(config);
+        }
+        Err(ConfigError {
+            file: config.source.unwrap_or(path),
+            message: crate::trust::describe(&findings),
+        })
     }
 }
 
@@ -70,7 +84,10 @@ mod tests {
     fn an_absent_default_config_gives_defaults_below_the_root() {
         let d = tempfile::tempdir().unwrap();
         let h = Host::new(Some(d.path().into()), None, Path::new("/"));
-        let c = h.load_config().unwrap();
+        // Config::load_under, not h.load_config(): the temp dir belongs to whoever runs
+        // the tests, which the trust check would refuse (tests/trust.rs covers that).
+        let (path, must_exist) = h.config_path();
+        let c = Config::load_under(&h.root, &path, must_exist).unwrap();
         assert_eq!(c.source, None);
         assert_eq!(c.stacks_dir, d.path().join("srv/compose"));
         assert_eq!(c.env_files[0].path, d.path().join("etc/hlsys/global.env"));

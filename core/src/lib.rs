@@ -30,6 +30,7 @@ pub mod swarm;
 pub mod swarm_adjust;
 pub mod swarm_units;
 pub mod tree;
+pub mod trust;
 pub mod unit_file;
 pub mod units;
 pub mod volume;

@@ -52,6 +52,8 @@ pub struct Loaded {
     pub compose_files: Vec<(PathBuf, String)>,
     /// Env files of `include`s (they hold secrets: fingerprint by metadata only).
     pub env_files: Vec<PathBuf>,
+    /// Owner and mode of every compose file read, from the descriptor it was read through.
+    pub compose_meta: Vec<(PathBuf, crate::trust::Meta)>,
 }
 
 /// Loads `files` (merge order) of the project in `project_dir` with `env`.
@@ -74,6 +76,7 @@ pub fn load_bytes(bytes: &[u8], file: &Path, project_dir: &Path, env: &Env) -> R
 pub(crate) struct Loader {
     compose_files: Vec<(PathBuf, String)>,
     env_files: Vec<PathBuf>,
+    compose_meta: Vec<(PathBuf, crate::trust::Meta)>,
     extended: HashMap<PathBuf, Option<Mapping>>,
 }
 
@@ -98,6 +101,7 @@ impl Loader {
             root,
             compose_files: self.compose_files,
             env_files: self.env_files,
+            compose_meta: self.compose_meta,
         })
     }
 
@@ -148,10 +152,11 @@ impl Loader {
 
     /// A compose file's bytes, recorded for the fingerprint.
     pub(crate) fn read(&mut self, file: &Path) -> Result<Vec<u8>, LoadError> {
-        let bytes =
+        let (bytes, meta) =
             crate::source::read(file).map_err(|e| LoadError::new(file, ComposeError::message(&e.to_string())))?;
         self.compose_files
             .push((file.to_path_buf(), crate::tree::fingerprint_bytes(&bytes)));
+        self.compose_meta.push((file.to_path_buf(), meta));
         Ok(bytes)
     }
 

@@ -7,7 +7,8 @@ use std::path::Path;
 
 pub use crate::bounded::ReadError;
 
-/// The content of a compose file a stack is made of.
-pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
-    crate::bounded::read(path, crate::bounded::COMPOSE_CAP)
+/// The content of a compose file a stack is made of, and the owner and mode of the file
+/// it was read from (for [`crate::trust`]).
+pub fn read(path: &Path) -> Result<(Vec<u8>, crate::trust::Meta), ReadError> {
+    crate::bounded::read_with_meta(path, crate::bounded::COMPOSE_CAP).map(|(b, m)| (b, crate::trust::Meta::from(&m)))
 }

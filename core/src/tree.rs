@@ -321,6 +321,8 @@ struct Parsed {
     /// and env files named by `include` (fingerprinted by metadata later).
     read: Vec<(PathBuf, String)>,
     include_env_files: Vec<PathBuf>,
+    /// Owner and mode of each compose file read, as read ([`crate::trust`]).
+    read_meta: Vec<(PathBuf, crate::trust::Meta)>,
 }
 
 /// Reads env files and the compose files for a stack assumed to be in `layer`.
@@ -351,6 +353,7 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
         compose_files,
         read: loaded.compose_files,
         include_env_files: loaded.env_files,
+        read_meta: loaded.compose_meta,
     })
 }
 
@@ -399,6 +402,7 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     let mut files_read = StackInputs {
         compose: Vec::new(),
         env_files: Vec::new(),
+        compose_meta: Vec::new(),
     };
     let threads = if candidates.len() < PARALLEL_FROM {
         1
@@ -410,6 +414,10 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
     for read in read_stacks(&config, &candidates, &listed_layer, threads) {
         match read {
             Ok((stack, files)) => {
+                if let Some(e) = untrusted(&config, &stack, &files) {
+                    errors.push(e);
+                    continue;
+                }
                 files_read.compose.extend(files.compose);
                 files_read.env_files.extend(files.env_files);
                 stacks.push(stack);
@@ -569,6 +577,27 @@ fn read_stacks(
 struct StackInputs {
     compose: Vec<(PathBuf, String)>,
     env_files: Vec<PathBuf>,
+    /// Owner and mode of each compose file, from the descriptor it was read through.
+    compose_meta: Vec<(PathBuf, crate::trust::Meta)>,
+}
+
+/// The stack's files that fail the trust model ([`crate::trust`]) as the error that skips
+/// it: every compose file read (selected, extended, included; judged by the metadata of
+/// the descriptor read) and every env file (the stack's, its includes', its services'
+/// `env_file:`).
+fn untrusted(config: &Config, stack: &Stack, read: &StackInputs) -> Option<StackError> {
+    let service_env_files = stack
+        .service_details
+        .iter()
+        .flat_map(|s| s.env_files.iter().map(|(p, _)| p));
+    let env_files = stack.env_files.iter().chain(&read.env_files).chain(service_env_files);
+    let findings = crate::trust::stack_findings(&config.trust, &config.stacks_dir, &read.compose_meta, env_files);
+    let first = findings.first()?;
+    Some(StackError {
+        stack: stack.id.clone(),
+        file: first.path.clone(),
+        message: crate::trust::describe(&findings),
+    })
 }
 
 /// Reads one stack (env files, compose files) into a [`Stack`], with the files it was
@@ -623,6 +652,7 @@ fn read_stack(
     let read = StackInputs {
         compose: parsed.read,
         env_files: parsed.include_env_files,
+        compose_meta: parsed.read_meta,
     };
     Ok((stack, read))
 }
@@ -725,7 +755,10 @@ mod tests {
         }
         std::fs::write(tree.join("even/.env"), "TAG=even\n").unwrap();
         std::fs::write(tree.join("odd/.env"), "TAG=odd\n").unwrap();
-        let config = Config::from_str_at("stacks_dir = \"tree\"\n", &d.path().join("hlsys.toml")).unwrap();
+        let mut config = Config::from_str_at("stacks_dir = \"tree\"\n", &d.path().join("hlsys.toml")).unwrap();
+        // About threads, not trust: the temp tree belongs to whoever runs the tests.
+        config.trust.owner = Some(nix::unistd::geteuid().as_raw());
+        config.trust.group = Some(nix::unistd::getegid().as_raw());
         let mut errors = Vec::new();
         let candidates = unique_ids(
             discover(&config.stacks_dir, &mut errors),

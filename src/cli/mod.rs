@@ -87,7 +87,7 @@ pub enum Command {
     Network(network::NetworkArgs),
     /// Register the nvidia runtime with Docker, or show GPU support per stack
     Gpu(gpu::GpuArgs),
-    /// Preflight: Docker, Compose, config, tree, networks, GPU, files, ports, restart policies
+    /// Preflight: Docker, Compose, config, trust (owners and modes), tree, networks, GPU, files, ports, restart policies
     Check(check::CheckArgs),
     /// Start stacks, layers or everything over D-Bus, following every job to its end
     #[command(after_help = ROOT_HELP)]

@@ -211,3 +211,29 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// The trust model (core/src/trust.rs, "Security" in hlsys.toml(5)) accepts only files
+/// owned by root or `trusted_owner`, writable by no group but `trusted_group`. Test trees
+/// belong to whoever runs the tests: root in CI, often a normal user on a developer
+/// machine, whose umask 002 (and git) also makes files group-writable by the user's own
+/// group. Tests that are not about trust therefore name the runner as trusted, so they
+/// give the same result for both, while the checks themselves still run; tests/trust.rs,
+/// which is about trust, sets owners and modes itself.
+///
+/// The config lines that trust the runner, for configs the tests write: none for root
+/// (root is always trusted, and the text keeps its line numbers), else `trusted_owner`
+/// and `trusted_group` (TOML keys of the top table, so they go first).
+pub fn trusting_runner(config_text: &str) -> String {
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    if uid == 0 {
+        return config_text.to_string();
+    }
+    format!("trusted_owner = {uid}\ntrusted_group = {gid}\n{config_text}")
+}
+
+/// [`trusting_runner`] for a config a test loads through the library (fixture trees in
+/// the repository checkout, with whatever owner and modes it has there).
+pub fn trust_runner(config: &mut hlsys::config::Config) {
+    config.trust.owner = Some(nix::unistd::geteuid().as_raw());
+    config.trust.group = Some(nix::unistd::getegid().as_raw());
+}

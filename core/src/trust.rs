@@ -1,0 +1,509 @@
+//! Who hlsys trusts, checked like sshd's StrictModes.
+//!
+//! hlsys acts as root on files people edit: a compose file can start a privileged
+//! container with `/` mounted, so whoever can write the config, the stack tree, a compose
+//! file or an env file is root. Before acting on them, hlsys makes sure only root (or the
+//! configured `trusted_owner`/`trusted_group`) can:
+//!
+//! - the config, its drop-ins, the config's directory, `networks.toml`, `service.toml`,
+//!   `stacks_dir`, every directory below it on the way to a stack's files, and the
+//!   stack's compose and env files are owned by root or `trusted_owner` and writable by
+//!   neither group nor others (group-writable only when the group is `trusted_group`)
+//!   ([`Rule::Strict`]);
+//! - the directories above `stacks_dir` and above the config's directory are owned by
+//!   root or `trusted_owner` and not writable by others, unless sticky and root-owned
+//!   like /tmp ([`Rule::Ancestor`]): a writer there could rename our directory away and
+//!   put their own in its place.
+//!
+//! Compose files are judged by the `fstat` of the descriptor the loader read them through
+//! ([`crate::source::read`]): exactly the file whose bytes were used. Directories, env
+//! files and config files are `stat`ed by path after being read. That leaves no race an
+//! attacker can use: swapping a file needs write access to its directory, and every
+//! directory on the way is checked by the same rule, so a directory they own or can write
+//! is itself a finding. Nothing here reads or prints a file's content.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// `trusted_owner` / `trusted_group` as written: a name, or a numeric id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Principal {
+    Id(u32),
+    Name(String),
+}
+
+/// What the config says about trust, with names resolved to ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// `strict_permissions` (default true): false turns every check off (the escape hatch).
+    pub strict: bool,
+    /// `trusted_owner`: a uid trusted besides root.
+    pub owner: Option<u32>,
+    /// `trusted_group`: the one group allowed to have write access.
+    pub group: Option<u32>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            strict: true,
+            owner: None,
+            group: None,
+        }
+    }
+}
+
+/// A `trusted_owner`/`trusted_group` that names nobody.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} {name:?}: no such {what} in {}; write the numeric id instead", file.display())]
+pub struct UnknownPrincipal {
+    pub key: &'static str,
+    pub name: String,
+    pub what: &'static str,
+    pub file: PathBuf,
+}
+
+impl Policy {
+    /// The policy from the config's keys; names are looked up in `<root>/etc/passwd` and
+    /// `<root>/etc/group` (files, not NSS: the generator runs before any name service).
+    pub fn resolve(
+        strict: Option<bool>,
+        owner: Option<&Principal>,
+        group: Option<&Principal>,
+        root: &Path,
+    ) -> Result<Policy, UnknownPrincipal> {
+        let owner = owner
+            .map(|p| lookup(p, "trusted_owner", "user", &root.join("etc/passwd")))
+            .transpose()?;
+        let group = group
+            .map(|p| lookup(p, "trusted_group", "group", &root.join("etc/group")))
+            .transpose()?;
+        Ok(Policy {
+            strict: strict.unwrap_or(true),
+            owner,
+            group,
+        })
+    }
+}
+
+/// The id of `p`, from the `name:x:id:…` lines of `db` when it is a name.
+fn lookup(p: &Principal, key: &'static str, what: &'static str, db: &Path) -> Result<u32, UnknownPrincipal> {
+    let name = match p {
+        Principal::Id(id) => return Ok(*id),
+        Principal::Name(n) => n,
+    };
+    let text = crate::bounded::read_text(db, crate::bounded::CONFIG_CAP).unwrap_or_default();
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| UnknownPrincipal {
+            key,
+            name: name.clone(),
+            what,
+            file: db.to_path_buf(),
+        })
+}
+
+/// Which rule a path is held to (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    Strict,
+    Ancestor,
+}
+
+/// What is wrong with one path. Owner and mode only: never content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Problem {
+    #[error("is owned by uid {uid} (not root or the trusted_owner)")]
+    Owner { uid: u32 },
+    #[error("is writable by group {gid} (not the trusted_group)")]
+    GroupWritable { gid: u32 },
+    #[error("is writable by others")]
+    OthersWritable,
+    #[error("is writable by others and not a sticky root-owned directory like /tmp")]
+    AncestorOthersWritable,
+    #[error("cannot be examined: {reason}")]
+    Unreadable { reason: String },
+}
+
+/// A path that fails its rule, and the command that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub path: PathBuf,
+    pub problem: Problem,
+}
+
+impl Finding {
+    /// The exact command an admin runs to fix it.
+    pub fn fix(&self) -> String {
+        let p = shell_quote(&self.path);
+        match self.problem {
+            Problem::Owner { .. } => format!("chown root:root {p}"),
+            Problem::GroupWritable { .. } | Problem::OthersWritable => format!("chmod go-w {p}"),
+            Problem::AncestorOthersWritable => format!("chmod o-w {p}"),
+            Problem::Unreadable { .. } => format!("ls -ld {p}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} (fix: {})", self.path.display(), self.problem, self.fix())
+    }
+}
+
+/// `p` as one shell word: bare when it is plainly safe, else single-quoted.
+pub fn shell_quote(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c)) {
+        return s.into_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The owner, group and mode bits a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+impl From<&std::fs::Metadata> for Meta {
+    fn from(m: &std::fs::Metadata) -> Self {
+        Meta {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode(),
+        }
+    }
+}
+
+const GROUP_WRITE: u32 = 0o020;
+const OTHERS_WRITE: u32 = 0o002;
+const STICKY: u32 = 0o1000;
+
+/// What `rule` finds wrong with a file or directory of metadata `m`.
+pub fn judge(m: Meta, rule: Rule, policy: &Policy) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if m.uid != 0 && Some(m.uid) != policy.owner {
+        out.push(Problem::Owner { uid: m.uid });
+    }
+    match rule {
+        Rule::Strict => {
+            if m.mode & GROUP_WRITE != 0 && Some(m.gid) != policy.group {
+                out.push(Problem::GroupWritable { gid: m.gid });
+            }
+            if m.mode & OTHERS_WRITE != 0 {
+                out.push(Problem::OthersWritable);
+            }
+        }
+        // /tmp-like: anyone may create entries, but only an entry's owner may rename or
+        // remove it, and root owns the directory itself.
+        Rule::Ancestor if m.mode & OTHERS_WRITE != 0 && !(m.mode & STICKY != 0 && m.uid == 0) => {
+            out.push(Problem::AncestorOthersWritable)
+        }
+        Rule::Ancestor => {}
+    }
+    out
+}
+
+/// Checks paths once each, collecting findings in the order met.
+#[derive(Debug)]
+pub struct Checker<'p> {
+    policy: &'p Policy,
+    seen: BTreeSet<PathBuf>,
+    pub findings: Vec<Finding>,
+}
+
+impl<'p> Checker<'p> {
+    pub fn new(policy: &'p Policy) -> Self {
+        Checker {
+            policy,
+            seen: BTreeSet::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Checks `path` (symlinks followed) by `rule`; a missing path is not a finding (the
+    /// reader reports it where it matters).
+    pub fn path(&mut self, path: &Path, rule: Rule) {
+        let path = crate::config::normalize(path);
+        if self.seen.contains(&path) {
+            return;
+        }
+        match std::fs::metadata(&path) {
+            Ok(m) => self.judged(&path, Meta::from(&m), rule),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let problem = Problem::Unreadable { reason: e.to_string() };
+                self.seen.insert(path.clone());
+                self.findings.push(Finding { path, problem });
+            }
+        }
+    }
+
+    /// Judges `path` by `meta` already at hand (the `fstat` of the descriptor it was read
+    /// through, or a `stat`). A symlink's target directory is checked too: whoever can
+    /// write there can change what the link leads to.
+    pub fn judged(&mut self, path: &Path, meta: Meta, rule: Rule) {
+        let path = crate::config::normalize(path);
+        if !self.seen.insert(path.clone()) {
+            return;
+        }
+        let problems = judge(meta, rule, self.policy);
+        self.findings.extend(problems.into_iter().map(|problem| Finding {
+            path: path.clone(),
+            problem,
+        }));
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            if let Some(dir) = std::fs::canonicalize(&path)
+                .ok()
+                .and_then(|t| t.parent().map(Path::to_path_buf))
+            {
+                self.path(&dir, Rule::Strict);
+            }
+        }
+    }
+
+    /// Checks a stack's file: the directories from below `stacks_dir` down to it, then
+    /// the file (by `meta` when it was read already). A file outside the tree (a config
+    /// env file, `COMPOSE_FILE=/elsewhere`) has its own directory checked instead.
+    pub fn tree_file(&mut self, stacks_dir: &Path, file: &Path, meta: Option<Meta>) {
+        let file = crate::config::normalize(file);
+        self.dirs_to(stacks_dir, &file);
+        match meta {
+            Some(m) => self.judged(&file, m, Rule::Strict),
+            None => self.path(&file, Rule::Strict),
+        }
+    }
+
+    /// The directories from below `stacks_dir` down to `file`, by [`Rule::Strict`].
+    fn dirs_to(&mut self, stacks_dir: &Path, file: &Path) {
+        let parent = file.parent().unwrap_or(Path::new("/"));
+        let mut dirs: Vec<&Path> = parent
+            .ancestors()
+            .take_while(|d| d.starts_with(stacks_dir) && *d != stacks_dir)
+            .collect();
+        if dirs.is_empty() && !parent.starts_with(stacks_dir) {
+            dirs.push(parent);
+        }
+        for d in dirs.into_iter().rev() {
+            self.path(d, Rule::Strict);
+        }
+    }
+
+    /// Checks the directories above `dir` by [`Rule::Ancestor`], up to `root` (the host
+    /// root, or `/` for a path outside it).
+    pub fn ancestors(&mut self, dir: &Path, root: &Path) {
+        let dir = crate::config::normalize(dir);
+        let top = if dir.starts_with(root) { root } else { Path::new("/") };
+        let above: Vec<PathBuf> = dir
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(top))
+            .map(Path::to_path_buf)
+            .collect();
+        for a in above {
+            self.path(&a, Rule::Ancestor);
+        }
+    }
+}
+
+/// Env files that others may read: they hold secrets (a warning of `hlsys check`).
+pub fn readable_by_others<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> Vec<PathBuf> {
+    let set: BTreeSet<&PathBuf> = files.into_iter().collect();
+    set.into_iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o004 != 0))
+        .cloned()
+        .collect()
+}
+
+/// The findings about the config side, for a config read from `config.source` on a host
+/// whose root is `root`: the config and its directory, its drop-ins, `stacks_dir`, the
+/// tree's `networks.toml`/`service.toml`, and the directories above the config's and
+/// above `stacks_dir`. Any finding makes the config unusable.
+pub fn config_findings(config: &crate::config::Config, root: &Path) -> Vec<Finding> {
+    let mut c = Checker::new(&config.trust);
+    if let Some(src) = &config.source {
+        let dir = src.parent().unwrap_or(Path::new("/"));
+        c.ancestors(dir, root);
+        c.path(dir, Rule::Strict);
+        c.path(src, Rule::Strict);
+        c.path(&crate::config::Config::dropin_dir(src), Rule::Strict);
+    }
+    c.ancestors(&config.stacks_dir, root);
+    c.path(&config.stacks_dir, Rule::Strict);
+    for f in &config.tree_files {
+        c.path(f, Rule::Strict);
+    }
+    c.findings
+}
+
+/// The findings about one stack's files: the compose files `read` (with the metadata
+/// they were read with) and `other` files by path (env files); none when the escape
+/// hatch is on.
+pub fn stack_findings<'a>(
+    policy: &Policy,
+    stacks_dir: &Path,
+    read: &[(PathBuf, Meta)],
+    other: impl IntoIterator<Item = &'a PathBuf>,
+) -> Vec<Finding> {
+    if !policy.strict {
+        return Vec::new();
+    }
+    let mut c = Checker::new(policy);
+    for (f, meta) in read {
+        c.tree_file(stacks_dir, f, Some(*meta));
+    }
+    for f in other {
+        c.tree_file(stacks_dir, f, None);
+    }
+    c.findings
+}
+
+/// How every message of [`describe`] starts, so `hlsys check` can tell trust failures
+/// among a model's stack errors.
+pub const UNTRUSTED: &str = "not trusted (whoever can write these can run containers as root): ";
+
+/// Findings as one message: each path once, what is wrong with it, and its fixes.
+pub fn describe(findings: &[Finding]) -> String {
+    let mut list: Vec<String> = Vec::new();
+    let mut rest = findings;
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|f| f.path == first.path).count();
+        let (same, after) = rest.split_at(n);
+        let problems: Vec<String> = same.iter().map(|f| f.problem.to_string()).collect();
+        let mut fixes: Vec<String> = same.iter().map(Finding::fix).collect();
+        fixes.dedup();
+        list.push(format!(
+            "{} {} (fix: {})",
+            first.path.display(),
+            problems.join(" and "),
+            fixes.join(" && ")
+        ));
+        rest = after;
+    }
+    format!("{UNTRUSTED}{}", list.join("; "))
+}
+
+/// The line logged at every run and shown by `hlsys check` while the escape hatch is on.
+pub fn hatch_line(config_file: &Path) -> String {
+    format!(
+        "strict_permissions = false in {}: ownership and modes of the config and the stack tree are not checked",
+        config_file.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Policy = Policy {
+        strict: true,
+        owner: None,
+        group: None,
+    };
+
+    fn m(uid: u32, gid: u32, mode: u32) -> Meta {
+        Meta { uid, gid, mode }
+    }
+
+    #[test]
+    fn strict_rule() {
+        assert_eq!(judge(m(0, 0, 0o100644), Rule::Strict, &P), []);
+        assert_eq!(
+            judge(m(1000, 0, 0o644), Rule::Strict, &P),
+            [Problem::Owner { uid: 1000 }]
+        );
+        assert_eq!(
+            judge(m(0, 50, 0o664), Rule::Strict, &P),
+            [Problem::GroupWritable { gid: 50 }]
+        );
+        assert_eq!(judge(m(0, 0, 0o646), Rule::Strict, &P), [Problem::OthersWritable]);
+        let trusted = Policy {
+            owner: Some(1000),
+            group: Some(50),
+            ..P
+        };
+        assert_eq!(judge(m(1000, 50, 0o775), Rule::Strict, &trusted), []);
+        assert_eq!(
+            judge(m(1000, 51, 0o775), Rule::Strict, &trusted),
+            [Problem::GroupWritable { gid: 51 }]
+        );
+        // Sticky does not excuse a file or a directory inside the tree.
+        assert_eq!(judge(m(0, 0, 0o1757), Rule::Strict, &P), [Problem::OthersWritable]);
+    }
+
+    #[test]
+    fn ancestor_rule() {
+        assert_eq!(judge(m(0, 0, 0o40775), Rule::Ancestor, &P), []);
+        assert_eq!(judge(m(0, 0, 0o41777), Rule::Ancestor, &P), []);
+        assert_eq!(
+            judge(m(0, 0, 0o40777), Rule::Ancestor, &P),
+            [Problem::AncestorOthersWritable]
+        );
+        assert_eq!(
+            judge(m(7, 0, 0o41777), Rule::Ancestor, &P),
+            [Problem::Owner { uid: 7 }, Problem::AncestorOthersWritable]
+        );
+    }
+
+    #[test]
+    fn fixes_are_exact_shell_commands() {
+        let f = |path: &str, problem| Finding {
+            path: path.into(),
+            problem,
+        };
+        assert_eq!(f("/srv/a", Problem::Owner { uid: 1 }).fix(), "chown root:root /srv/a");
+        assert_eq!(f("/srv/a b", Problem::OthersWritable).fix(), "chmod go-w '/srv/a b'");
+        assert_eq!(
+            f("/srv/it's", Problem::AncestorOthersWritable).fix(),
+            r"chmod o-w '/srv/it'\''s'"
+        );
+    }
+
+    #[test]
+    fn a_path_is_named_once_with_its_fixes() {
+        let f = |problem| Finding {
+            path: "/srv/x".into(),
+            problem,
+        };
+        let text = describe(&[
+            f(Problem::Owner { uid: 7 }),
+            f(Problem::GroupWritable { gid: 5 }),
+            f(Problem::OthersWritable),
+        ]);
+        assert_eq!(
+            text.strip_prefix(UNTRUSTED).unwrap(),
+            "/srv/x is owned by uid 7 (not root or the trusted_owner) and is writable by group 5 (not the \
+             trusted_group) and is writable by others (fix: chown root:root /srv/x && chmod go-w /srv/x)"
+        );
+    }
+
+    #[test]
+    fn names_resolve_from_the_roots_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nadm:x:1234:1234::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\nhomelab:x:4321:adm\n").unwrap();
+        let name = |s: &str| Principal::Name(s.into());
+        let p = Policy::resolve(None, Some(&name("adm")), Some(&name("homelab")), d.path()).unwrap();
+        assert_eq!((p.strict, p.owner, p.group), (true, Some(1234), Some(4321)));
+        let p = Policy::resolve(Some(false), Some(&Principal::Id(5)), None, d.path()).unwrap();
+        assert_eq!((p.strict, p.owner, p.group), (false, Some(5), None));
+        let e = Policy::resolve(None, Some(&name("nobody-here")), None, d.path()).unwrap_err();
+        assert!(e.to_string().contains("numeric id"), "{e}");
+    }
+}
