@@ -6,7 +6,7 @@
 
 pub use hlsys_core::{
     bounded, compose, config, document, envfile, escape, exit, extends, files, generator, graph, host, include,
-    interpolate, loader, merge, model, netcheck, paths, sandbox, source, swarm as swarm_core, swarm_adjust,
+    interpolate, loader, merge, model, netcheck, paths, redact, sandbox, source, swarm as swarm_core, swarm_adjust,
     swarm_units, tree, trust, unit_file, units, volume, write, yaml,
 };
 

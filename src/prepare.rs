@@ -83,7 +83,11 @@ async fn missing_images(stack: &Stack, docker: &Docker) -> Result<Vec<String>> {
         .context("cannot run `docker compose config --images`")?;
     if !out.status.success() {
         // Compose's own message: the journal gets it, STATUS= only that it failed.
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        let hide = crate::redact::env_values(&stack.env_files);
+        eprintln!(
+            "{}",
+            crate::redact::mask(String::from_utf8_lossy(&out.stderr).trim(), &hide)
+        );
         bail!("docker compose config failed ({})", out.status);
     }
     let mut missing = Vec::new();
@@ -134,8 +138,10 @@ async fn create(stack: &Stack, sub: &[&str], mut pull: Option<&mut PullProgress>
     let mut lines = output_lines(&mut child);
     let mut last_status = Instant::now();
     let mut no_such_image = false;
+    // Compose names images, which may be interpolated from env files: masked.
+    let hide = crate::redact::env_values(&stack.env_files);
     while let Some(line) = lines.recv().await {
-        eprintln!("{}", line.trim());
+        eprintln!("{}", crate::redact::mask(line.trim(), &hide));
         no_such_image |= line.contains("No such image");
         if let Some(p) = pull.as_deref_mut() {
             if p.feed(&line) && last_status.elapsed() >= STATUS_EVERY {

@@ -275,11 +275,14 @@ async fn up(
     let mut last_progress = Instant::now();
     let mut last = String::new();
     let mut open = true;
+    let hide = crate::redact::env_values(&stack.env_files);
     loop {
         tokio::select! {
             line = rx.recv(), if open => match line {
                 Some(line) => {
-                    let line = line.trim().to_string();
+                    // Compose names containers and images, which may be interpolated
+                    // from env files: masked before the journal and STATUS= see them.
+                    let line = crate::redact::mask(line.trim(), &hide);
                     if line.is_empty() { continue; }
                     forward_progress(&line);
                     moved = true;
@@ -542,7 +545,8 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             r = watch(&docker, &stack.project, &since) => {
-                let why = r?;
+                // `why` names a container (its name may come from an env file).
+                let why = crate::redact::mask(&r?, &crate::redact::env_values(&stack.env_files));
                 status(&format!("failed: {why}"));
                 Ok(ExitCode::from(1))
             }

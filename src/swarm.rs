@@ -63,9 +63,7 @@ fn docker_cmd() -> tokio::process::Command {
 
 /// The values of the stack's env files, to keep them out of every report.
 fn env_values(stack: &Stack) -> Vec<String> {
-    crate::envfile::load_layered(&stack.env_files)
-        .map(|m| m.into_values().collect())
-        .unwrap_or_default()
+    crate::redact::env_values(&stack.env_files)
 }
 
 /// `docker compose config --format json` in the stack directory, no `-f` (Compose picks

@@ -250,3 +250,56 @@ fn supervise_status(config: &Path, id: &str, dir: &Path) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Compose's and Docker's own words name images and containers, and both may be
+/// interpolated from an env file: `hlsys supervise` masks them before its journal lines
+/// (stderr here) and STATUS=. A real `docker compose up` of a stack whose image tag and
+/// container name come from `.env` fails on the missing image; every datagram it sent and
+/// everything it printed is searched for the value.
+#[test]
+fn compose_output_is_masked() {
+    if !common::require_root_and(&["docker"]) {
+        return;
+    }
+    common::ensure_dockerd();
+    let d = tempfile::tempdir().unwrap();
+    let c = canary();
+    write(
+        d.path(),
+        "tree/apps/leaky/compose.yaml",
+        "services:\n  x:\n    image: \"local/hlsys-absent:${TAG}\"\n    container_name: \"c-${TAG}\"\n    pull_policy: never\n",
+    );
+    write(d.path(), "tree/apps/leaky/.env", format!("TAG={c}\n"));
+    let config = d.path().join("hlsys.toml");
+    let text = format!("stacks_dir = \"{}\"\n", d.path().join("tree").display());
+    write(d.path(), "hlsys.toml", common::trusting_runner(&text));
+    let sock_path = d.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let o = Command::new(HLSYS)
+        .arg("--config")
+        .arg(&config)
+        .args(["supervise", "apps-leaky"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a missing image must fail the start");
+    sock.set_nonblocking(true).unwrap();
+    let mut sent = String::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        sent.push_str(&String::from_utf8_lossy(&buf[..n]));
+        sent.push('\n');
+    }
+    let printed = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    // The failure is there, with the value hidden (Compose did name the image).
+    assert!(sent.contains("STATUS=failed"), "{sent}\n{printed}");
+    assert!(
+        printed.contains("(hidden)"),
+        "Compose's message was expected, masked:\n{printed}"
+    );
+    assert_clean("STATUS= of supervise apps-leaky", &sent, &c);
+    assert_clean("output of supervise apps-leaky", &printed, &c);
+    let _ = Command::new("docker")
+        .args(["compose", "-p", "apps-leaky", "down"])
+        .output();
+}

@@ -24,6 +24,7 @@ pub mod model;
 pub mod netcheck;
 pub mod paths;
 pub mod prepare;
+pub mod redact;
 pub mod sandbox;
 pub mod source;
 pub mod swarm;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Layer, Model};
+pub use crate::redact::{mask, HIDDEN};
 
 /// The node label a GPU service is constrained to unless `[swarm] gpu_label` says otherwise.
 pub const DEFAULT_GPU_LABEL: &str = "hlsys.gpu";
@@ -226,9 +227,6 @@ pub fn waves(model: &Model, layer: &Layer) -> Vec<Vec<String>> {
     out
 }
 
-/// Placeholder for a value hidden from reports.
-pub const HIDDEN: &str = "(hidden)";
-
 /// A document fit for printing: every `environment` value hidden, and every other string
 /// with a value of the stack's env files in it masked. Compose has already interpolated
 /// those values everywhere, and no report may carry them. Values under 4 characters are
@@ -265,20 +263,6 @@ fn mask_strings(v: &mut serde_json::Value, env_values: &[String]) {
         Value::Object(o) => o.values_mut().for_each(|x| mask_strings(x, env_values)),
         _ => {}
     }
-}
-
-/// `text` with every env value of 4 characters or more replaced by [`HIDDEN`].
-pub fn mask(text: &str, env_values: &[String]) -> String {
-    let mut out = text.to_string();
-    let mut values: Vec<&String> = env_values.iter().filter(|v| v.chars().count() >= 4).collect();
-    // Longest first, so a value containing another is masked whole.
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    for v in values {
-        if out.contains(v.as_str()) {
-            out = out.replace(v.as_str(), HIDDEN);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

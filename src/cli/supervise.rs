@@ -57,16 +57,17 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(fail(&format!("stack {} cannot be started: {why}", args.stack)));
     };
-    if args.prepare {
-        return match crate::prepare::run(stack, model.config.max_parallel_pulls) {
-            Ok(code) => Ok(code),
-            Err(e) => Ok(fail(&format!("{}: {e:#}", stack.id))),
-        };
-    }
-    match crate::supervise::run(stack, mode) {
-        Ok(code) => Ok(code),
-        Err(e) => Ok(fail(&format!("{}: {e:#}", stack.id))),
-    }
+    let result = if args.prepare {
+        crate::prepare::run(stack, model.config.max_parallel_pulls)
+    } else {
+        crate::supervise::run(stack, mode)
+    };
+    // Errors may carry Docker's or Compose's words (container and image names, which may
+    // be interpolated from env files): masked before STATUS= and the journal.
+    result.or_else(|e| {
+        let hide = crate::redact::env_values(&stack.env_files);
+        Ok(fail(&crate::redact::mask(&format!("{}: {e:#}", stack.id), &hide)))
+    })
 }
 
 /// Stopping must not need a healthy tree: when the stack's model cannot be built, its
