@@ -415,11 +415,9 @@ mod tests {
     }
 
     #[test]
-    fn billion_laughs_is_refused_fast() {
-        let t = std::time::Instant::now();
+    fn billion_laughs_is_refused() {
         let e = parse(&laughs(9, 10)).unwrap_err();
         assert!(e.message.contains("excessive aliasing"), "{e}");
-        assert!(t.elapsed().as_millis() < 500, "{:?}", t.elapsed());
         // Flat: many aliases of one big list.
         // Within the node budget, but 99.01 % of the nodes come from aliases.
         let mut flat = format!("big: &b [{}]\n", vec!["x"; 300].join(", "));
@@ -432,10 +430,8 @@ mod tests {
 
     #[test]
     fn huge_documents_are_refused_by_node_count() {
-        let t = std::time::Instant::now();
         let flat = format!("x: [{}]\n", vec!["1"; MAX_NODES as usize + 10].join(","));
         assert!(parse(&flat).unwrap_err().message.contains("nodes"));
-        assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
     }
 
     #[test]
@@ -459,8 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_refused_fast() {
-        let t = std::time::Instant::now();
+    fn deep_nesting_is_refused() {
         let deep = format!("{}{}", "[".repeat(80_000), "]".repeat(80_000));
         assert!(parse(&deep).is_err());
         let deep = format!("a: {}x{}", "[".repeat(140), "]".repeat(140));
@@ -468,7 +463,6 @@ mod tests {
         assert!(e.message.contains("nesting"), "{e}");
         let block: String = (0..5000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         assert!(parse(&block).is_err());
-        assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
         let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert!(parse(&ok).is_ok());
     }
@@ -533,11 +527,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
         #[test]
-        fn deep_or_aliased_documents_are_refused_fast(depth in 100usize..3000, width in 2usize..20) {
-            let t = std::time::Instant::now();
+        // Neither panics nor overflows the stack, whatever the depth or fan-out. How fast
+        // they are refused is the benchmark's business (benches/), not a wall-clock assert.
+        fn deep_or_aliased_documents_never_panic(depth in 100usize..3000, width in 2usize..20) {
             let _ = parse(&format!("a: {}x{}", "[".repeat(depth), "]".repeat(depth)));
             let _ = parse(&laughs(8, width));
-            prop_assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
         }
     }
 
