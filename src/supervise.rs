@@ -85,7 +85,7 @@ pub(crate) fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
 }
 
 /// `docker` with the cleaned environment every Compose run gets (see [`PASS_ENV`]).
-fn docker_cli() -> tokio::process::Command {
+pub(crate) fn docker_cli() -> tokio::process::Command {
     let mut c = tokio::process::Command::new("docker");
     c.env_clear();
     for k in PASS_ENV {

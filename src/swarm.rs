@@ -24,9 +24,6 @@ use crate::swarm_adjust::{adjust, Placement};
 use crate::swarm_core::{digest, held_back, mask, redact, waves, DIGEST_LABEL};
 use crate::swarm_state::{node_names, stack_services, ServiceState};
 
-/// Environment passed to `docker`: the rest is cleared so no variable of the caller can
-/// reach Compose's interpolation (as `hlsys supervise` does).
-const PASS_ENV: &[&str] = &["PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT"];
 const POLL: Duration = Duration::from_secs(1);
 
 /// One stack ready for `docker stack deploy`.
@@ -46,19 +43,11 @@ pub struct Prepared {
     pub gpu_services: Vec<String>,
 }
 
-/// A `docker` command with a cleaned environment.
+/// A `docker` command with the same cleaned environment as `hlsys supervise`'s (no
+/// variable of the caller reaches Compose's interpolation; the TLS and proxy settings of
+/// a remote engine do).
 fn docker_cmd() -> tokio::process::Command {
-    let mut c = tokio::process::Command::new("docker");
-    c.env_clear();
-    for k in PASS_ENV {
-        if let Some(v) = std::env::var_os(k) {
-            c.env(k, v);
-        }
-    }
-    if std::env::var_os("PATH").is_none() {
-        c.env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    }
-    c
+    crate::supervise::docker_cli()
 }
 
 /// The values of the stack's env files, to keep them out of every report.
