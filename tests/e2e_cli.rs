@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::process::ExitStatus;
 use std::time::Instant;
 
 use common::{repo_path, require_root_and, Machine};
@@ -22,29 +21,7 @@ fn prerequisites() -> bool {
     require_root_and(&["systemd-nspawn", "nsenter", "docker", "dockerd"])
 }
 
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(self, what: &str) -> Out {
-        assert!(
-            self.status.success(),
-            "{what} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n--- stderr ---\n{}", self.stdout, self.stderr))
-    }
-}
+use common::Out;
 
 /// A booted machine with hlsys, the generator, the config and the tree installed, and
 /// no systemctl.

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::ExitStatus;
 use std::time::Instant;
 
 use common::{repo_path, require_root_and, Machine};
@@ -19,24 +18,7 @@ fn prerequisites() -> bool {
     require_root_and(&["systemd-nspawn", "nsenter", "docker", "dockerd", "pkcheck", "runuser"])
 }
 
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(self, what: &str) -> Out {
-        assert!(
-            self.status.success(),
-            "{what} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
+use common::Out;
 
 struct Lab {
     m: Machine,

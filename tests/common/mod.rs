@@ -237,3 +237,29 @@ pub fn trust_runner(config: &mut hlsys::config::Config) {
     config.trust.owner = Some(nix::unistd::geteuid().as_raw());
     config.trust.group = Some(nix::unistd::getegid().as_raw());
 }
+
+/// A command's result in the e2e tests (e2e_cli, e2e_polkit).
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts success, showing both streams when it failed.
+    pub fn ok(self, what: &str) -> Out {
+        assert!(
+            self.status.success(),
+            "{what} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n--- stderr ---\n{}", self.stdout, self.stderr))
+    }
+}
