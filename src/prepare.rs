@@ -41,10 +41,28 @@ const EXTEND_BY: Duration = Duration::from_secs(60);
 /// STATUS= at most this often while pulling: progress lines come many per second.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 
+/// How a stack's missing images are pulled: `max_parallel_pulls` (0: by Compose at the
+/// stack's turn, no slots) and the stack's rank in the start order for the slots (its
+/// layer's depth, see crate::pull_slots).
+#[derive(Debug, Clone, Copy)]
+pub struct Pulls {
+    pub max: u32,
+    pub rank: u32,
+}
+
+impl Pulls {
+    pub fn of(model: &crate::model::Model, stack: &Stack) -> Pulls {
+        Pulls {
+            max: model.config.max_parallel_pulls,
+            rank: model.layer_depth(&stack.layer),
+        }
+    }
+}
+
 /// Runs the preparation; `max_parallel_pulls` 0 turns it off (each stack then pulls and
 /// creates at its own turn, in `compose up`).
-pub fn run(stack: &Stack, max_parallel_pulls: u32) -> Result<ExitCode> {
-    if max_parallel_pulls == 0 {
+pub fn run(stack: &Stack, pulls: Pulls) -> Result<ExitCode> {
+    if pulls.max == 0 {
         sd_status("not prepared: max_parallel_pulls = 0 (pulls and creation happen at the stack's start)");
         return Ok(ExitCode::SUCCESS);
     }
@@ -53,16 +71,8 @@ pub fn run(stack: &Stack, max_parallel_pulls: u32) -> Result<ExitCode> {
         sd_status("creating containers");
         let first = create(stack, &["create", "--pull", "never"], None).await;
         let docker = crate::docker::connect().await?;
-        if first.is_err() {
-            eprintln!("looking for missing images");
-            let missing = missing_images(stack, &docker).await?;
-            if missing.is_empty() {
-                first?;
-            }
-            let _slot = pull_slot(missing.len(), max_parallel_pulls).await?;
-            sd_status(&format!("pulling 0/{} images", missing.len()));
-            let mut progress = PullProgress::new(&stack.services);
-            create(stack, &["create"], Some(&mut progress)).await?;
+        if first.is_err() && !pull_missing(stack, &docker, pulls).await? {
+            first?;
         }
         let n = crate::docker::compose_containers(&docker, Some(&stack.project))
             .await?
@@ -70,6 +80,24 @@ pub fn run(stack: &Stack, max_parallel_pulls: u32) -> Result<ExitCode> {
         sd_status(&format!("prepared: {n} containers created"));
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// After a `--pull never` that failed: pulls the stack's missing images under a pull slot
+/// and creates its containers (`docker compose create`, each service's own
+/// `pull_policy`), with progress on STATUS=. False when no image is missing: the failure
+/// had another cause, for the caller to report. Used by the preparation unit and by the
+/// supervisor of a stack that has none (hlsys_core::prepare::has_unit).
+pub async fn pull_missing(stack: &Stack, docker: &Docker, pulls: Pulls) -> Result<bool> {
+    eprintln!("looking for missing images");
+    let missing = missing_images(stack, docker).await?;
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let _slot = pull_slot(missing.len(), pulls).await?;
+    sd_status(&format!("pulling 0/{} images", missing.len()));
+    let mut progress = PullProgress::new(&stack.services);
+    create(stack, &["create"], Some(&mut progress)).await?;
+    Ok(true)
 }
 
 /// The stack's images (as Compose resolves them, with its env files) that Docker does
@@ -108,10 +136,11 @@ async fn missing_images(stack: &Stack, docker: &Docker) -> Result<Vec<String>> {
 
 /// Waits for a pull slot as long as other stacks hold them all: they are pulls, each
 /// bounded by its own timeout.
-async fn pull_slot(missing: usize, max_parallel_pulls: u32) -> Result<pull_slots::Slot> {
+async fn pull_slot(missing: usize, pulls: Pulls) -> Result<pull_slots::Slot> {
+    let max_parallel_pulls = pulls.max;
     let mut last_status = Instant::now() - STATUS_EVERY;
     let waited = Instant::now();
-    pull_slots::acquire(SLOTS_DIR.as_ref(), max_parallel_pulls, || {
+    pull_slots::acquire(SLOTS_DIR.as_ref(), max_parallel_pulls, pulls.rank, || {
         if last_status.elapsed() >= STATUS_EVERY {
             last_status = Instant::now();
             sd_status(&format!(

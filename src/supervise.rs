@@ -254,7 +254,8 @@ fn forward_progress(line: &str) {
 async fn up(
     stack: &Stack,
     docker: &Docker,
-    mut on_ready: impl FnMut(&[bollard::models::ContainerSummary]),
+    extra: &[&str],
+    on_ready: &mut impl FnMut(&[bollard::models::ContainerSummary]),
 ) -> Result<()> {
     let mut events = Box::pin(project_events(docker, &stack.project, &unix_now()));
     let mut events_open = true;
@@ -262,13 +263,16 @@ async fn up(
     // The unit's TimeoutStartSec (the generator wrote the same value).
     let start_timeout = Duration::from_secs(stack.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC));
     status("starting: docker compose up");
-    let mut child = compose(stack, &["up", "--detach", "--wait", "--remove-orphans"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot run `docker compose` (is docker with the compose v2 plugin installed?)")?;
+    let mut child = compose(
+        stack,
+        &[&["up", "--detach", "--wait", "--remove-orphans"], extra].concat(),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()
+    .context("cannot run `docker compose` (is docker with the compose v2 plugin installed?)")?;
     let mut rx = output_lines(&mut child);
     let mut tick = tokio::time::interval(PROGRESS_TICK.min(start_timeout / 2));
     let mut moved = false;
@@ -326,6 +330,33 @@ async fn up(
             }
         }
     }
+}
+
+/// The start: `compose up`. With pull slots (`max_parallel_pulls` > 0) it runs with
+/// `--pull never`: an image that is present is never pulled at boot (no surprise update;
+/// newer tags are pulled by hand), and the containers the preparation unit created are only
+/// started. An image that is missing after all (a stack with no preparation unit, see
+/// hlsys_core::prepare::has_unit, or an image removed since) is pulled under a slot, as a
+/// preparation would, then `up` runs again; a failure with every image present is
+/// reported as is. Compose fails such an `up` while creating, before it starts anything.
+async fn start(
+    stack: &Stack,
+    docker: &Docker,
+    pulls: crate::prepare::Pulls,
+    mut on_ready: impl FnMut(&[bollard::models::ContainerSummary]),
+) -> Result<()> {
+    if pulls.max == 0 {
+        // The serialized path: Compose pulls at the stack's turn, each service's pull_policy.
+        return up(stack, docker, &[], &mut on_ready).await;
+    }
+    let never = ["--pull", "never"];
+    let Err(first) = up(stack, docker, &never, &mut on_ready).await else {
+        return Ok(());
+    };
+    if !crate::prepare::pull_missing(stack, docker, pulls).await? {
+        return Err(first);
+    }
+    up(stack, docker, &never, &mut on_ready).await
 }
 
 /// ExecStop's first step: SIGTERM to the supervisor (MAINPID), then wait, bounded, until it
@@ -491,7 +522,7 @@ pub enum Mode {
     Cleanup,
 }
 
-pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
+pub fn run(stack: &Stack, mode: Mode, pulls: crate::prepare::Pulls) -> Result<ExitCode> {
     let rt = crate::docker::runtime()?;
     rt.block_on(async {
         match mode {
@@ -529,7 +560,7 @@ pub fn run(stack: &Stack, mode: Mode) -> Result<ExitCode> {
         tokio::select! {
             biased;
             _ = term.recv() => return Ok(ExitCode::SUCCESS),
-            r = up(stack, &docker, on_ready) => r?,
+            r = start(stack, &docker, pulls, on_ready) => r?,
         }
         let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;

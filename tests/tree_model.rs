@@ -406,6 +406,21 @@ fn layer_order_follows_after_and_requires() {
         (c.after.as_slice(), c.requires.as_slice()),
         (&["b".to_string()][..], &["a".to_string()][..])
     );
+    // Depth, for the pull slots: the longest chain before a layer, not its position.
+    t.config(&format!(
+        "{BASE}[layers.c]\nafter = [\"b\"]\nrequires = [\"a\"]\n[layers.b]\nafter = [\"a\"]\n[layers.a]\n[layers.d]\n"
+    ));
+    t.stack("d/x", SIMPLE);
+    let m = t.build();
+    let depth: Vec<(&str, u32)> = m
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), m.layer_depth(&l.name)))
+        .collect();
+    assert_eq!(depth.len(), 4, "{depth:?}");
+    for (layer, want) in [("a", 0), ("b", 1), ("c", 2), ("d", 0)] {
+        assert!(depth.contains(&(layer, want)), "{layer} not at depth {want}: {depth:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------

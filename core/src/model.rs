@@ -144,6 +144,28 @@ impl Model {
         self.layers.iter().find(|l| l.name == name)
     }
 
+    /// How many layers come before `layer` in the start order: 0 for a layer ordered after
+    /// none, else one more than the deepest of those it is ordered after. Pull slots go to
+    /// lower depths first (src/pull_slots.rs).
+    pub fn layer_depth(&self, layer: &str) -> u32 {
+        let mut depth: BTreeMap<&str, u32> = BTreeMap::new();
+        // `layers` is in start order: a layer's dependencies come before it.
+        for l in &self.layers {
+            let d = l
+                .after
+                .iter()
+                .chain(&l.requires)
+                .map(|dep| depth.get(dep.as_str()).map_or(1, |d| d + 1))
+                .max()
+                .unwrap_or(0);
+            depth.insert(&l.name, d);
+            if l.name == layer {
+                return d;
+            }
+        }
+        0
+    }
+
     /// `homelab.target`
     pub fn root_target(&self) -> String {
         format!("{}.target", self.config.unit_prefix)

@@ -191,7 +191,12 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
     for (l, stacks) in &sel.layers {
         names.push(crate::model::layer_target(prefix, l));
         names.extend(stacks.iter().map(|s| s.unit.clone()));
-        names.extend(stacks.iter().map(|s| hlsys_core::prepare::unit_name(prefix, &s.id)));
+        names.extend(
+            stacks
+                .iter()
+                .filter(|s| hlsys_core::prepare::stack_has_unit(model, s))
+                .map(|s| hlsys_core::prepare::unit_name(prefix, &s.id)),
+        );
     }
     names.extend(sel.units.iter().cloned());
     let projects: Vec<String> = sel

@@ -57,10 +57,11 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(fail(&format!("stack {} cannot be started: {why}", args.stack)));
     };
+    let pulls = crate::prepare::Pulls::of(&model, stack);
     let result = if args.prepare {
-        crate::prepare::run(stack, model.config.max_parallel_pulls)
+        crate::prepare::run(stack, pulls)
     } else {
-        crate::supervise::run(stack, mode)
+        crate::supervise::run(stack, mode, pulls)
     };
     // Errors may carry Docker's or Compose's words (container and image names, which may
     // be interpolated from env files): masked before STATUS= and the journal.
