@@ -43,11 +43,25 @@ const WANTED: [&str; 4] = [
     "homelab-genai-webui.service",
     "homelab-genai-embed.service",
 ];
-/// The chain the tree starts along: (project, unit, health delay in s).
-const CHAIN: [(&str, &str, f64); 3] = [
-    ("panel", WANTED[0], 3.0),
-    ("database", WANTED[1], 4.0),
-    ("genai-webui", WANTED[2], 3.0),
+/// The chain the tree starts along: (project, unit, health delay in s, image).
+const CHAIN: [(&str, &str, f64, &str); 3] = [
+    ("panel", WANTED[0], 3.0, "panel"),
+    ("database", WANTED[1], 4.0, "database"),
+    ("genai-webui", WANTED[2], 3.0, "genai"),
+];
+/// The containers of each layer of the chain, as the Docker floor starts them (genai's
+/// two stacks start together, as their units do).
+const FLOOR_LAYERS: [&str; 3] = [
+    "panel-httpd-1,panel-status-1",
+    "database-postgres-1,database-qdrant-1",
+    "genai-webui-webui-1,genai-embed-embed-1",
+];
+/// (project, directory under /srv/compose) of every wanted stack.
+const PROJECTS: [(&str, &str); 4] = [
+    ("panel", "panel"),
+    ("database", "database"),
+    ("genai-webui", "genai/webui"),
+    ("genai-embed", "genai/embed"),
 ];
 
 /// Each connection's download rate through the proxy, bytes/s.
@@ -92,10 +106,12 @@ done
 "#;
 
 fn start_registry_and_push(m: &Machine) {
-    m.copy_in(
-        repo_path("tests/harness/slow-proxy.py"),
-        "/usr/local/lib/hlsys-e2e/slow-proxy.py",
-    );
+    for script in ["slow-proxy.py", "docker-floor.py"] {
+        m.copy_in(
+            repo_path(&format!("tests/harness/{script}")),
+            &format!("/usr/local/lib/hlsys-e2e/{script}"),
+        );
+    }
     let mut args = vec![
         "bash".to_string(),
         "-c".into(),
@@ -185,15 +201,16 @@ fn start_and_measure(m: &Machine) -> (f64, String) {
 }
 
 /// Per layer of the chain, in ms from the start: the preparation (pull and create) from
-/// its start to its end; the stack's main process started (after the previous layer was
-/// ready and its preparation done); its first container started; its last healthy; the
-/// unit ready.
+/// its start to its end (`-`: the stack has no preparation unit, its supervisor prepares);
+/// its image pulled (Docker's `pull` event; `-`: present); the stack's main process
+/// started (after the previous layer was ready and its preparation done); its first
+/// container started; its last healthy; the unit ready.
 fn breakdown(m: &Machine, evs: &[Event], t0: u64, offset: i64) -> String {
     let at = |unit: &str, prop: &str| (show_u64(m, unit, prop) as f64 - t0 as f64) / 1000.0;
     let mono = |ns: i64| ((ns - offset) as f64 / 1000.0 - t0 as f64) / 1000.0;
     let since = t0 as i64 * 1000 + offset;
     let mut rows = String::new();
-    for (project, unit, delay) in CHAIN {
+    for (project, unit, delay, image) in CHAIN {
         let prep = unit.replace(".service", "-prepare.service");
         let mine = |action: &str| {
             evs.iter()
@@ -203,12 +220,25 @@ fn breakdown(m: &Machine, evs: &[Event], t0: u64, offset: i64) -> String {
         };
         let started = mine("start").into_iter().fold(f64::MAX, f64::min);
         let healthy = mine("health_status: healthy").into_iter().fold(0.0, f64::max);
+        // Docker names the image without its tag in a pull event's attributes.
+        let reference = format!("{PULL_FROM}/{image}");
+        let pulled = evs
+            .iter()
+            .find(|e| e.ns >= since && e.kind == "image" && e.action == "pull" && e.name == reference)
+            .map_or("     -".to_string(), |e| format!("{:>6.0}", mono(e.ns)));
         // The preparation is "active" when it is done (RemainAfterExit); when the units
         // are off (max_parallel_pulls = 0) it ends at once.
+        let prepare = if show(m, &prep, "LoadState") == "loaded" {
+            format!(
+                "{:>6.0}..{:>6.0}",
+                at(&prep, "ExecMainStartTimestampMonotonic"),
+                at(&prep, "ActiveEnterTimestampMonotonic")
+            )
+        } else {
+            format!("{:>14}", "-")
+        };
         rows += &format!(
-            "  {project:<12} prepare {:>6.0}..{:>6.0}  exec {:>6.0}  first start {:>6.0}  healthy {:>6.0} (delay {:>4.0})  ready {:>6.0}\n",
-            at(&prep, "ExecMainStartTimestampMonotonic"),
-            at(&prep, "ActiveEnterTimestampMonotonic"),
+            "  {project:<12} prepare {prepare}  pulled {pulled}  exec {:>6.0}  first start {:>6.0}  healthy {:>6.0} (delay {:>4.0})  ready {:>6.0}\n",
             at(unit, "ExecMainStartTimestampMonotonic"),
             started,
             healthy,
@@ -236,12 +266,50 @@ fn registry_requests(m: &Machine) -> usize {
         .count()
 }
 
-/// The journal of every stack's preparation unit, one after the other.
+/// The journal of every stack's preparation unit and of every stack unit (a stack with no
+/// preparation unit prepares in its own start), one after the other.
 fn prepare_journals(m: &Machine) -> String {
     WANTED
         .iter()
-        .map(|u| journal(m, &u.replace(".service", "-prepare.service")))
+        .flat_map(|u| [journal(m, &u.replace(".service", "-prepare.service")), journal(m, u)])
         .collect()
+}
+
+/// The Docker floor of the chain (tests/harness/docker-floor.py): every stack's containers
+/// created by `docker compose create`, then each layer's started over the Engine API the
+/// moment the layer before is healthy, with nothing of systemd, hlsys or Compose on the
+/// way. Returns its seconds and its per-layer rows; removes the containers again.
+fn docker_floor(m: &Machine) -> (f64, String) {
+    for (project, dir) in PROJECTS {
+        m.exec_ok(&[
+            "sh",
+            "-c",
+            &format!("cd /srv/compose/{dir} && docker compose -p {project} create --pull never"),
+        ]);
+    }
+    let mut args = vec!["python3", "/usr/local/lib/hlsys-e2e/docker-floor.py"];
+    args.extend(FLOOR_LAYERS);
+    let out = m.exec_ok(&args);
+    for (project, dir) in PROJECTS {
+        m.exec_ok(&[
+            "sh",
+            "-c",
+            &format!("cd /srv/compose/{dir} && docker compose -p {project} down"),
+        ]);
+    }
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("floor output {out:?}: {e}"));
+    let secs = v["seconds"].as_f64().expect("seconds");
+    let mut rows = String::new();
+    for (layer, r) in FLOOR_LAYERS.iter().zip(v["layers"].as_array().expect("layers")) {
+        let ms = |i: usize| r[i].as_f64().unwrap_or_default() * 1000.0;
+        rows += &format!(
+            "  {layer:<40} start called {:>6.0}  answered {:>6.0}  healthy {:>6.0}\n",
+            ms(0),
+            ms(1),
+            ms(2)
+        );
+    }
+    (secs, rows)
 }
 
 #[test]
@@ -326,6 +394,13 @@ fn first_boot(m: &Machine, t0: Instant) {
         took / serial,
     );
     assert_order(&events(m), since);
+    // The first layer waits for nothing: no preparation unit, its supervisor pulled.
+    assert_eq!(show(m, "homelab-panel-prepare.service", "LoadState"), "not-found");
+    let panel = journal(m, WANTED[0]);
+    assert!(
+        panel.contains("looking for missing images") && panel.contains("pulling "),
+        "panel's supervisor did not pull its missing image:\n{panel}"
+    );
     let prep = prepare_journals(m);
     assert!(
         prep.contains("waiting for a pull slot"),
@@ -345,14 +420,22 @@ fn first_boot(m: &Machine, t0: Instant) {
 
 fn second_start_pulls_nothing(m: &Machine, t0: Instant) {
     stop_all(m);
+    // What Docker alone takes for this chain, on this machine, right before.
+    let (floor, floor_rows) = docker_floor(m);
     let since = now_ns(m);
     let requests = registry_requests(m);
     let (took, rows) = start_and_measure(m);
     let health: f64 = CHAIN.iter().map(|c| c.2).sum();
     eprintln!(
         "MEASURE start-to-ready (images present, containers created by the preparation units): {took:.2} s; critical \
-         path {health:.1} s; ratio {:.3} (target <= 1.10)\n  per layer, ms from the start:\n{rows}",
-        took / health
+         path {health:.1} s; ratio {:.3} (target <= 1.10)\n  per layer, ms from the start:\n{rows}\
+         MEASURE Docker floor of the same chain (containers created, each layer started over the Engine API the moment \
+         the one before is healthy; no systemd, hlsys or Compose): {floor:.2} s; ratio {:.3} to the critical path; \
+         hlsys's start-to-ready is {:.3} x the floor ({:+.0} ms)\n  per layer, ms from the first start call:\n{floor_rows}",
+        took / health,
+        floor / health,
+        took / floor,
+        (took - floor) * 1000.0,
     );
     let evs = events(m);
     let pulls: Vec<&Event> = evs

@@ -225,12 +225,20 @@ fn measure_start(m: &Machine) -> f64 {
     for (project, unit, delay) in CHAIN {
         let exec = show_u64(m, unit, "ExecMainStartTimestampMonotonic");
         let active = show_u64(m, unit, "ActiveEnterTimestampMonotonic");
-        // The stack's preparation (create: the images are present), off the chain.
+        // The stack's preparation (create: the images are present), off the chain; `-`:
+        // the stack waits for nothing and has none (its start creates).
         let prep = unit.replace(".service", "-prepare.service");
-        let prepared = ms(
-            show_u64(m, &prep, "ExecMainStartTimestampMonotonic"),
-            show_u64(m, &prep, "ActiveEnterTimestampMonotonic"),
-        );
+        let prepared = if show(m, &prep, "LoadState") == "loaded" {
+            format!(
+                "{:>5.0}",
+                ms(
+                    show_u64(m, &prep, "ExecMainStartTimestampMonotonic"),
+                    show_u64(m, &prep, "ActiveEnterTimestampMonotonic"),
+                )
+            )
+        } else {
+            format!("{:>5}", "-")
+        };
         let since = (t0 as i64) * 1000 + offset;
         let mine: Vec<&Event> = evs
             .iter()
@@ -249,7 +257,7 @@ fn measure_start(m: &Machine) -> f64 {
             .max()
             .expect("healthy");
         rows += &format!(
-            "  {project:<12} (prepare {prepared:>5.0})  dispatch {:>6.0}  up {:>6.0}  health {:>6.0} (delay {:>4.0})  wait+ready {:>6.0}  layer {:>6.0}\n",
+            "  {project:<12} (prepare {prepared})  dispatch {:>6.0}  up {:>6.0}  health {:>6.0} (delay {:>4.0})  wait+ready {:>6.0}  layer {:>6.0}\n",
             ms(prev, exec),
             ms(exec, started),
             ms(started, healthy),
