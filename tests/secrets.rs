@@ -275,21 +275,37 @@ fn compose_output_is_masked() {
     write(d.path(), "hlsys.toml", common::trusting_runner(&text));
     let sock_path = d.path().join("notify");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    let o = Command::new(HLSYS)
-        .arg("--config")
-        .arg(&config)
-        .args(["supervise", "apps-leaky"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .output()
+    // Read as systemd would, while it runs: a socket nobody reads fills up (a dozen
+    // datagrams) and blocks the sender.
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))
         .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (o, sent) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut sent = String::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match sock.recv(&mut buf) {
+                    Ok(n) => {
+                        sent.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        sent.push('\n');
+                    }
+                    Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return sent,
+                    Err(_) => {}
+                }
+            }
+        });
+        let o = Command::new(HLSYS)
+            .arg("--config")
+            .arg(&config)
+            .args(["supervise", "apps-leaky"])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .output()
+            .unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (o, reader.join().unwrap())
+    });
     assert!(!o.status.success(), "a missing image must fail the start");
-    sock.set_nonblocking(true).unwrap();
-    let mut sent = String::new();
-    let mut buf = vec![0u8; 65536];
-    while let Ok(n) = sock.recv(&mut buf) {
-        sent.push_str(&String::from_utf8_lossy(&buf[..n]));
-        sent.push('\n');
-    }
     let printed = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
     // The failure is there, with the value hidden (Compose did name the image).
     assert!(sent.contains("STATUS=failed"), "{sent}\n{printed}");
