@@ -259,12 +259,12 @@ pub const COMPOSE_REMEDY: &str = "install the Docker Compose v2 plugin: `apt ins
 (with Docker's apt repository and docker-ce), `apt install docker-compose` on Debian 13 or later, \
 `apt install docker-compose-v2` on Ubuntu; Debian 12's docker-compose is v1 and will not do";
 
-/// `docker compose version`: the one place hlsys runs the docker CLI, since the plugin
-/// is what the units run.
+/// `docker compose version`, through the binary the units run (crate::compose_cli: the
+/// plugin itself, or `docker compose`).
 async fn compose_version() -> CheckResult {
     let remedy = COMPOSE_REMEDY;
-    let run = tokio::process::Command::new("docker")
-        .args(["compose", "version"])
+    let run = crate::compose_cli::command(crate::compose_cli::runner())
+        .arg("version")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();

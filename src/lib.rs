@@ -12,6 +12,7 @@ pub use hlsys_core::{
 
 pub mod check;
 pub mod cli;
+pub mod compose_cli;
 pub mod docker;
 pub mod gpu;
 pub mod health;

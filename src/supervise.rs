@@ -57,12 +57,11 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const PROGRESS_TICK: Duration = Duration::from_secs(5);
 const EXTEND_BY: Duration = Duration::from_secs(30);
 
-/// `compose --project-name … --project-directory … --file … --env-file …` for a stack:
+/// Compose's `--project-name … --project-directory … --file … --env-file …` for a stack:
 /// the same project, directory, files and env files (in precedence order) as the model.
 pub fn compose_args(stack: &Stack) -> Vec<String> {
     let mut a = vec![
-        "compose".to_string(),
-        "--project-name".into(),
+        "--project-name".to_string(),
         stack.project.clone(),
         "--project-directory".into(),
         stack.dir.to_string_lossy().into_owned(),
@@ -79,7 +78,7 @@ pub fn compose_args(stack: &Stack) -> Vec<String> {
 }
 
 pub(crate) fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
-    let mut c = docker_cli();
+    let mut c = compose_cli();
     c.args(compose_args(stack)).args(sub).current_dir(&stack.dir);
     c
 }
@@ -87,6 +86,19 @@ pub(crate) fn compose(stack: &Stack, sub: &[&str]) -> tokio::process::Command {
 /// `docker` with the cleaned environment every Compose run gets (see [`PASS_ENV`]).
 pub(crate) fn docker_cli() -> tokio::process::Command {
     let mut c = tokio::process::Command::new("docker");
+    clean_env(&mut c);
+    c
+}
+
+/// Compose v2 (crate::compose_cli: the plugin binary, or `docker compose`) with the same
+/// cleaned environment; the next arguments are Compose's own.
+pub(crate) fn compose_cli() -> tokio::process::Command {
+    let mut c = crate::compose_cli::command(crate::compose_cli::runner());
+    clean_env(&mut c);
+    c
+}
+
+fn clean_env(c: &mut tokio::process::Command) {
     c.env_clear();
     for k in PASS_ENV {
         if let Some(v) = std::env::var_os(k) {
@@ -98,7 +110,6 @@ pub(crate) fn docker_cli() -> tokio::process::Command {
     }
     // Compose's own progress output, one line per event: readable in the journal.
     c.env("COMPOSE_PROGRESS", "plain").env("COMPOSE_ANSI", "never");
-    c
 }
 
 fn sd(states: &[NotifyState]) {
@@ -396,8 +407,8 @@ pub async fn down(stack: &Stack) -> Result<()> {
 /// project label. It runs in `/`, where no compose file is, because in the stack's
 /// directory Compose would load the very files that are broken.
 pub async fn down_project(project: &str) -> Result<()> {
-    let st = docker_cli()
-        .args(["compose", "--project-name", project, "down"])
+    let st = compose_cli()
+        .args(["--project-name", project, "down"])
         .current_dir("/")
         .stdin(Stdio::null())
         .status()

@@ -58,9 +58,9 @@ fn env_values(stack: &Stack) -> Vec<String> {
 /// `docker compose config --format json` in the stack directory, no `-f` (Compose picks
 /// the files), with the stack's env files: the project exactly as Compose resolves it.
 pub async fn compose_config(stack: &Stack) -> Result<Value> {
-    let mut c = docker_cmd();
+    let mut c = crate::supervise::compose_cli();
     c.current_dir(&stack.dir)
-        .args(["compose", "--project-name", &stack.project, "--project-directory"])
+        .args(["--project-name", &stack.project, "--project-directory"])
         .arg(&stack.dir);
     for f in &stack.env_files {
         c.arg("--env-file").arg(f);
