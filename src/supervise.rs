@@ -1,7 +1,8 @@
 //! `hlsys supervise <stack>`: the main process of each stack unit (Type=notify).
 //!
-//! It runs the real `docker compose` v2 (never a re-implementation): `up --detach --wait`
-//! returns once every service with a healthcheck is healthy and the others run, and only
+//! It runs the real `docker compose` v2 (never a re-implementation; crate::compose_cli says
+//! how it is called): `up --detach --wait` (with `--pull never` when pulls are bounded, see
+//! `start`) returns once every service with a healthcheck is healthy and the others run, and only
 //! then does the unit report READY=1, so a layer target is reached when its stacks are
 //! usable, not merely created. While Compose makes progress (pulling, creating) it
 //! extends the start timeout (EXTEND_TIMEOUT_USEC), so a slow first pull survives
