@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use common::{repo_path, require_root_and, Machine};
 use e2e::{
     all_active, assert_starts_after_healthy, events, idle, journal, mono_us, now_ns, pre_boot, realtime_offset_ns,
-    show, show_u64, states, timed, wait_for, with_diagnostics, Event,
+    show, show_u64, states, timed, wait_for, with_diagnostics, Event, HOMELAB_JOURNAL,
 };
 
 const TREE: &str = "tests/fixtures/trees/supervise";
@@ -321,17 +321,7 @@ fn first_boot_pulls_in_parallel_and_starts_in_order() {
     let pre = pre_boot(TREE, false, &[]);
     let m = Machine::start("hlsys-e2e-prepare", Some(&pre));
     let extra: [&[&str]; 3] = [
-        &[
-            "journalctl",
-            "-b",
-            "--no-pager",
-            "-o",
-            "short-precise",
-            "-n",
-            "300",
-            "-u",
-            "homelab*",
-        ],
+        HOMELAB_JOURNAL,
         &[
             "journalctl",
             "-b",

@@ -39,7 +39,7 @@ use common::{require_root_and, Machine};
 use e2e::{
     all_active, assert_recorder_saw_import, assert_starts_after_healthy, containers, events, first_event, idle,
     journal, mono_us, now_ns, pre_boot, project_containers, realtime_offset_ns, show, show_u64, states, timed,
-    wait_for, with_diagnostics, Event,
+    wait_for, with_diagnostics, Event, HOMELAB_JOURNAL,
 };
 
 const TREE: &str = "tests/fixtures/trees/supervise";
@@ -295,20 +295,7 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
     timed(t0, "binaries built");
     let m = Machine::start("hlsys-e2e-supervise", Some(&pre));
     timed(t0, "booted (stacks started by multi-user.target)");
-    let extra: [&[&str]; 2] = [
-        &[
-            "journalctl",
-            "-b",
-            "--no-pager",
-            "-o",
-            "short-precise",
-            "-n",
-            "300",
-            "-u",
-            "homelab*",
-        ],
-        &["cat", "/run/e2e-docker-events.jsonl"],
-    ];
+    let extra: [&[&str]; 2] = [HOMELAB_JOURNAL, &["cat", "/run/e2e-docker-events.jsonl"]];
     with_diagnostics(&m, &extra, || {
         // 1. Boot: every wanted stack; the GPU stack held back, with its reason.
         m.wait_docker();

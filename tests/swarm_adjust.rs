@@ -9,7 +9,7 @@ mod compose_cli;
 
 use std::path::{Path, PathBuf};
 
-use compose_cli::{compose_available, compose_config_json};
+use compose_cli::{compose_config_json, require_compose};
 use hlsys::swarm_adjust::{adjust, Placement};
 use hlsys::swarm_core::TreeBinds;
 
@@ -51,13 +51,7 @@ fn check(dir: &Path, got: &str, file: &str) {
 
 #[test]
 fn golden_documents() {
-    if !compose_available() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "docker compose is required in CI"
-        );
-        println!("SKIP: docker compose (v2 plugin) not available");
+    if !require_compose() {
         return;
     }
     let mut seen = 0;
@@ -76,12 +70,7 @@ fn golden_documents() {
 /// Where a node advertises a GPU generic resource, GPU services also reserve it.
 #[test]
 fn gpu_generic_resource_reserved_when_advertised() {
-    if !compose_available() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "docker compose is required in CI"
-        );
+    if !require_compose() {
         return;
     }
     let (got, _) = render(&Path::new(FIXTURES).join("gpu"), Some("NVIDIA-GPU"));

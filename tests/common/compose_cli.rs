@@ -27,6 +27,21 @@ pub fn compose_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether a test that needs `docker compose` runs: false, after a SKIP line, when Compose
+/// is missing outside CI; in CI, where such tests must run, a missing Compose panics.
+pub fn require_compose() -> bool {
+    if compose_available() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "docker compose is required in CI"
+    );
+    println!("SKIP: docker compose (v2 plugin) not available");
+    false
+}
+
 /// `docker` with only PATH and HOME: the user's environment must not leak into
 /// interpolation, exactly as hlsys only sees the env files.
 fn clean_command() -> Command {

@@ -96,6 +96,19 @@ ExecStartPost=/usr/local/libexec/e2e-docker-ready
 E2E_EOF
 "#;
 
+/// The hlsys units' journal of this boot, for a test's diagnostics (see [`with_diagnostics`]).
+pub const HOMELAB_JOURNAL: &[&str] = &[
+    "journalctl",
+    "-b",
+    "--no-pager",
+    "-o",
+    "short-precise",
+    "-n",
+    "300",
+    "-u",
+    "homelab*",
+];
+
 /// Runs `body`; if it panics, prints what explains the failure (the commands in
 /// `extra` too) before the machine guard (dropped by the caller afterwards) stops the
 /// machine.

@@ -258,6 +258,24 @@ impl Out {
         self
     }
 
+    /// Asserts the refusal of `hlsys VERB` by systemd/polkit as hlsys words it: exit 1, who
+    /// may (`sudo adduser USER homelab`), and no raw D-Bus error name.
+    pub fn refused(&self, verb: &str) {
+        assert_eq!(self.status.code(), Some(1), "hlsys {verb}: {}", self.stderr);
+        assert!(
+            self.stderr
+                .contains(&format!("hlsys {verb}: permission denied by systemd"))
+                && self.stderr.contains("sudo adduser USER homelab"),
+            "hlsys {verb}: {}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("org.freedesktop."),
+            "no raw D-Bus error: {}",
+            self.stderr
+        );
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n--- stderr ---\n{}", self.stdout, self.stderr))
