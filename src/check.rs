@@ -263,7 +263,7 @@ pub const COMPOSE_REMEDY: &str = "install the Docker Compose v2 plugin: `apt ins
 /// plugin itself, or `docker compose`).
 async fn compose_version() -> CheckResult {
     let remedy = COMPOSE_REMEDY;
-    let run = crate::compose_cli::command(crate::compose_cli::runner())
+    let run = crate::compose_cli::command()
         .arg("version")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -41,9 +41,10 @@ fn config_dir(docker_config: Option<&Path>, home: Option<&Path>) -> Option<PathB
 }
 
 /// Whether the CLI config names extra plugin directories (a config that cannot be read
-/// or parsed counts as naming none: the CLI would fail on it anyway).
+/// or parsed counts as naming none: the CLI would fail on it anyway). Read bounded, and
+/// only a regular file: a FIFO there must not hang every stack's start.
 fn has_extra_plugin_dirs(config_dir: &Path) -> bool {
-    std::fs::read(config_dir.join("config.json"))
+    crate::bounded::read(&config_dir.join("config.json"), crate::bounded::CONFIG_CAP)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v.get("cliPluginsExtraDirs").is_some())
@@ -79,9 +80,10 @@ pub fn runner() -> &'static Runner {
     })
 }
 
-/// A command that runs Compose: its next arguments are Compose's own (`up`, `--file`, …).
-pub fn command(runner: &Runner) -> tokio::process::Command {
-    match runner {
+/// A command that runs Compose ([`runner`]): its next arguments are Compose's own (`up`,
+/// `--file`, …).
+pub fn command() -> tokio::process::Command {
+    match runner() {
         Runner::Plugin(p) => tokio::process::Command::new(p),
         Runner::DockerCli => {
             let mut c = tokio::process::Command::new("docker");
@@ -136,6 +138,14 @@ mod tests {
         std::fs::write(cfg.join("config.json"), r#"{"cliPluginsExtraDirs": ["/opt/x"]}"#).unwrap();
         assert_eq!(find(Some(&cfg), Some(&home), &system), Runner::DockerCli);
         std::fs::write(cfg.join("config.json"), r#"{"auths": {}}"#).unwrap();
+        assert!(matches!(find(Some(&cfg), Some(&home), &system), Runner::Plugin(_)));
+        // A FIFO in its place is not read (it would block).
+        std::fs::remove_file(cfg.join("config.json")).unwrap();
+        nix::unistd::mkfifo(
+            &cfg.join("config.json"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
         assert!(matches!(find(Some(&cfg), Some(&home), &system), Runner::Plugin(_)));
     }
 }

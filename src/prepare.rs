@@ -33,7 +33,7 @@ use bollard::Docker;
 use crate::model::Stack;
 use crate::pull_progress::PullProgress;
 use crate::pull_slots::{self, SLOTS_DIR};
-use crate::supervise::{compose, extend_timeout, output_lines, status as sd_status};
+use crate::supervise::{compose, extend_timeout, spawn_lines, status as sd_status};
 
 /// How far a sign of life (a pull moving, a slot still taken by a moving pull) pushes
 /// the start timeout out; only a pull that hangs this long fails the preparation.
@@ -157,14 +157,7 @@ async fn pull_slot(missing: usize, pulls: Pulls) -> Result<pull_slots::Slot> {
 /// on STATUS= too (and the start timeout extended while it moves). The error says which
 /// services could not be pulled and why, never Compose's message (it names images).
 async fn create(stack: &Stack, sub: &[&str], mut pull: Option<&mut PullProgress>) -> Result<()> {
-    let mut child = compose(stack, sub)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot run `docker compose create`")?;
-    let mut lines = output_lines(&mut child);
+    let (mut child, mut lines) = spawn_lines(compose(stack, sub), "`docker compose create`")?;
     let mut last_status = Instant::now();
     let mut no_such_image = false;
     // Compose names images, which may be interpolated from env files: masked.

@@ -94,7 +94,7 @@ pub(crate) fn docker_cli() -> tokio::process::Command {
 /// Compose v2 (crate::compose_cli: the plugin binary, or `docker compose`) with the same
 /// cleaned environment; the next arguments are Compose's own.
 pub(crate) fn compose_cli() -> tokio::process::Command {
-    let mut c = crate::compose_cli::command(crate::compose_cli::runner());
+    let mut c = crate::compose_cli::command();
     clean_env(&mut c);
     c
 }
@@ -224,8 +224,25 @@ fn project_events(
     docker.events(Some(opts))
 }
 
-/// The lines Compose prints on stdout and stderr, as they come.
-pub(crate) fn output_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
+/// `cmd` started with stdin closed and its stdout and stderr piped (killed when dropped),
+/// and the lines it prints on either, as they come; `what` names it in the error.
+pub(crate) fn spawn_lines(
+    mut cmd: tokio::process::Command,
+    what: &str,
+) -> Result<(tokio::process::Child, mpsc::UnboundedReceiver<String>)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {what}"))?;
+    let rx = output_lines(&mut child);
+    Ok((child, rx))
+}
+
+/// The lines a child prints on stdout and stderr, as they come.
+fn output_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
     let (tx, rx) = mpsc::unbounded_channel::<String>();
     for stream in [
         Box::new(child.stdout.take().expect("piped")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
@@ -275,17 +292,13 @@ async fn up(
     // The unit's TimeoutStartSec (the generator wrote the same value).
     let start_timeout = Duration::from_secs(stack.timeout_start_sec.unwrap_or(DEFAULT_TIMEOUT_START_SEC));
     status("starting: docker compose up");
-    let mut child = compose(
-        stack,
-        &[&["up", "--detach", "--wait", "--remove-orphans"], extra].concat(),
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true)
-    .spawn()
-    .context("cannot run `docker compose` (is docker with the compose v2 plugin installed?)")?;
-    let mut rx = output_lines(&mut child);
+    let (mut child, mut rx) = spawn_lines(
+        compose(
+            stack,
+            &[&["up", "--detach", "--wait", "--remove-orphans"], extra].concat(),
+        ),
+        "`docker compose` (is docker with the compose v2 plugin installed?)",
+    )?;
     let mut tick = tokio::time::interval(PROGRESS_TICK.min(start_timeout / 2));
     let mut moved = false;
     let mut last_progress = Instant::now();
@@ -392,13 +405,18 @@ const MAIN_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Brings the stack down (`down`, never `-v`: named volumes hold the data).
 pub async fn down(stack: &Stack) -> Result<()> {
-    let st = compose(stack, &["down"])
+    run_down(compose(stack, &["down"]), "docker compose down").await
+}
+
+/// Runs a `compose … down` to its end; `what` names it in the error.
+async fn run_down(mut cmd: tokio::process::Command, what: &str) -> Result<()> {
+    let st = cmd
         .stdin(Stdio::null())
         .status()
         .await
-        .context("cannot run `docker compose down`")?;
+        .with_context(|| format!("cannot run `{what}`"))?;
     if !st.success() {
-        bail!("docker compose down failed ({st})");
+        bail!("{what} failed ({st})");
     }
     Ok(())
 }
@@ -408,17 +426,9 @@ pub async fn down(stack: &Stack) -> Result<()> {
 /// project label. It runs in `/`, where no compose file is, because in the stack's
 /// directory Compose would load the very files that are broken.
 pub async fn down_project(project: &str) -> Result<()> {
-    let st = compose_cli()
-        .args(["--project-name", project, "down"])
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .status()
-        .await
-        .context("cannot run `docker compose down`")?;
-    if !st.success() {
-        bail!("docker compose -p {project} down failed ({st})");
-    }
-    Ok(())
+    let mut cmd = compose_cli();
+    cmd.args(["--project-name", project, "down"]).current_dir("/");
+    run_down(cmd, &format!("docker compose -p {project} down")).await
 }
 
 /// ExecStop/ExecStopPost of a stack hlsys cannot load any more: stop the main process
