@@ -135,6 +135,16 @@ fn layer_deps(u: &mut Section, n: &Names, layer: &Layer) {
         .merge("After", [wants, requires].concat());
 }
 
+/// What a stack and its preparation both require and come after on the host: Docker, the
+/// networks and, for a GPU stack, the GPU check (a held-back GPU stack creates nothing).
+fn host_requires(n: &Names, s: &Stack) -> Vec<String> {
+    let mut requires = vec!["docker.service".to_string(), n.networks()];
+    if s.gpu {
+        requires.push(n.gpu());
+    }
+    requires
+}
+
 fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<String, BadValue> {
     let dir = s.dir.to_string_lossy();
     let file = s.compose_file.to_string_lossy();
@@ -143,10 +153,7 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     let mut uf = new_unit(&file, &format!("hlsys stack {} (layer {})", s.id, s.layer));
     let u = uf.section("Unit");
     u.set("SourcePath", file.as_ref());
-    let mut requires = vec!["docker.service".to_string(), n.networks()];
-    if s.gpu {
-        requires.push(n.gpu());
-    }
+    let mut requires = host_requires(n, s);
     // Its images pulled and containers created beforehand (crate::prepare) when it has
     // to wait for its turn: only the start is left then.
     if crate::prepare::has_unit(layer, s) {
@@ -218,10 +225,7 @@ fn prepare_unit(model: &Model, n: &Names, s: &Stack) -> String {
     );
     let u = uf.section("Unit");
     u.set("SourcePath", file.as_ref());
-    let mut requires = vec!["docker.service".to_string(), n.networks()];
-    if s.gpu {
-        requires.push(n.gpu());
-    }
+    let requires = host_requires(n, s);
     u.add("Requires", requires.clone()).merge("After", requires);
     u.add("Wants", ["network-online.target"])
         .merge("After", ["network-online.target"]);
