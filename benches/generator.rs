@@ -218,8 +218,8 @@ fn run_once(bin: &Path, config: &Path, out: &Path) -> Run {
 
 fn check_output(out: &Path, expected_units: usize, stacks: usize) {
     let normal = out.join("normal");
-    let text = std::fs::read_to_string(normal.join(hlsys::generator::REPORT_NAME)).expect("report written");
-    let report: hlsys::generator::GeneratorReport = serde_json::from_str(&text).expect("report parses");
+    let text = std::fs::read_to_string(normal.join(hlsys_core::generator::REPORT_NAME)).expect("report written");
+    let report: hlsys_core::generator::GeneratorReport = serde_json::from_str(&text).expect("report parses");
     assert!(
         report.skipped.is_empty(),
         "generator skipped stacks: {:#?}",

@@ -12,7 +12,7 @@ mod synth;
 
 use std::time::{Duration, Instant};
 
-use hlsys::config::Config;
+use hlsys_core::config::Config;
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
@@ -45,14 +45,14 @@ fn main() {
 
         // Correctness first: every stack must make it, or the timing means little.
         let config = Config::load(&tree.config, true).expect("config loads");
-        let model = hlsys::tree::build(config.clone()).expect("model builds");
+        let model = hlsys_core::tree::build(config.clone()).expect("model builds");
         assert!(
             model.errors.is_empty(),
             "synthetic tree has errors: {:#?}",
             model.errors
         );
         assert_eq!(model.stacks.len(), n);
-        let g = hlsys::units::render(&model);
+        let g = hlsys_core::units::render(&model);
         assert!(g.skipped.is_empty(), "skipped while rendering: {:#?}", g.skipped);
         assert_eq!(g.units.len(), tree.expected_units());
 
@@ -64,10 +64,10 @@ fn main() {
             let c = Config::load(&tree.config, true).expect("config loads");
             let t_load = t.elapsed();
             let t = Instant::now();
-            let m = hlsys::tree::build(c).expect("model builds");
+            let m = hlsys_core::tree::build(c).expect("model builds");
             let t_build = t.elapsed();
             let t = Instant::now();
-            let g = hlsys::units::render(&m);
+            let g = hlsys_core::units::render(&m);
             let t_render = t.elapsed();
             std::hint::black_box(&g);
             drop((m, g));

@@ -16,11 +16,12 @@ use std::time::Duration;
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::config::ConfigError;
 use crate::docker::{self, compose_containers, label_of, PROJECT_LABEL};
 use crate::gpu;
-use crate::model::{Model, PublishedPort, Stack};
 use crate::network;
+use hlsys_core::compose::PublishedPort;
+use hlsys_core::config::ConfigError;
+use hlsys_core::model::{Model, Stack};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,7 +126,7 @@ pub async fn run(model: Result<&Model, &ConfigError>, opts: &CheckOptions) -> Ve
     match model {
         Err(e) => {
             out.push(config_failed(e));
-            if e.message.starts_with(crate::trust::UNTRUSTED) {
+            if e.message.starts_with(hlsys_core::trust::UNTRUSTED) {
                 out.push(CheckResult::fail(TRUST, e.to_string(), TRUST_REMEDY));
             }
         }
@@ -181,12 +182,12 @@ fn trust(m: &Model) -> CheckResult {
             "remove strict_permissions = false from {} once `hlsys check` shows no finding",
             file.display()
         );
-        return CheckResult::warn(TRUST, crate::trust::hatch_line(&file), remedy);
+        return CheckResult::warn(TRUST, hlsys_core::trust::hatch_line(&file), remedy);
     }
     let problems = m
         .errors
         .iter()
-        .filter(|e| e.message.starts_with(crate::trust::UNTRUSTED))
+        .filter(|e| e.message.starts_with(hlsys_core::trust::UNTRUSTED))
         .map(|e| format!("{}: {}", e.stack, e.message))
         .collect();
     let ok =
@@ -202,11 +203,11 @@ fn env_file_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
         .iter()
         .map(|f| &f.path)
         .chain(stacks.iter().flat_map(|s| &s.env_files));
-    let open = crate::trust::readable_by_others(files);
+    let open = hlsys_core::trust::readable_by_others(files);
     let remedy = format!(
         "chmod o-r {}",
         open.iter()
-            .map(|p| crate::trust::shell_quote(p))
+            .map(|p| hlsys_core::trust::shell_quote(p))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -303,9 +304,9 @@ fn stack_tree(m: &Model, names: &[String], unknown: Vec<String>) -> CheckResult 
     let mut problems: Vec<String> = m
         .errors
         .iter()
-        .filter(|e| e.stack != crate::tree::NETWORKS_PROBLEM)
+        .filter(|e| e.stack != hlsys_core::tree::NETWORKS_PROBLEM)
         // Said once, by the trust check.
-        .filter(|e| !e.message.starts_with(crate::trust::UNTRUSTED))
+        .filter(|e| !e.message.starts_with(hlsys_core::trust::UNTRUSTED))
         .filter(|e| names.is_empty() || names.contains(&e.stack))
         .map(|e| format!("{}: {}: {}", e.stack, e.file.display(), e.message))
         .collect();
@@ -329,7 +330,7 @@ async fn networks(m: &Model, d: Result<&Docker, &anyhow::Error>, root: &Path) ->
         return CheckResult::ok(NAME, "no networks configured");
     }
     // What is wrong whatever Docker holds, said even when Docker is down.
-    let offline: Vec<String> = crate::netcheck::problems(&m.config.networks)
+    let offline: Vec<String> = hlsys_core::config::netcheck::problems(&m.config.networks)
         .into_iter()
         .map(|(_, p)| p)
         .collect();

@@ -13,7 +13,8 @@ use bollard::Docker;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::model::{GpuMechanism, Model};
+use hlsys_core::compose::GpuMechanism;
+use hlsys_core::model::Model;
 
 /// Where CDI specs live (the CDI spec's static and dynamic directories).
 pub const CDI_DIRS: [&str; 2] = ["etc/cdi", "var/run/cdi"];
@@ -355,7 +356,7 @@ pub fn setup(root: &Path) -> Result<SetupOutcome> {
     // Written beside it (a new, unpredictable temporary file) and renamed, so a crash
     // never leaves Docker a half-written file; the old mode is kept.
     let mode = path.metadata().map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    crate::write::write_atomic_mode(&path, new.as_bytes(), mode, crate::write::Durability::Synced)
+    hlsys_core::write::write_atomic_mode(&path, new.as_bytes(), mode, hlsys_core::write::Durability::Synced)
         .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(SetupOutcome::Changed { path, backup })
 }

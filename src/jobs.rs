@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::model::Model;
 use crate::resolve::{wanted_units, Target};
 use crate::systemd::{self, Enqueued, Event, Job, UnitChange};
+use hlsys_core::model::Model;
 
 /// What the command asks systemd for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

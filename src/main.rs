@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the whole anyhow context chain on one line.
             eprintln!("hlsys: error: {e:#}");
-            ExitCode::from(hlsys::cli::EXIT_FAILURE)
+            ExitCode::from(hlsys_core::exit::EXIT_FAILURE)
         }
     }
 }

@@ -17,11 +17,11 @@ use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest, NetworkInspect};
 use bollard::Docker;
 use ipnet::IpNet;
 
-use crate::netcheck::{overlap, parse_subnet};
+use hlsys_core::config::netcheck::{overlap, parse_subnet};
 use serde::Serialize;
 
-use crate::config::{Config, NetworkConfig};
 use crate::docker::status_code;
+use hlsys_core::config::{Config, NetworkConfig};
 
 /// Label every network hlsys creates carries; only such networks are ever removed.
 pub const MANAGED_LABEL: &str = "io.hlsys.managed";

@@ -14,10 +14,9 @@
 //! stack `database` alone in layer `database`): that is the stack.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::Path;
 
-use crate::model::{Model, Stack};
+use hlsys_core::model::{Model, Stack};
 
 /// What a NAME stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +36,7 @@ impl Target {
     pub fn unit(&self, model: &Model) -> String {
         match self {
             Target::Root => model.root_target(),
-            Target::Layer(l) => crate::model::layer_target(&model.config.unit_prefix, l),
+            Target::Layer(l) => hlsys_core::model::layer_target(&model.config.unit_prefix, l),
             Target::Stack(id) => model
                 .stack(id)
                 .map(|s| s.unit.clone())
@@ -76,41 +75,20 @@ impl Target {
 }
 
 /// Why a NAME does not resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    Unknown {
-        name: String,
-        known: String,
-    },
-    Ambiguous {
-        name: String,
-        candidates: Vec<String>,
-    },
+    #[error("{name:?} is no stack, layer, tree path or unit of hlsys ({known})")]
+    Unknown { name: String, known: String },
+    #[error(
+        "{name:?} is ambiguous; it could be: {}. Name one of them by its unit, its tree path, \
+         or as stack:{name} / layer:{name}",
+        candidates.join("; ")
+    )]
+    Ambiguous { name: String, candidates: Vec<String> },
     /// The stack exists on disk but is left out of the model.
-    InError {
-        name: String,
-        message: String,
-    },
+    #[error("stack {name} is in error and has no unit: {message}")]
+    InError { name: String, message: String },
 }
-
-impl fmt::Display for ResolveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ResolveError::Unknown { name, known } => {
-                write!(f, "{name:?} is no stack, layer, tree path or unit of hlsys ({known})")
-            }
-            ResolveError::Ambiguous { name, candidates } => write!(
-                f,
-                "{name:?} is ambiguous; it could be: {}. Name one of them by its unit, its tree path, \
-                 or as stack:{name} / layer:{name}",
-                candidates.join("; ")
-            ),
-            ResolveError::InError { name, message } => write!(f, "stack {name} is in error and has no unit: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for ResolveError {}
 
 /// The stack's directory relative to stacks_dir (`genai/ollama`).
 pub fn rel_path(model: &Model, s: &Stack) -> String {
@@ -371,7 +349,7 @@ pub fn wanted_units(model: &Model, target: &Target) -> Vec<String> {
     };
     let mut units = Vec::new();
     for l in &layers {
-        units.push(crate::model::layer_target(prefix, l));
+        units.push(hlsys_core::model::layer_target(prefix, l));
         if let Some(layer) = model.layer(l) {
             for id in &layer.stacks {
                 if let Some(s) = model.stack(id) {
@@ -395,8 +373,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::Config;
-    use crate::model::{Layer, StackError};
+    use hlsys_core::config::Config;
+    use hlsys_core::model::{Layer, StackError};
 
     fn stack(id: &str, rel: &str, layer: &str, enabled: bool) -> Stack {
         let dir = PathBuf::from("/srv/compose").join(rel);

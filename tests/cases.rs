@@ -15,7 +15,7 @@
 //! need no escaping in a unit file):
 //!
 //! - `## assert-key-is UNIT SECTION KEY VALUE…`: UNIT, parsed with the same
-//!   `hlsys::unit_file::UnitFile` the generator writes it with, has exactly these values
+//!   `hlsys_core::units::unit_file::UnitFile` the generator writes it with, has exactly these values
 //!   for KEY in SECTION, in order, over all its KEY lines (so `After=` stated in full).
 //!   Arguments are split at spaces; `"…"` quotes one with spaces (`\"` and `\\` inside).
 //! - `## assert-key-missing UNIT SECTION KEY`: UNIT has no KEY line in SECTION.
@@ -40,13 +40,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hlsys::unit_file::UnitFile;
+use hlsys_core::units::unit_file::UnitFile;
 
 const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases");
 /// Where a case keeps the generator output it expects, and its assertions.
 const EXPECTED: &str = "expected";
 const EXPECT: &str = "expect";
-const REPORT: &str = hlsys::generator::REPORT_NAME;
+const REPORT: &str = hlsys_core::generator::REPORT_NAME;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Directive {

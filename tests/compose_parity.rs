@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use compose_cli::{
     compose_config_json, gpu_forms, require_compose, same_files_as_compose, service_networks, summarize,
 };
-use hlsys::compose::ComposeFile;
-use hlsys::model::{GpuMechanism, Service};
+use hlsys_core::compose::ComposeFile;
+use hlsys_core::compose::{GpuMechanism, Service};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/compose");
@@ -98,20 +98,25 @@ fn from_compose(json: &Value, s: &Value) -> Detail {
 
 /// The fixture's compose file (one of the canonical names).
 fn canonical(dir: &Path) -> PathBuf {
-    hlsys::tree::COMPOSE_FILE_NAMES
+    hlsys_core::tree::COMPOSE_FILE_NAMES
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
         .unwrap()
 }
 
-/// hlsys's reading of a fixture: its files as [`hlsys::files::select`] picks them,
+/// hlsys's reading of a fixture: its files as [`hlsys_core::compose::load::files::select`] picks them,
 /// loaded and modelled; the error says in which file.
 fn ours(case: &str, dir: &Path, env: &BTreeMap<String, String>) -> Result<(Vec<PathBuf>, ComposeFile), String> {
-    let files = hlsys::files::select(dir, &canonical(dir), hlsys::files::override_file(dir).as_deref(), env)
-        .map_err(|e| e.to_string())?;
-    let loaded = hlsys::loader::load(&files, dir, env).map_err(|e| e.to_string())?;
-    let model = hlsys::compose::model(&loaded.root, case, dir, env).map_err(|e| e.to_string())?;
+    let files = hlsys_core::compose::load::files::select(
+        dir,
+        &canonical(dir),
+        hlsys_core::compose::load::files::override_file(dir).as_deref(),
+        env,
+    )
+    .map_err(|e| e.to_string())?;
+    let loaded = hlsys_core::compose::load::load(&files, dir, env).map_err(|e| e.to_string())?;
+    let model = hlsys_core::compose::project::read(&loaded.root, case, dir, env).map_err(|e| e.to_string())?;
     Ok((files, model))
 }
 
@@ -119,7 +124,7 @@ fn ours(case: &str, dir: &Path, env: &BTreeMap<String, String>) -> Result<(Vec<P
 fn check(dir: &Path) -> Result<(), String> {
     let case = dir.file_name().unwrap().to_str().unwrap();
     let env_files: Vec<PathBuf> = Some(dir.join(".env")).filter(|p| p.exists()).into_iter().collect();
-    let env = hlsys::envfile::load_layered(&env_files).map_err(|e| format!("env: {e}"))?;
+    let env = hlsys_core::compose::envfile::load_layered(&env_files).map_err(|e| format!("env: {e}"))?;
 
     let ours = ours(case, dir, &env);
     let theirs = compose_config_json(case, dir, &[], &env_files);

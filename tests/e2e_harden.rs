@@ -3,7 +3,7 @@
 //! issue 12 kept by the generated units.
 //!
 //! One machine, in order:
-//! 1. boot: the stack `app-web` comes up under its sandbox (core/src/sandbox.rs);
+//! 1. boot: the stack `app-web` comes up under its sandbox (core/src/units/sandbox.rs);
 //! 2. `systemd-analyze security` of the stack unit and of each oneshot: the figures are
 //!    printed, and each is "OK" or better (exposure ≤ 4.0);
 //! 3. a user outside the docker group (no Docker socket) sees the stack's health with

@@ -75,7 +75,7 @@ const CHAIN: [(&str, &str, f64); 3] = [
     ("database", DATABASE, 4.0),
     ("genai-webui", WEBUI, 3.0),
 ];
-/// The restart delay of every stack unit (core/src/units.rs).
+/// The restart delay of every stack unit (core/src/units/stacks.rs).
 const RESTART_SEC: Duration = Duration::from_secs(5);
 
 /// Every wanted stack active, every container of theirs up and healthy.
@@ -580,7 +580,7 @@ fn stacks_start_in_order_recover_and_fail_clearly() {
         // their RestartSec, in layer order.
         //
         // By now every stack has been started five or six times in two minutes, and the
-        // units' StartLimitBurst=5 per StartLimitIntervalSec=10min (core/src/units.rs) counts
+        // units' StartLimitBurst=5 per StartLimitIntervalSec=10min (core/src/units/stacks.rs) counts
         // every start — at boot, by hand, with Docker — not only restarts after a failure:
         // the restart after this crash would be refused ("Start request repeated too
         // quickly") and the stacks left failed. Reset the counters, as on a machine that

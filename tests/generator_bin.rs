@@ -96,13 +96,13 @@ fn run_generator_below(root: Option<&Path>, config: Option<&Path>, args: &[&Path
     let mut cmd = Command::new(common::generator_bin());
     cmd.args(args)
         .env_remove("HLSYS_CONFIG")
-        .env_remove(hlsys::host::ROOT_ENV)
+        .env_remove(hlsys_core::config::host::ROOT_ENV)
         .current_dir("/");
     if let Some(c) = config {
         cmd.env("HLSYS_CONFIG", c);
     }
     if let Some(r) = root {
-        cmd.env(hlsys::host::ROOT_ENV, r);
+        cmd.env(hlsys_core::config::host::ROOT_ENV, r);
     }
     if is_root() {
         cmd.uid(NOBODY).gid(NOBODY);

@@ -25,13 +25,13 @@ fn first_difference(a: &str, b: &str) -> String {
 fn example_homelab_units_match_golden_directory() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tree = root.join("examples/homelab");
-    let mut config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+    let mut config = hlsys_core::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
     common::trust_runner(&mut config);
-    let model = hlsys::tree::build(config).unwrap();
+    let model = hlsys_core::tree::build(config).unwrap();
     assert!(model.errors.is_empty(), "example tree has errors: {:?}", model.errors);
-    let generated = hlsys::units::render(&model);
+    let generated = hlsys_core::units::render(&model);
     let out = tempfile::tempdir().unwrap();
-    hlsys::generator::write_all(out.path(), &model, &generated).unwrap();
+    hlsys_core::generator::write_all(out.path(), &model, &generated).unwrap();
 
     let tree_str = tree.to_string_lossy().into_owned();
     let mut actual = common::read_tree(out.path());
@@ -39,7 +39,9 @@ fn example_homelab_units_match_golden_directory() {
         *v = v.replace(&tree_str, "@TREE@");
     }
     // The report carries fingerprints of files that differ between checkouts (mtimes).
-    let report = actual.remove(hlsys::generator::REPORT_NAME).expect("report written");
+    let report = actual
+        .remove(hlsys_core::generator::REPORT_NAME)
+        .expect("report written");
     assert!(report.contains("\"tree_available\": true"), "{report}");
 
     let golden: PathBuf = root.join("tests/golden/homelab");
@@ -73,7 +75,7 @@ fn example_homelab_units_match_golden_directory() {
 
 #[test]
 fn units_currency_follows_the_tree() {
-    use hlsys::generator::{freshness, Freshness};
+    use hlsys_core::generator::{freshness, Freshness};
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homelab");
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("tree");
@@ -85,14 +87,14 @@ fn units_currency_follows_the_tree() {
         .unwrap();
     assert!(status.success());
     let load = || {
-        let mut config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+        let mut config = hlsys_core::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
         common::trust_runner(&mut config);
-        hlsys::tree::build(config).unwrap()
+        hlsys_core::tree::build(config).unwrap()
     };
     let out = work.path().join("gen");
     assert_eq!(freshness(&load(), &out), Freshness::NotGenerated);
     let model = load();
-    hlsys::generator::write_all(&out, &model, &hlsys::units::render(&model)).unwrap();
+    hlsys_core::generator::write_all(&out, &model, &hlsys_core::units::render(&model)).unwrap();
     assert_eq!(freshness(&load(), &out), Freshness::Current { units: 20 });
     // A new stack: its unit, its preparation unit and its layer target are stale.
     std::fs::create_dir_all(tree.join("media/jellyfin")).unwrap();

@@ -24,7 +24,7 @@ fn read(rel: &str) -> String {
 fn example_config_for_etc_is_valid_with_and_without_its_comments() {
     let etc = Path::new("/etc/hlsys/hlsys.toml");
     let text = read("examples/hlsys.toml");
-    let cfg = hlsys::config::Config::from_str_at(&text, etc).expect("examples/hlsys.toml");
+    let cfg = hlsys_core::config::Config::from_str_at(&text, etc).expect("examples/hlsys.toml");
     assert_eq!(cfg.stacks_dir, Path::new("/srv/compose"));
     assert_eq!(cfg.unit_prefix, "homelab");
 
@@ -38,7 +38,7 @@ fn example_config_for_etc_is_valid_with_and_without_its_comments() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert!(uncommented.contains("\n[stacks.genai-ollama]\n"), "{uncommented}");
-    let all = hlsys::config::Config::from_str_at(&uncommented, etc)
+    let all = hlsys_core::config::Config::from_str_at(&uncommented, etc)
         .unwrap_or_else(|e| panic!("examples/hlsys.toml with its commented keys on: {e}\n{uncommented}"));
     assert_eq!(all.stacks_dir, Path::new("/srv/compose"));
     assert_eq!(all.networks.len(), 2);
@@ -53,10 +53,10 @@ fn every_generated_unit_starts_with_the_header_the_maintainer_scripts_match() {
     for script in ["debian/maintainer-scripts/prerm", "debian/maintainer-scripts/postrm"] {
         assert!(read(script).contains(&format!("\"{HEADER}\"*)")), "{script}");
     }
-    let mut cfg = hlsys::config::Config::load(&repo("examples/homelab/hlsys.toml"), true).unwrap();
+    let mut cfg = hlsys_core::config::Config::load(&repo("examples/homelab/hlsys.toml"), true).unwrap();
     common::trust_runner(&mut cfg);
-    let model = hlsys::tree::build(cfg).unwrap();
-    let g = hlsys::units::render(&model);
+    let model = hlsys_core::tree::build(cfg).unwrap();
+    let g = hlsys_core::units::render(&model);
     assert!(
         g.units.len() > 5,
         "{:?}",
@@ -150,7 +150,7 @@ fn polkit_rule_group_and_message_agree() {
     assert!(rule.contains(&format!("var PREFIX = \"{}\";", hlsys::cli::authz::RULE_PREFIX)));
     assert_eq!(
         hlsys::cli::authz::RULE_PREFIX,
-        hlsys::config::Config::default().unit_prefix
+        hlsys_core::config::Config::default().unit_prefix
     );
     let postinst = read("debian/maintainer-scripts/postinst");
     assert!(

@@ -1,20 +1,20 @@
-//! Every generated service carries its sandbox (core/src/sandbox.rs) and no
+//! Every generated service carries its sandbox (core/src/units/sandbox.rs) and no
 //! `EnvironmentFile=`, on the example tree: a stack unit, the networks oneshot, the GPU
 //! check (the only one with the host's devices) and the unit that waits for a tree.
 
 use std::path::Path;
 
-use hlsys::sandbox::{directives, Kind};
-use hlsys::unit_file::UnitFile;
+use hlsys_core::units::sandbox::{directives, Kind};
+use hlsys_core::units::unit_file::UnitFile;
 
 fn units(stacks_dir: Option<&Path>) -> Vec<(String, UnitFile)> {
     let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homelab");
-    let mut config = hlsys::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
+    let mut config = hlsys_core::config::Config::load(&tree.join("hlsys.toml"), true).unwrap();
     if let Some(d) = stacks_dir {
         config.stacks_dir = d.to_path_buf();
     }
-    let model = hlsys::tree::build(config).unwrap();
-    hlsys::units::render(&model)
+    let model = hlsys_core::tree::build(config).unwrap();
+    hlsys_core::units::render(&model)
         .units
         .into_iter()
         .filter(|u| u.name.ends_with(".service"))

@@ -10,8 +10,8 @@ mod compose_cli;
 use std::path::{Path, PathBuf};
 
 use compose_cli::{compose_config_json, require_compose};
-use hlsys::swarm_adjust::{adjust, Placement};
-use hlsys::swarm_core::TreeBinds;
+use hlsys_core::config::swarm::TreeBinds;
+use hlsys_core::swarm::adjust::{adjust, Placement};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/swarm");
 
@@ -78,19 +78,19 @@ fn gpu_generic_resource_reserved_when_advertised() {
 }
 
 /// The swarm e2e tree's model, read from the fixture directory.
-fn swarm_tree_model() -> hlsys::model::Model {
+fn swarm_tree_model() -> hlsys_core::model::Model {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees/swarm");
     let text = std::fs::read_to_string(dir.join("hlsys.toml"))
         .unwrap()
         .replace("\"/srv/compose\"", &format!("{:?}", dir.display().to_string()));
-    let config = hlsys::config::Config::from_str_at(&text, &dir.join("hlsys.toml")).unwrap();
-    hlsys::tree::build(config).unwrap()
+    let config = hlsys_core::config::Config::from_str_at(&text, &dir.join("hlsys.toml")).unwrap();
+    hlsys_core::tree::build(config).unwrap()
 }
 
 /// What a stack that did not converge holds back: requirers (stack or layer), not wanters.
 #[test]
 fn held_back_follows_requires_not_wants() {
-    use hlsys::swarm_core::held_back;
+    use hlsys_core::swarm::held_back;
     let model = swarm_tree_model();
     assert!(model.errors.is_empty(), "{:?}", model.errors);
     let held = |failed: &[&str]| {
@@ -116,7 +116,7 @@ fn held_back_follows_requires_not_wants() {
 /// those it only wants.
 #[test]
 fn waves_order_by_requires_within_a_layer() {
-    use hlsys::swarm_core::waves;
+    use hlsys_core::swarm::waves;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let write = |rel: &str, text: &str| {
@@ -136,8 +136,8 @@ fn waves_order_by_requires_within_a_layer() {
         "[apps-api]\nrequires = [\"apps-db\"]\n[apps-web]\nrequires = [\"apps-api\"]\nwants = [\"apps-gpu\"]\n\
          [apps-aaa]\nrequires = [\"apps-web\"]\n",
     );
-    let config = hlsys::config::Config::load(&root.join("hlsys.toml"), true).unwrap();
-    let model = hlsys::tree::build(config).unwrap();
+    let config = hlsys_core::config::Config::load(&root.join("hlsys.toml"), true).unwrap();
+    let model = hlsys_core::tree::build(config).unwrap();
     assert!(model.errors.is_empty(), "{:?}", model.errors);
     let w = waves(&model, model.layer("apps").unwrap());
     assert_eq!(
@@ -151,6 +151,6 @@ fn waves_order_by_requires_within_a_layer() {
     );
     // And when apps-db does not converge, what requires it (directly or not, sorting
     // before it or after) is held back.
-    let held = hlsys::swarm_core::held_back(&model, &["apps-db".to_string()].into());
+    let held = hlsys_core::swarm::held_back(&model, &["apps-db".to_string()].into());
     assert_eq!(held.keys().collect::<Vec<_>>(), ["apps-aaa", "apps-api", "apps-web"]);
 }

@@ -98,13 +98,13 @@ fn set_hlsys_path(config: &Path, exe: &Path) {
 
 /// Loads, builds, renders and writes the units of `config` (on a host whose root is `root`)
 /// into `out`; returns the model's error count.
-fn generate(root: &Path, config: &Path, out: &Path) -> (usize, hlsys::units::Generated) {
-    let mut cfg = hlsys::config::Config::load_under(root, config, true).unwrap_or_else(|e| panic!("{e}"));
+fn generate(root: &Path, config: &Path, out: &Path) -> (usize, hlsys_core::units::Generated) {
+    let mut cfg = hlsys_core::config::Config::load_under(root, config, true).unwrap_or_else(|e| panic!("{e}"));
     common::trust_runner(&mut cfg);
-    let model = hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("{e}"));
-    let g = hlsys::units::render(&model);
+    let model = hlsys_core::tree::build(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let g = hlsys_core::units::render(&model);
     assert!(g.skipped.is_empty(), "{:#?}", g.skipped);
-    hlsys::generator::write_all(out, &model, &g).unwrap();
+    hlsys_core::generator::write_all(out, &model, &g).unwrap();
     (model.errors.len(), g)
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hlsys::config::{Config, ConfigError};
-use hlsys::model::{Model, Stack, StackError};
+use hlsys_core::config::{Config, ConfigError};
+use hlsys_core::model::{Model, Stack, StackError};
 
 /// A throw-away tree: `<root>/hlsys.toml` (stacks_dir = "tree") and `<root>/tree/...`.
 struct Tree {
@@ -65,7 +65,7 @@ impl Tree {
     fn build(&self) -> Model {
         let mut cfg = self.load().unwrap_or_else(|e| panic!("config unusable: {e}"));
         common::trust_runner(&mut cfg);
-        hlsys::tree::build(cfg).unwrap_or_else(|e| panic!("build failed: {e}"))
+        hlsys_core::tree::build(cfg).unwrap_or_else(|e| panic!("build failed: {e}"))
     }
 }
 
@@ -729,9 +729,14 @@ fn override_file_is_part_of_the_stack_and_of_the_fingerprint() {
     assert_eq!(s.services, ["sidecar", "web"]);
     assert!(s.gpu);
     for f in [&main, &over, &shared] {
-        assert_eq!(m.inputs.get(f), Some(&hlsys::tree::fingerprint(f)), "{}", f.display());
+        assert_eq!(
+            m.inputs.get(f),
+            Some(&hlsys_core::tree::fingerprint(f)),
+            "{}",
+            f.display()
+        );
     }
-    let args = hlsys::supervise::compose_args(s);
+    let args = hlsys::compose_cli::compose_args(s);
     let files: Vec<&str> = args
         .windows(2)
         .filter(|w| w[0] == "--file")

@@ -45,9 +45,9 @@ fn model_matches_docker_compose_config() {
     }
     let mut checked = 0;
     for (root, cfg_path) in config_files() {
-        let mut config = hlsys::config::Config::load_under(&root, &cfg_path, true).unwrap();
+        let mut config = hlsys_core::config::Config::load_under(&root, &cfg_path, true).unwrap();
         common::trust_runner(&mut config);
-        let model = hlsys::tree::build(config).unwrap();
+        let model = hlsys_core::tree::build(config).unwrap();
         for s in &model.stacks {
             let want = compose_cli::compose_config_summary(&s.project, &s.dir, &s.env_files);
             compose_cli::same_files_as_compose(&s.project, &s.dir, &s.compose_files, &s.env_files)

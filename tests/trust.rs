@@ -95,7 +95,7 @@ impl Host {
         let mut cmd = Command::new(common::generator_bin());
         cmd.arg(&out)
             .env("HLSYS_CONFIG", self.path("etc/hlsys.toml"))
-            .env_remove(hlsys::host::ROOT_ENV)
+            .env_remove(hlsys_core::config::host::ROOT_ENV)
             .current_dir("/");
         if is_root() {
             cmd.uid(NOBODY).gid(NOBODY);
@@ -103,7 +103,7 @@ impl Host {
         let o = cmd.output().unwrap();
         let files = common::read_tree(&out);
         let report: Value = files
-            .get(hlsys::generator::REPORT_NAME)
+            .get(hlsys_core::generator::REPORT_NAME)
             .map_or(Value::Null, |r| serde_json::from_str(r).unwrap());
         let skipped = report["skipped"]
             .as_array()

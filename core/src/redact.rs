@@ -12,7 +12,7 @@ pub const HIDDEN: &str = "(hidden)";
 /// An env file that cannot be read gives none: the text is then passed on unmasked, and
 /// the stack's own load has already reported the file.
 pub fn env_values(env_files: &[PathBuf]) -> Vec<String> {
-    crate::envfile::load_layered(env_files)
+    crate::compose::envfile::load_layered(env_files)
         .map(|m| m.into_values().collect())
         .unwrap_or_default()
 }

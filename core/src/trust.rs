@@ -16,7 +16,7 @@
 //!   put their own in its place.
 //!
 //! Compose files are judged by the `fstat` of the descriptor the loader read them through
-//! ([`crate::source::read`]): exactly the file whose bytes were used. Directories, env
+//! ([`crate::compose::load::source::read`]): exactly the file whose bytes were used. Directories, env
 //! files and config files are `stat`ed by path after being read. That leaves no race an
 //! attacker can use: swapping a file needs write access to its directory, and every
 //! directory on the way is checked by the same rule, so a directory they own or can write
@@ -234,7 +234,7 @@ impl<'p> Checker<'p> {
     /// Checks `path` (symlinks followed) by `rule`; a missing path is not a finding (the
     /// reader reports it where it matters).
     pub fn path(&mut self, path: &Path, rule: Rule) {
-        let path = crate::config::normalize(path);
+        let path = crate::paths::clean(path);
         if self.seen.contains(&path) {
             return;
         }
@@ -253,7 +253,7 @@ impl<'p> Checker<'p> {
     /// through, or a `stat`). A symlink's target directory is checked too: whoever can
     /// write there can change what the link leads to.
     pub fn judged(&mut self, path: &Path, meta: Meta, rule: Rule) {
-        let path = crate::config::normalize(path);
+        let path = crate::paths::clean(path);
         if !self.seen.insert(path.clone()) {
             return;
         }
@@ -277,7 +277,7 @@ impl<'p> Checker<'p> {
     /// the file (by `meta` when it was read already). A file outside the tree (a config
     /// env file, `COMPOSE_FILE=/elsewhere`) has its own directory checked instead.
     pub fn tree_file(&mut self, stacks_dir: &Path, file: &Path, meta: Option<Meta>) {
-        let file = crate::config::normalize(file);
+        let file = crate::paths::clean(file);
         self.dirs_to(stacks_dir, &file);
         match meta {
             Some(m) => self.judged(&file, m, Rule::Strict),
@@ -303,7 +303,7 @@ impl<'p> Checker<'p> {
     /// Checks the directories above `dir` by [`Rule::Ancestor`], up to `root` (the host
     /// root, or `/` for a path outside it).
     pub fn ancestors(&mut self, dir: &Path, root: &Path) {
-        let dir = crate::config::normalize(dir);
+        let dir = crate::paths::clean(dir);
         let top = if dir.starts_with(root) { root } else { Path::new("/") };
         let above: Vec<PathBuf> = dir
             .ancestors()
@@ -324,27 +324,6 @@ pub fn readable_by_others<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> V
         .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o004 != 0))
         .cloned()
         .collect()
-}
-
-/// The findings about the config side, for a config read from `config.source` on a host
-/// whose root is `root`: the config and its directory, its drop-ins, `stacks_dir`, the
-/// tree's `networks.toml`/`service.toml`, and the directories above the config's and
-/// above `stacks_dir`. Any finding makes the config unusable.
-pub fn config_findings(config: &crate::config::Config, root: &Path) -> Vec<Finding> {
-    let mut c = Checker::new(&config.trust);
-    if let Some(src) = &config.source {
-        let dir = src.parent().unwrap_or(Path::new("/"));
-        c.ancestors(dir, root);
-        c.path(dir, Rule::Strict);
-        c.path(src, Rule::Strict);
-        c.path(&crate::config::Config::dropin_dir(src), Rule::Strict);
-    }
-    c.ancestors(&config.stacks_dir, root);
-    c.path(&config.stacks_dir, Rule::Strict);
-    for f in &config.tree_files {
-        c.path(f, Rule::Strict);
-    }
-    c.findings
 }
 
 /// The findings about one stack's files: the compose files `read` (with the metadata

@@ -11,8 +11,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::EXIT_FAILURE;
 use crate::systemd;
+use hlsys_core::exit::EXIT_FAILURE;
 
 /// The group the shipped polkit rule authorises.
 pub const GROUP: &str = "homelab";

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{color_enabled, paint, Global};
+use super::global::Global;
+use super::output::{color_enabled, paint};
 use crate::check::{self, CheckOptions, CheckResult, Status};
-use crate::model::Model;
+use hlsys_core::model::Model;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -55,7 +56,7 @@ pub fn run(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
 /// The "generated units current" check: whether the units in systemd's generator
 /// directory (below `root`) match what the generator would write now.
 pub fn units_current(model: &Model, root: &std::path::Path) -> Option<CheckResult> {
-    use crate::generator::{freshness, Freshness, SYSTEM_GENERATOR_DIR};
+    use hlsys_core::generator::{freshness, Freshness, SYSTEM_GENERATOR_DIR};
     const NAME: &str = "units current";
     // Like sd_booted(): without systemd as PID 1 no generator runs, so there is
     // nothing to compare.
@@ -107,7 +108,7 @@ pub(super) fn status_color(word: &str) -> Option<u8> {
     }
 }
 
-/// Like [`super::print_table`], with column `status_col` coloured by [`status_color`]:
+/// Like [`super::output::print_table`], with column `status_col` coloured by [`status_color`]:
 /// widths come from the plain text so escape codes do not break the alignment.
 pub(super) fn print_status_table(header: &[&str], rows: &[Vec<String>], status_col: usize) {
     let color = color_enabled(&std::io::stdout());

@@ -12,14 +12,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::authz::{config_write_refusal, map_denied, may_write};
-use super::model_and_targets;
+use super::global::model_and_targets;
+use super::global::{config_failure, Global};
 use super::start::{execute, Action, Options};
-use super::{config_failure, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
-use crate::config::{Config, DropIn, DropInStack, DEFAULT_CONFIG};
-use crate::model::Model;
 use crate::resolve::Target;
 use crate::systemd::{self, UnitState};
-use crate::write::{write_atomic, Durability};
+use hlsys_core::config::{Config, DropIn, DropInStack, DEFAULT_CONFIG};
+use hlsys_core::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
+use hlsys_core::model::Model;
+use hlsys_core::write::{write_atomic, Durability};
 
 /// The drop-in hlsys writes, in `<config>.d/`.
 pub const DROPIN_NAME: &str = "50-hlsys-enable.toml";

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::check::print_status_table;
-use super::{config_failure, Global, EXIT_FAILURE, EXIT_OK};
+use super::global::{config_failure, Global};
 use crate::gpu::{self, SetupOutcome};
+use hlsys_core::exit::{EXIT_FAILURE, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
 pub struct GpuArgs {
@@ -147,7 +148,7 @@ fn print_host(h: &gpu::HostGpu) {
             },
         ],
     ];
-    super::print_table(&["HOST", "VALUE"], &rows);
+    super::output::print_table(&["HOST", "VALUE"], &rows);
     for e in &h.cdi_errors {
         eprintln!("hlsys: unreadable CDI spec: {e}");
     }

@@ -5,10 +5,11 @@
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
-use super::model_and_targets;
-use super::{Global, EXIT_FAILURE};
-use crate::model::Model;
+use super::global::model_and_targets;
+use super::global::Global;
 use crate::resolve::Target;
+use hlsys_core::exit::EXIT_FAILURE;
+use hlsys_core::model::Model;
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {

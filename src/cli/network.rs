@@ -7,9 +7,10 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::check::print_status_table;
-use super::{config_failure, Global, EXIT_FAILURE, EXIT_OK};
-use crate::config::Config;
+use super::global::{config_failure, Global};
 use crate::network::{self, Drift, EnsureAction, EnsureOptions, EnsureResult, NetworkStatus};
+use hlsys_core::config::Config;
+use hlsys_core::exit::{EXIT_FAILURE, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
 pub struct NetworkArgs {

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{config_failure, Global, EXIT_FAILURE, EXIT_OK};
-use crate::model::Model;
-use crate::units::render;
+use super::global::{config_failure, Global};
+use hlsys_core::exit::{EXIT_FAILURE, EXIT_OK};
+use hlsys_core::model::Model;
+use hlsys_core::units::render;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -33,7 +34,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let g = render(&model);
     if args.json {
-        let errors: Vec<&crate::model::StackError> = model.errors.iter().chain(&g.skipped).collect();
+        let errors: Vec<&hlsys_core::model::StackError> = model.errors.iter().chain(&g.skipped).collect();
         let doc = serde_json::json!({
             "units": g.units.iter().map(|u| serde_json::json!({"name": u.name, "content": u.content})).collect::<Vec<_>>(),
             "links": g.links.iter().map(|l| serde_json::json!({"dir": l.dir, "unit": l.unit})).collect::<Vec<_>>(),
@@ -47,7 +48,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     } else if args.dot {
         print!("{}", dot(&model));
     } else if let Some(dir) = &args.out {
-        let written = crate::generator::write_all(dir, &model, &g)
+        let written = hlsys_core::generator::write_all(dir, &model, &g)
             .with_context(|| format!("writing units to {}", dir.display()))?;
         eprintln!("wrote {} files to {}", written.len(), dir.display());
     } else {

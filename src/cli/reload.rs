@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use super::authz::map_denied;
-use super::{config_failure, Global};
+use super::global::{config_failure, Global};
 
 #[derive(Debug, clap::Args)]
 pub struct ReloadArgs {
@@ -32,7 +32,7 @@ pub fn run(global: &Global, args: &ReloadArgs) -> anyhow::Result<ExitCode> {
             // the layer order across the separately enqueued jobs.
             let target = format!("{}.target", config.unit_prefix);
             let mut units = vec![target];
-            match crate::tree::build(config) {
+            match hlsys_core::tree::build(config) {
                 Ok(model) => units.extend(model.stacks.iter().filter(|s| s.enabled).map(|s| s.unit.clone())),
                 Err(e) => eprintln!("hlsys: config error, starting only the root target: {e}"),
             }

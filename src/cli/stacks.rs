@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{config_failure, print_table, Global, EXIT_FAILURE, EXIT_OK};
+use super::global::{config_failure, Global};
+use super::output::print_table;
+use hlsys_core::exit::{EXIT_FAILURE, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
 pub struct StacksArgs {

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::authz::map_denied;
-use super::{color_enabled, model_and_targets, paint, Global, EXIT_FAILURE, EXIT_OK};
+use super::global::{model_and_targets, Global};
+use super::output::{color_enabled, paint};
 pub use crate::jobs::Action;
 use crate::jobs::{self, JobRow, JobsReport, Tracker};
 use crate::systemd;
+use hlsys_core::exit::{EXIT_FAILURE, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {

@@ -16,13 +16,15 @@ use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::model_and_targets;
-use super::{color_enabled, paint, Global, EXIT_FAILURE, EXIT_OK};
+use super::global::model_and_targets;
+use super::global::Global;
+use super::output::{color_enabled, paint};
 use crate::docker::{compose_containers, container_name, label_of, PROJECT_LABEL, SERVICE_LABEL};
 use crate::health::Health;
-use crate::model::{Model, Stack, StackError};
 use crate::resolve::{rel_path, Target};
 use crate::systemd::{self, UnitState};
+use hlsys_core::exit::{EXIT_FAILURE, EXIT_OK};
+use hlsys_core::model::{Model, Stack, StackError};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -189,13 +191,13 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
     let prefix = &model.config.unit_prefix;
     let mut names = vec![model.root_target()];
     for (l, stacks) in &sel.layers {
-        names.push(crate::model::layer_target(prefix, l));
+        names.push(hlsys_core::model::layer_target(prefix, l));
         names.extend(stacks.iter().map(|s| s.unit.clone()));
         names.extend(
             stacks
                 .iter()
-                .filter(|s| hlsys_core::prepare::stack_has_unit(model, s))
-                .map(|s| hlsys_core::prepare::unit_name(prefix, &s.id)),
+                .filter(|s| hlsys_core::units::prepare::stack_has_unit(model, s))
+                .map(|s| hlsys_core::units::prepare::unit_name(prefix, &s.id)),
         );
     }
     names.extend(sel.units.iter().cloned());
@@ -252,7 +254,7 @@ pub async fn collect(model: &Model, targets: &[Target]) -> Result<StatusDoc> {
         }
         layers.push(LayerStatus {
             name: l.clone(),
-            unit: unit(&crate::model::layer_target(prefix, l)).0,
+            unit: unit(&hlsys_core::model::layer_target(prefix, l)).0,
             stacks: out,
         });
     }
@@ -276,7 +278,7 @@ fn prepare_status(
     prefix: &str,
     stack: &str,
 ) -> Option<PrepareStatus> {
-    let (u, text) = units.get(&hlsys_core::prepare::unit_name(prefix, stack))?;
+    let (u, text) = units.get(&hlsys_core::units::prepare::unit_name(prefix, stack))?;
     Some(PrepareStatus {
         unit: u.unit.clone(),
         active_state: u.active_state.clone(),

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use libsystemd::daemon::{notify, NotifyState};
 
-use super::{config_failure, Global, EXIT_FAILURE};
+use super::global::{config_failure, Global};
 use crate::supervise::Mode;
+use hlsys_core::exit::EXIT_FAILURE;
 
 #[derive(Debug, clap::Args)]
 pub struct SuperviseArgs {
@@ -57,17 +58,17 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(fail(&format!("stack {} cannot be started: {why}", args.stack)));
     };
-    let pulls = crate::prepare::Pulls::of(&model, stack);
+    let pulls = crate::supervise::prepare::Pulls::of(&model, stack);
     let result = if args.prepare {
-        crate::prepare::run(stack, pulls)
+        crate::supervise::prepare::run(stack, pulls)
     } else {
         crate::supervise::run(stack, mode, pulls)
     };
     // Errors may carry Docker's or Compose's words (container and image names, which may
     // be interpolated from env files): masked before STATUS= and the journal.
     result.or_else(|e| {
-        let hide = crate::redact::env_values(&stack.env_files);
-        Ok(fail(&crate::redact::mask(&format!("{}: {e:#}", stack.id), &hide)))
+        let hide = hlsys_core::redact::env_values(&stack.env_files);
+        Ok(fail(&hlsys_core::redact::mask(&format!("{}: {e:#}", stack.id), &hide)))
     })
 }
 
@@ -75,7 +76,7 @@ pub fn run(global: &Global, args: &SuperviseArgs) -> anyhow::Result<ExitCode> {
 /// containers are found by project name (the stack id) and brought down all the same.
 fn fallback(id: &str, mode: Mode, why: &str) -> ExitCode {
     // The id comes from the unit's command line; only a valid project name goes to Compose.
-    if let Err(e) = crate::tree::stack_id(id) {
+    if let Err(e) = hlsys_core::tree::stack_id(id) {
         return fail(&format!("stack {id} cannot be stopped: {why}; and {e}"));
     }
     eprintln!("hlsys: stack {id}: cannot load it ({why}); falling back to `docker compose -p {id} down`");

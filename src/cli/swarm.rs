@@ -1,15 +1,17 @@
-//! `hlsys swarm plan|deploy|status|rm`: the stack tree on a Docker Swarm (src/swarm.rs).
+//! `hlsys swarm plan|deploy|status|rm`: the stack tree on a Docker Swarm (src/swarm/).
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{color_enabled, model_and_targets, paint, print_table, Global, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
+use super::global::{model_and_targets, Global};
+use super::output::{color_enabled, paint, print_table};
 use crate::docker;
-use crate::model::Model;
 use crate::resolve::Target;
-use crate::swarm::{self, StackOutcome};
+use crate::swarm::deploy::{self as swarm, StackOutcome};
+use hlsys_core::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK};
+use hlsys_core::model::Model;
 
 const SWARM_HELP: &str = "Run on a Swarm manager. GPU services are constrained to nodes labelled \
                           <gpu_label>=true ([swarm] gpu_label, default hlsys.gpu: `docker node update \

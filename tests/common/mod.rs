@@ -233,7 +233,7 @@ pub fn trusting_runner(config_text: &str) -> String {
 
 /// [`trusting_runner`] for a config a test loads through the library (fixture trees in
 /// the repository checkout, with whatever owner and modes it has there).
-pub fn trust_runner(config: &mut hlsys::config::Config) {
+pub fn trust_runner(config: &mut hlsys_core::config::Config) {
     config.trust.owner = Some(nix::unistd::geteuid().as_raw());
     config.trust.group = Some(nix::unistd::getegid().as_raw());
 }

@@ -1,0 +1,151 @@
+//! The sandbox of every generated service (stack units and the oneshots): systemd.exec(5)
+//! settings that still let `hlsys` and `docker compose` talk to the Docker socket and read
+//! the tree, and take away everything else a root process could reach. One list, so the
+//! units, hlsys-generator(8) and the tests name the same directives.
+//!
+//! What the processes need, and why each exception is there:
+//! - the Docker socket and systemd's notify/D-Bus sockets: `AF_UNIX` only (filesystem
+//!   sockets work across network namespaces, and connecting to one is not a write, so
+//!   `PrivateNetwork=` and `ProtectSystem=strict` leave them usable);
+//! - a writable home for the Docker CLI, which keeps `~/.docker` (config, contexts, buildx
+//!   state): `StateDirectory=hlsys`, i.e. /var/lib/hlsys, owned by root and 0700 — not
+//!   /root (hidden by `ProtectHome=`), and not a RuntimeDirectory, which is emptied at
+//!   every stop and would lose registry credentials put there;
+//! - the GPU check reads /dev/nvidia*: it keeps the host's devices (no `PrivateDevices=`).
+//!
+//! No `ReadWritePaths=`: Compose writes nothing but its home and /tmp (private). No
+//! capabilities: everything it opens is root's own (socket, tree, state directory), and
+//! root stays root inside `PrivateUsers=` (only other users map to nobody).
+//! `SystemCallFilter=` also drops `@resources`; with `SystemCallErrorNumber=EPERM` the Go
+//! runtime's attempt to raise RLIMIT_NOFILE fails quietly (Compose ran in the e2e tests).
+
+use std::path::Path;
+
+use crate::units::unit_file::Section;
+
+/// The supervisor's home (`StateDirectory=hlsys`): the Docker CLI's `~/.docker`.
+pub const STATE_DIR: &str = "/var/lib/hlsys";
+
+/// PATH of every generated service: fixed, never taken from an env file.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Which service is being sandboxed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A stack's supervisor (`hlsys supervise`), which runs `docker compose`.
+    Stack,
+    /// A oneshot that only talks to Docker or systemd (networks, tree).
+    Oneshot,
+    /// The GPU check: like a oneshot, but it looks at the host's GPU devices.
+    GpuCheck,
+}
+
+/// Where `ProtectHome=` hides things: a config, tree or binary below one of these is
+/// still read there (read-only), so the units keep working.
+const HOME_DIRS: [&str; 3] = ["/home", "/root", "/run/user"];
+
+/// Whether any of `paths` lies in a home directory (see [`HOME_DIRS`]).
+pub fn under_home<'p>(paths: impl IntoIterator<Item = &'p Path>) -> bool {
+    paths.into_iter().any(|p| HOME_DIRS.iter().any(|h| p.starts_with(h)))
+}
+
+/// `(key, value)` of every setting for `kind`, in the order they are written;
+/// `reads_home`: hlsys has to read something below a home directory (see [`under_home`]).
+pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static str)> {
+    let mut d = vec![
+        // The environment is hlsys's, not an env file's: PATH, LD_PRELOAD or DOCKER_HOST
+        // there would steer a root process. HOME is the state directory (see above).
+        (
+            "Environment",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("Environment", "LANG=C.UTF-8"),
+        ("Environment", "HOME=/var/lib/hlsys"),
+        ("StateDirectory", "hlsys"),
+        ("StateDirectoryMode", "0700"),
+        ("UMask", "0077"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", if reads_home { "read-only" } else { "yes" }),
+        ("PrivateTmp", "yes"),
+        ("PrivateNetwork", "yes"),
+        ("IPAddressDeny", "any"),
+        ("RestrictAddressFamilies", "AF_UNIX"),
+        ("PrivateUsers", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectKernelLogs", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("ProtectClock", "yes"),
+        ("ProtectHostname", "yes"),
+        ("ProtectProc", "invisible"),
+        ("RestrictNamespaces", "yes"),
+        ("RestrictRealtime", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+        ("LockPersonality", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("RemoveIPC", "yes"),
+        ("SystemCallArchitectures", "native"),
+        ("SystemCallFilter", "@system-service"),
+        ("SystemCallFilter", "~@privileged @resources"),
+        // A call outside the filter fails instead of killing the process: a new Docker
+        // CLI probing a syscall then reports an error rather than dying with SIGSYS.
+        ("SystemCallErrorNumber", "EPERM"),
+    ];
+    if kind != Kind::GpuCheck {
+        d.push(("PrivateDevices", "yes"));
+        // /proc/driver/nvidia is what the GPU check reads; the others need only their own
+        // processes.
+        d.push(("ProcSubset", "pid"));
+    }
+    d
+}
+
+/// Writes the sandbox for `kind` into a `[Service]` section.
+pub fn harden(service: &mut Section, kind: Kind, reads_home: bool) {
+    for (key, value) in directives(kind, reads_home) {
+        service.set(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_gpu_check_sees_devices() {
+        let has = |k: Kind, key: &str| directives(k, false).iter().any(|(d, _)| *d == key);
+        assert!(has(Kind::Stack, "PrivateDevices") && has(Kind::Oneshot, "PrivateDevices"));
+        assert!(!has(Kind::GpuCheck, "PrivateDevices"));
+        for k in [Kind::Stack, Kind::Oneshot, Kind::GpuCheck] {
+            assert!(has(k, "NoNewPrivileges") && has(k, "SystemCallFilter"));
+        }
+    }
+
+    #[test]
+    fn a_tree_in_a_home_directory_stays_readable() {
+        let home = |paths: &[&str]| under_home(paths.iter().map(Path::new));
+        assert!(home(&["/srv/compose", "/home/ann/lab"]));
+        assert!(home(&["/root/hlsys.toml"]) && !home(&["/srv/compose", "/homework", "/etc/hlsys/hlsys.toml"]));
+        let protect = |h| {
+            directives(Kind::Stack, h)
+                .into_iter()
+                .find(|(k, _)| *k == "ProtectHome")
+                .unwrap()
+                .1
+        };
+        assert_eq!((protect(false), protect(true)), ("yes", "read-only"));
+    }
+
+    #[test]
+    fn the_fixed_environment_matches_the_constants() {
+        let env: Vec<&str> = directives(Kind::Stack, false)
+            .into_iter()
+            .filter(|(k, _)| *k == "Environment")
+            .map(|(_, v)| v)
+            .collect();
+        assert!(env.contains(&format!("PATH={PATH}").as_str()), "{env:?}");
+        assert!(env.contains(&format!("HOME={STATE_DIR}").as_str()), "{env:?}");
+    }
+}
