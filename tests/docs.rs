@@ -42,6 +42,13 @@ fn generated() -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// clap's own consistency checks (conflicting flags, defaults outside their possible values,
+/// positional order, …), which otherwise run only when a command line hits them.
+#[test]
+fn the_command_line_definition_is_consistent() {
+    hlsys::cli::Cli::command().debug_assert();
+}
+
 #[test]
 fn man_pages_and_completions_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
