@@ -17,4 +17,4 @@ pub mod yaml;
 
 pub use error::ComposeError;
 pub use project::{parse, ComposeFile, XHlsys};
-pub use service::{GpuMechanism, PublishedPort, Service};
+pub use service::{GpuMechanism, PublishedPort, RestartPolicy, Service};

@@ -17,7 +17,7 @@ use crate::paths::clean;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::compose::error::{scalar, ComposeError, Result};
-use crate::compose::service::{GpuMechanism, PublishedPort, Service};
+use crate::compose::service::{GpuMechanism, PublishedPort, RestartPolicy, Service};
 
 /// `x-hlsys:` extension at the top level of a compose file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -314,6 +314,7 @@ fn service(
         restart: get(def, "restart")
             .map(|v| string(v, &format!("{key}.restart")))
             .transpose()?,
+        restart_policy: restart_policy(def, key)?,
         networks: service_networks(def, key, networks)?,
         gpu: gpu(def, key)?,
         ports: ports(def, key)?,
@@ -536,6 +537,40 @@ fn bind_sources(def: &Mapping, key: &str, ctx: &Ctx) -> Result<Vec<PathBuf>> {
         .filter_map(|(_, s)| s)
         .map(|s| ctx.absolute(s))
         .collect())
+}
+
+/// `restart:`, replaced by `deploy.restart_policy` when that is set (Compose gives the
+/// container the latter; without a `condition` that is no restart at all, measured with
+/// Compose 2.40.3); a word Docker does not know is refused here rather than at the
+/// container's creation.
+fn restart_policy(def: &Mapping, key: &str) -> Result<RestartPolicy> {
+    let mut policy = RestartPolicy::No;
+    if let Some(v) = get(def, "restart") {
+        let k = format!("{key}.restart");
+        let text = string(v, &k)?;
+        policy = RestartPolicy::parse(&text, None).ok_or_else(|| ComposeError::at(&k, "invalid restart policy"))?;
+    }
+    let dk = format!("{key}.deploy");
+    let Some(deploy) = get(def, "deploy") else {
+        return Ok(policy);
+    };
+    let Some(rp) = field(deploy, "restart_policy", &dk)? else {
+        return Ok(policy);
+    };
+    let rk = format!("{dk}.restart_policy");
+    let condition = field(rp, "condition", &rk)?
+        .map(|c| string(c, &format!("{rk}.condition")))
+        .transpose()?
+        .unwrap_or_default();
+    let attempts = field(rp, "max_attempts", &rk)?
+        .map(|n| {
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ComposeError::at(&format!("{rk}.max_attempts"), "expected a number"))
+        })
+        .transpose()?;
+    RestartPolicy::parse(&condition, attempts)
+        .ok_or_else(|| ComposeError::at(&format!("{rk}.condition"), "invalid restart policy"))
 }
 
 /// `{type, source, target}` of a long volume: its target and, for a bind mount, its
@@ -800,6 +835,27 @@ services:
         // a merged map's own merge key is resolved
         assert!(by("chain").healthcheck);
         assert_eq!(by("alias").restart.as_deref(), Some("always"));
+    }
+
+    #[test]
+    fn restart_policy_is_restart_unless_deploy_says_otherwise() {
+        use crate::compose::service::RestartPolicy::*;
+        let f = ok(r#"
+services:
+  plain: {image: x}
+  us: {image: x, restart: unless-stopped}
+  both: {image: x, restart: always, deploy: {restart_policy: {condition: none}}}
+  deploy: {image: x, deploy: {restart_policy: {condition: on-failure, max_attempts: 3}}}
+  nocond: {image: x, restart: always, deploy: {restart_policy: {delay: 5s}}}
+"#);
+        let by = |n: &str| f.services.iter().find(|s| s.name == n).unwrap().restart_policy;
+        assert_eq!(by("plain"), No);
+        assert_eq!(by("us"), UnlessStopped);
+        assert_eq!(by("both"), No);
+        assert_eq!(by("deploy"), OnFailure { max_retries: 3 });
+        assert_eq!(by("nocond"), No);
+        let e = err("services:\n  web: {image: x, restart: sometimes}\n");
+        assert_eq!(e.to_string(), "key services.web.restart: invalid restart policy");
     }
 
     #[test]
