@@ -16,9 +16,10 @@ use std::time::Duration;
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::docker::{self, compose_containers, label_of, PROJECT_LABEL};
+use crate::docker::{self, compose_containers, container_name, label_of, PROJECT_LABEL};
 use crate::gpu;
 use crate::network;
+use crate::supervise::takeover;
 use hlsys_core::compose::PublishedPort;
 use hlsys_core::config::ConfigError;
 use hlsys_core::model::{Model, Stack};
@@ -621,8 +622,11 @@ async fn published_by_projects(d: &Docker) -> anyhow::Result<HashMap<String, BTr
     Ok(out)
 }
 
-/// Containers of the checked stacks whose restart policy is not "no": Docker would
-/// start them at boot on its own, before systemd's ordering and outside its control.
+/// Containers of the checked stacks that still carry a Docker restart policy: hlsys takes
+/// each stack's containers over when it starts it (policy "no", the declared one applied
+/// by its supervisor), so these come from before hlsys or from a plain `docker compose
+/// up`, and dockerd would start them on its own at boot, out of order. Also containers of
+/// another Compose project made from a stack's directory, which hlsys refuses to copy.
 async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>) -> CheckResult {
     const NAME: &str = "restart-policies";
     let d = match d {
@@ -630,6 +634,10 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>)
         Err(_) => return CheckResult::warn(NAME, "not checked: Docker is unreachable", "start Docker"),
     };
     let projects: BTreeMap<&str, &str> = stacks.iter().map(|s| (s.project.as_str(), s.id.as_str())).collect();
+    let dirs: BTreeMap<String, &Stack> = stacks
+        .iter()
+        .map(|s| (s.dir.to_string_lossy().into_owned(), *s))
+        .collect();
     let containers = match compose_containers(d, None).await {
         Ok(c) => c,
         Err(e) => return CheckResult::fail(NAME, format!("cannot list containers: {e:#}"), "check Docker's log"),
@@ -637,23 +645,28 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>)
     let mut problems = Vec::new();
     let mut seen = 0;
     for c in containers {
-        let Some(stack) = label_of(&c, PROJECT_LABEL).and_then(|p| projects.get(p)) else {
+        let project = label_of(&c, PROJECT_LABEL).unwrap_or_default();
+        let Some(stack) = projects.get(project) else {
+            let here = label_of(&c, takeover::WORKING_DIR_LABEL).and_then(|w| dirs.get(w));
+            if let Some(s) = here {
+                problems.push(format!(
+                    "{}: container {} of Compose project {project} was made from its directory: hlsys will not start a second copy (docker compose -p {project} down, then move its data)",
+                    s.id,
+                    container_name(&c)
+                ));
+            }
             continue;
         };
         seen += 1;
-        let id = c.id.unwrap_or_default();
-        let Ok(info) = d.inspect_container(&id, None).await else {
+        let id = c.id.clone().unwrap_or_default();
+        let Ok(policy) = takeover::policy_of(d, &id).await else {
             continue;
         };
-        let policy = info
-            .host_config
-            .and_then(|h| h.restart_policy)
-            .and_then(|r| r.name)
-            .map(|n| n.to_string())
-            .unwrap_or_default();
-        if !policy.is_empty() && policy != "no" {
-            let name = info.name.unwrap_or(id).trim_start_matches('/').to_string();
-            problems.push(format!("{stack}: container {name} has restart policy {policy}"));
+        if policy != "no" {
+            problems.push(format!(
+                "{stack}: container {} has restart policy {policy}, so Docker starts it on its own at boot",
+                container_name(&c)
+            ));
         }
     }
     CheckResult::from_problems(
@@ -661,7 +674,9 @@ async fn restart_policies(stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>)
         format!("{seen} containers of the checked stacks, none restarted by Docker itself"),
         Status::Warn,
         problems,
-        "set `restart: \"no\"` (systemd restarts the stack) and recreate the containers",
+        "hand them over to hlsys: `hlsys start STACK` (its supervisor sets the policy to \"no\" and applies \
+         the declared one itself), or for a stack left stopped `docker update --restart=no $(docker ps -aq \
+         --filter label=com.docker.compose.project=STACK)`; the compose files stay as they are",
     )
 }
 

@@ -1,5 +1,6 @@
 //! The containers' health as one line of text: the supervisor writes it as its `STATUS=`
-//! (`ready: 3/3 healthy`, `ready: 2/3 healthy, ollama starting`), and `hlsys status`
+//! (`ready: 3/3 healthy`, `ready: 2/3 healthy, ollama starting`, and the containers it
+//! restarted itself: `ready: 3/3 healthy; restarted: web 2 (exit 137)`), and `hlsys status`
 //! reads it back from the unit's StatusText over D-Bus, so health shows without access to
 //! the Docker socket. One format, written by [`Health::to_string`] and read by
 //! [`Health::parse`].
@@ -31,7 +32,21 @@ pub struct Health {
     pub total: usize,
     /// The others, in container order.
     pub not_healthy: Vec<NotHealthy>,
+    /// Services whose containers the supervisor started again after they died (their
+    /// restart policy, applied by hlsys), by service name.
+    pub restarts: Vec<Restarted>,
 }
+
+/// How often the supervisor restarted a service's containers, and the exit code of the
+/// last death.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restarted {
+    pub service: String,
+    pub count: u32,
+    pub last_exit: i64,
+}
+
+const RESTARTED: &str = "; restarted: ";
 
 /// One container as Docker lists it: its service, state and status text.
 pub struct Observed<'a> {
@@ -73,6 +88,7 @@ impl Health {
             healthy: 0,
             total: 0,
             not_healthy: Vec::new(),
+            restarts: Vec::new(),
         };
         for c in containers {
             h.total += 1;
@@ -88,9 +104,26 @@ impl Health {
         h
     }
 
+    /// The same health with the supervisor's restarts (names that could not be read back
+    /// are written as `?`, as above).
+    pub fn with_restarts(mut self, restarts: impl IntoIterator<Item = Restarted>) -> Health {
+        self.restarts = restarts
+            .into_iter()
+            .map(|r| Restarted {
+                service: if plain_name(&r.service) { r.service } else { "?".into() },
+                ..r
+            })
+            .collect();
+        self
+    }
+
     /// Reads a line [`fmt::Display`] wrote; `None` for any other STATUS text (progress,
     /// `failed: …`).
     pub fn parse(text: &str) -> Option<Health> {
+        let (text, restarts) = match text.split_once(RESTARTED) {
+            Some((health, restarts)) => (health, parse_restarts(restarts)?),
+            None => (text, Vec::new()),
+        };
         let (phase, rest) = text.split_once(": ")?;
         if !plain_name(phase) {
             return None;
@@ -102,6 +135,7 @@ impl Health {
             healthy: healthy.parse().ok()?,
             total: total.parse().ok()?,
             not_healthy: Vec::new(),
+            restarts,
         };
         for p in parts {
             let (service, state) = p.split_once(' ')?;
@@ -117,11 +151,31 @@ impl Health {
     }
 }
 
+/// `web 2 (exit 137), db 1 (exit 1)`.
+fn parse_restarts(text: &str) -> Option<Vec<Restarted>> {
+    text.split(", ")
+        .map(|r| {
+            let (service, rest) = r.split_once(' ')?;
+            let (count, exit) = rest.strip_suffix(')')?.split_once(" (exit ")?;
+            (plain_name(service) || service == "?").then_some(())?;
+            Some(Restarted {
+                service: service.to_string(),
+                count: count.parse().ok()?,
+                last_exit: exit.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 impl fmt::Display for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}/{} healthy", self.phase, self.healthy, self.total)?;
         for n in &self.not_healthy {
             write!(f, ", {} {}", n.service, n.state)?;
+        }
+        for (i, r) in self.restarts.iter().enumerate() {
+            let sep = if i == 0 { RESTARTED } else { ", " };
+            write!(f, "{sep}{} {} (exit {})", r.service, r.count, r.last_exit)?;
         }
         Ok(())
     }
@@ -151,6 +205,23 @@ mod tests {
         let all = Health::of("ready", [obs("a", "running", "Up 1 second")]);
         assert_eq!(all.to_string(), "ready: 1/1 healthy");
         assert_eq!(Health::parse("ready: 1/1 healthy"), Some(all));
+    }
+
+    #[test]
+    fn restarts_are_written_and_read_back() {
+        let r = |service: &str, count, last_exit| Restarted {
+            service: service.into(),
+            count,
+            last_exit,
+        };
+        let h = Health::of("ready", [obs("web", "running", "Up 1 second")])
+            .with_restarts([r("web", 2, 137), r("we ird", 1, 1)]);
+        assert_eq!(
+            h.to_string(),
+            "ready: 1/1 healthy; restarted: web 2 (exit 137), ? 1 (exit 1)"
+        );
+        assert_eq!(Health::parse(&h.to_string()), Some(h));
+        assert_eq!(Health::parse("ready: 1/1 healthy; restarted: web two (exit 1)"), None);
     }
 
     #[test]

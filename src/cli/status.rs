@@ -691,7 +691,7 @@ mod tests {
                         "since": "2024-05-01T10:00:00Z",
                         "since_usec": 1714557600000000,
                         "status_text": "ready: 1/1 healthy",
-                        "health": {"phase": "ready", "healthy": 1, "total": 1, "not_healthy": []},
+                        "health": {"phase": "ready", "healthy": 1, "total": 1, "not_healthy": [], "restarts": []},
                         "prepare": {
                             "unit": "homelab-genai-webui-prepare.service",
                             "active_state": "active",

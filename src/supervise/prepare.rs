@@ -68,12 +68,15 @@ pub fn run(stack: &Stack, pulls: Pulls) -> Result<ExitCode> {
     }
     let rt = crate::docker::runtime()?;
     rt.block_on(async {
+        let docker = crate::docker::connect().await?;
+        super::takeover::take_over(&docker, stack).await?;
         sd_status("creating containers");
         let first = create(stack, &["create", "--pull", "never"], None).await;
-        let docker = crate::docker::connect().await?;
         if first.is_err() && !pull_missing(stack, &docker, pulls).await? {
             first?;
         }
+        // Created with the declared policy: dockerd must not start them at its next start.
+        super::takeover::clear_policies(&docker, &stack.project).await?;
         let n = crate::docker::compose_containers(&docker, Some(&stack.project))
             .await?
             .len();

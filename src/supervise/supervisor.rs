@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use libsystemd::daemon::NotifyState;
 
 use super::notify;
+use super::takeover;
 use super::watch::{
     containers, health_of, health_pending, project_events, ready_now, report_health, unix_now, verify_running, watch,
 };
@@ -101,7 +102,15 @@ async fn up(
             ev = events.next(), if events_open && !ready => match ev {
                 Some(Ok(ev)) => {
                     let action = ev.action.unwrap_or_default();
-                    if action == "start" || action.starts_with("health_status") {
+                    if action == "create" {
+                        // Taken over before Compose starts it, so no moment passes in
+                        // which dockerd would restart it on its own (takeover.rs). One
+                        // missed here (it went away, Docker hiccuped) is caught by the
+                        // pass after ready.
+                        if let Some(id) = ev.actor.and_then(|a| a.id) {
+                            let _ = takeover::clear_policy(docker, &id).await;
+                        }
+                    } else if action == "start" || action.starts_with("health_status") {
                         if let Ok(cs) = containers(docker, &stack.project).await {
                             if ready_now(&stack.services, &cs) {
                                 ready = true;
@@ -260,6 +269,7 @@ pub fn run(stack: &Stack, mode: Mode, pulls: super::prepare::Pulls) -> Result<Ex
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let docker = crate::docker::connect().await?;
+        takeover::take_over(&docker, stack).await?;
         // Set when READY=1 went out early; `watch` replays Docker's events from then.
         let mut early_since: Option<String> = None;
         let on_ready = |cs: &[bollard::models::ContainerSummary]| {
@@ -279,7 +289,8 @@ pub fn run(stack: &Stack, mode: Mode, pulls: super::prepare::Pulls) -> Result<Ex
         let since = early_since.clone().unwrap_or_else(unix_now);
         let n = verify_running(&docker, stack).await?;
         notify::send(&[NotifyState::Ready]);
-        report_health(&docker, &stack.project).await;
+        takeover::clear_policies(&docker, &stack.project).await?;
+        report_health(&docker, &stack.project, Vec::new()).await;
         if early_since.is_none() {
             eprintln!("ready ({n} containers)");
         }
@@ -289,7 +300,7 @@ pub fn run(stack: &Stack, mode: Mode, pulls: super::prepare::Pulls) -> Result<Ex
                 notify::send(&[NotifyState::Stopping]);
                 Ok(ExitCode::SUCCESS)
             }
-            r = watch(&docker, &stack.project, &since) => {
+            r = watch(&docker, stack, &since) => {
                 // `why` names a container (its name may come from an env file).
                 let why = hlsys_core::redact::mask(&r?, &hlsys_core::redact::env_values(&stack.env_files));
                 notify::status(&format!("failed: {why}"));

@@ -1,9 +1,11 @@
 //! The supervisor's view of its project's containers through the Docker API: whether
-//! every service is ready, the health for STATUS=, and the watch after READY=1 that ends
-//! when a container dies or turns unhealthy.
+//! every service is ready, the health for STATUS=, and the watch after READY=1: a
+//! container that dies is started again when its restart policy says so
+//! ([`super::restarts`] has the rules), and the watch ends when one dies for good, is
+//! stopped by hand or turns unhealthy.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use bollard::Docker;
@@ -11,8 +13,10 @@ use futures_util::StreamExt;
 use libsystemd::daemon::NotifyState;
 
 use super::notify;
+use super::restarts::{Decision, RestartBook, BURST, WINDOW};
 use crate::docker::{container_name, label_of, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
-use crate::health::{Health, Observed};
+use crate::health::{Health, Observed, Restarted};
+use hlsys_core::compose::RestartPolicy;
 use hlsys_core::model::Stack;
 
 /// The project's containers (not one-off `compose run` ones).
@@ -36,11 +40,12 @@ pub(super) fn health_of(cs: &[bollard::models::ContainerSummary]) -> Health {
     )
 }
 
-/// STATUS= with the containers' health as Docker sees it now (kept when Docker does not
-/// answer: the next event tries again).
-pub(super) async fn report_health(docker: &Docker, project: &str) {
+/// STATUS= with the containers' health as Docker sees it now and the restarts so far
+/// (kept when Docker does not answer: the next event tries again).
+pub(super) async fn report_health(docker: &Docker, project: &str, restarts: Vec<Restarted>) {
     if let Ok(cs) = containers(docker, project).await {
-        notify::send(&[NotifyState::Status(health_of(&cs).to_string())]);
+        let health = health_of(&cs).with_restarts(restarts);
+        notify::send(&[NotifyState::Status(health.to_string())]);
     }
 }
 
@@ -106,18 +111,26 @@ pub(super) async fn verify_running(docker: &Docker, stack: &Stack) -> Result<usi
     Ok(cs.len())
 }
 
-/// Waits until a container of the project dies or turns unhealthy after `since`
-/// (events are replayed from then, so nothing between ready and subscribing is lost).
-/// Every other event of a container (start, health, pause…) updates STATUS= with the
-/// health; the healthchecks' own `exec_*` events change nothing and are skipped.
-pub(super) async fn watch(docker: &Docker, project: &str, since: &str) -> Result<String> {
+/// Watches the project's containers from `since` (events are replayed from then, so
+/// nothing between ready and subscribing is lost) and returns why the stack failed: a
+/// container that died and is not restarted (its policy, or it keeps failing), one
+/// stopped by hand, one unhealthy. A container whose policy restarts it is started again
+/// after its back-off. Every other event of a container (start, health, pause…) updates
+/// STATUS= with the health; the healthchecks' own `exec_*` events change nothing.
+pub(super) async fn watch(docker: &Docker, stack: &Stack, since: &str) -> Result<String> {
+    let project = stack.project.as_str();
     let mut events = Box::pin(project_events(docker, project, since));
+    let mut book = RestartBook::default();
+    // Deaths waiting for their back-off, by container id: a `stop` event in between means
+    // the container was stopped by hand.
+    let mut due: HashMap<String, (Death, tokio::time::Instant)> = HashMap::new();
     // A second look SETTLE after the last event: Docker publishes some events (pause,
     // unpause) before its container list shows the change.
     let settle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(settle);
     let mut look_again = false;
     loop {
+        let next = due.values().map(|(_, at)| *at).min();
         tokio::select! {
             ev = events.next() => {
                 let Some(ev) = ev else { break };
@@ -125,28 +138,95 @@ pub(super) async fn watch(docker: &Docker, project: &str, since: &str) -> Result
                 match classify(ev) {
                     Seen::Fatal(why) => return Ok(why),
                     Seen::Nothing => continue,
-                    Seen::Change => report_health(docker, project).await,
+                    Seen::Died(d) => {
+                        let policy = policy_of(stack, &d.service);
+                        match book.died(&d.id, &d.service, policy, d.exit_code, Instant::now()) {
+                            Decision::NotRestarted => return Ok(d.why()),
+                            Decision::KeepsFailing => return Ok(format!(
+                                "{}, restarted {BURST} times within {} min: keeps failing",
+                                d.why(), WINDOW.as_secs() / 60
+                            )),
+                            Decision::Restart { after } => {
+                                notify::status(&format!(
+                                    "restarting {} in {:.1} s ({}; restart: {policy})",
+                                    d.name, after.as_secs_f64(), d.why()
+                                ));
+                                due.insert(d.id.clone(), (d, tokio::time::Instant::now() + after));
+                                continue;
+                            }
+                        }
+                    }
+                    Seen::Stopped(id) => {
+                        if let Some((d, _)) = due.remove(&id) {
+                            return Ok(format!("{}, stopped by hand", d.why()));
+                        }
+                    }
+                    Seen::Change => report_health(docker, project, book.summary()).await,
                 }
                 settle.as_mut().reset(tokio::time::Instant::now() + SETTLE);
                 look_again = true;
             }
+            _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
+                let now = tokio::time::Instant::now();
+                let ready: Vec<String> = due.iter().filter(|(_, (_, at))| *at <= now).map(|(id, _)| id.clone()).collect();
+                for id in ready {
+                    let Some((d, _)) = due.remove(&id) else { continue };
+                    if let Err(e) = docker.start_container(&id, None).await {
+                        return Ok(format!("{}, and starting it again failed: {e}", d.why()));
+                    }
+                    book.started(&id, Instant::now());
+                    eprintln!("started container {} again ({}; restart: {})", d.name, d.why(), policy_of(stack, &d.service));
+                }
+                report_health(docker, project, book.summary()).await;
+            }
             _ = &mut settle, if look_again => {
                 look_again = false;
-                report_health(docker, project).await;
+                report_health(docker, project, book.summary()).await;
             }
         }
     }
     bail!("the Docker event stream ended (Docker stopped?)")
 }
 
+/// The restart policy of `service` as the stack's compose files declare it (`no` for a
+/// service hlsys does not know, such as one started by hand under a profile).
+fn policy_of(stack: &Stack, service: &str) -> RestartPolicy {
+    stack
+        .service_details
+        .iter()
+        .find(|s| s.name == service)
+        .map(|s| s.restart_policy)
+        .unwrap_or_default()
+}
+
 /// How long after an event the health is looked at once more (see [`watch`]).
 const SETTLE: Duration = Duration::from_secs(1);
+
+/// A container of the stack that died.
+#[derive(Debug, PartialEq, Eq)]
+struct Death {
+    id: String,
+    name: String,
+    service: String,
+    /// `-1` when Docker did not say.
+    exit_code: i64,
+}
+
+impl Death {
+    fn why(&self) -> String {
+        format!("container {}: die (exit code {})", self.name, self.exit_code)
+    }
+}
 
 /// What a Docker event means to the watch.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
-    /// A container died or turned unhealthy: the watch ends, with this reason.
+    /// A container turned unhealthy: the watch ends, with this reason.
     Fatal(String),
+    /// A container died: its restart policy decides.
+    Died(Death),
+    /// A container was stopped (`docker stop`: its `die` came first), by id.
+    Stopped(String),
     /// A change of some container (start, health, pause…): STATUS= is refreshed.
     Change,
     /// A one-off container (`compose run`) or a healthcheck's own `exec_*`: nothing.
@@ -155,19 +235,25 @@ enum Seen {
 
 fn classify(ev: bollard::models::EventMessage) -> Seen {
     let action = ev.action.unwrap_or_default();
-    let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
+    let actor = ev.actor.unwrap_or_default();
+    let attrs = actor.attributes.unwrap_or_default();
     if attrs.get(ONEOFF_LABEL).map(String::as_str) == Some("True") || action.starts_with("exec_") {
         return Seen::Nothing;
     }
-    let name = attrs.get("name").cloned().unwrap_or_default();
-    if action == "die" || action == "oom" || action.starts_with("health_status: unhealthy") {
-        let code = attrs
-            .get("exitCode")
-            .map(|c| format!(" (exit code {c})"))
-            .unwrap_or_default();
-        return Seen::Fatal(format!("container {name}: {action}{code}"));
+    let attr = |k: &str| attrs.get(k).cloned().unwrap_or_default();
+    let name = attr("name");
+    let id = actor.id.unwrap_or_default();
+    match action.as_str() {
+        "die" => Seen::Died(Death {
+            id,
+            name,
+            service: attr(SERVICE_LABEL),
+            exit_code: attr("exitCode").parse().unwrap_or(-1),
+        }),
+        "stop" => Seen::Stopped(id),
+        a if a.starts_with("health_status: unhealthy") => Seen::Fatal(format!("container {name}: {a}")),
+        _ => Seen::Change,
     }
-    Seen::Change
 }
 
 pub(super) fn unix_now() -> String {
@@ -232,10 +318,12 @@ mod tests {
         let ev = |action: &str, oneoff: bool| bollard::models::EventMessage {
             action: Some(action.into()),
             actor: Some(bollard::models::EventActor {
+                id: Some("c0ffee".into()),
                 attributes: Some(
                     [
                         ("name".to_string(), "db-1".to_string()),
                         ("exitCode".to_string(), "3".to_string()),
+                        (SERVICE_LABEL.to_string(), "db".to_string()),
                         (
                             ONEOFF_LABEL.to_string(),
                             if oneoff { "True" } else { "False" }.to_string(),
@@ -243,19 +331,23 @@ mod tests {
                     ]
                     .into(),
                 ),
-                ..Default::default()
             }),
             ..Default::default()
         };
+        let died = Death {
+            id: "c0ffee".into(),
+            name: "db-1".into(),
+            service: "db".into(),
+            exit_code: 3,
+        };
+        assert_eq!(died.why(), "container db-1: die (exit code 3)");
+        assert_eq!(classify(ev("die", false)), Seen::Died(died));
+        assert_eq!(classify(ev("stop", false)), Seen::Stopped("c0ffee".into()));
         assert_eq!(
-            classify(ev("die", false)),
-            Seen::Fatal("container db-1: die (exit code 3)".into())
-        );
-        assert!(matches!(
             classify(ev("health_status: unhealthy", false)),
-            Seen::Fatal(_)
-        ));
-        for change in ["start", "pause", "unpause", "health_status: healthy"] {
+            Seen::Fatal("container db-1: health_status: unhealthy".into())
+        );
+        for change in ["start", "pause", "unpause", "health_status: healthy", "oom"] {
             assert_eq!(classify(ev(change, false)), Seen::Change, "{change}");
         }
         assert_eq!(classify(ev("exec_start: test -f /tmp/ready", false)), Seen::Nothing);
