@@ -11,6 +11,15 @@ use serde::Serialize;
 use crate::compose::service::Service;
 use crate::config::Config;
 
+/// The names of hlsys's own services, `<prefix>-<name>.service`: the networks, the GPU
+/// check, the wait for a late tree, swarm mode's deploy.
+pub const NETWORKS_UNIT: &str = "networks";
+pub const GPU_UNIT: &str = "gpu";
+pub const TREE_UNIT: &str = "tree";
+pub const SWARM_UNIT: &str = "swarm";
+/// No stack id may be one of these, or its unit and the fixed one would be one file.
+pub const FIXED_UNITS: [&str; 4] = [NETWORKS_UNIT, GPU_UNIT, TREE_UNIT, SWARM_UNIT];
+
 /// A stack: one Compose project, one `<prefix>-<id>.service`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stack {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::compose::{self, ComposeFile};
 use crate::config::{check_name, Config, ConfigError};
 use crate::escape::{check_value, BadValue};
-use crate::model::{layer_target, Layer, Model, Stack, StackError};
+use crate::model::{layer_target, Layer, Model, Stack, StackError, FIXED_UNITS};
 
 /// File names Compose looks for, in its own order of preference.
 pub const COMPOSE_FILE_NAMES: [&str; 4] = [
@@ -200,6 +200,12 @@ pub const MAX_UNIT_NAME: usize = 255;
 
 /// Why a stack's unit name cannot exist, if it cannot.
 fn unit_name_error(prefix: &str, id: &str) -> Option<String> {
+    if FIXED_UNITS.contains(&id) {
+        return Some(format!(
+            "stack id {id:?} is reserved: hlsys's own units are {}; rename the directory",
+            FIXED_UNITS.map(|f| format!("{prefix}-{f}.service")).join(", ")
+        ));
+    }
     let len = prefix.len() + 1 + id.len() + ".service".len();
     (len > MAX_UNIT_NAME).then(|| {
         format!(

@@ -19,7 +19,7 @@ use super::parts::{config_name, hlsys_cmd, new_unit, reads_home, Generated, Want
 use super::sandbox;
 use super::unit_file::Section;
 use crate::escape::{check_value, path_unit_name, BadValue};
-use crate::model::{Layer, Model, Stack, StackError};
+use crate::model::{Layer, Model, Stack, StackError, GPU_UNIT, NETWORKS_UNIT, TREE_UNIT};
 
 /// Default `TimeoutStartSec=` of a stack: first pulls can be slow, and the supervisor
 /// extends the timeout while it makes progress, so this only has to catch hangs.
@@ -43,13 +43,13 @@ impl Names<'_> {
         crate::units::prepare::unit_name(self.prefix, id)
     }
     fn networks(&self) -> String {
-        format!("{}-networks.service", self.prefix)
+        self.stack(NETWORKS_UNIT)
     }
     fn gpu(&self) -> String {
-        format!("{}-gpu.service", self.prefix)
+        self.stack(GPU_UNIT)
     }
     fn tree(&self) -> String {
-        format!("{}-tree.service", self.prefix)
+        self.stack(TREE_UNIT)
     }
     fn layers(&self, names: &[String]) -> Vec<String> {
         names.iter().map(|l| self.layer(l)).collect()

@@ -5,14 +5,14 @@
 
 use super::parts::{config_name, hlsys_cmd, new_unit, reads_home, Generated, WantsLink};
 use super::sandbox;
-use crate::model::Model;
+use crate::model::{Model, SWARM_UNIT};
 
 /// Slack on top of the layers' timeouts: networks and `docker compose config` per stack.
 const DEPLOY_SLACK_SEC: u64 = 120;
 
 /// `<prefix>-swarm.service`, wanted by multi-user.target.
 pub fn render(model: &Model) -> Generated {
-    let name = format!("{}-swarm.service", model.config.unit_prefix);
+    let name = format!("{}-{SWARM_UNIT}.service", model.config.unit_prefix);
     let dir = model.config.stacks_dir.to_string_lossy();
     let timeout: u64 = model
         .layers
