@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::global::Global;
-use super::output::{color_enabled, paint};
+use super::output::{color_enabled, paint, term};
 use crate::check::{self, CheckOptions, CheckResult, Status};
 use hlsys_core::model::Model;
 
@@ -92,7 +92,7 @@ fn print_results(results: &[CheckResult]) {
         println!();
         for r in bad {
             if let Some(remedy) = r.remedy.as_deref().filter(|s| !s.is_empty()) {
-                println!("{}: {remedy}", r.name);
+                println!("{}: {}", r.name, term(remedy));
             }
         }
     }
@@ -111,6 +111,11 @@ pub(super) fn status_color(word: &str) -> Option<u8> {
 /// Like [`super::output::print_table`], with column `status_col` coloured by [`status_color`]:
 /// widths come from the plain text so escape codes do not break the alignment.
 pub(super) fn print_status_table(header: &[&str], rows: &[Vec<String>], status_col: usize) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| term(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let color = color_enabled(&std::io::stdout());
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {

@@ -64,7 +64,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for e in model.errors.iter().chain(&g.skipped) {
         failed = true;
-        eprintln!("hlsys: skipped {}: {}: {}", e.stack, e.file.display(), e.message);
+        eprintln!("hlsys: skipped {}", super::output::stack_error(e));
     }
     Ok(ExitCode::from(if failed { EXIT_FAILURE } else { EXIT_OK }))
 }

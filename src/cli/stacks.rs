@@ -54,7 +54,7 @@ pub fn run(global: &Global, args: &StacksArgs) -> anyhow::Result<ExitCode> {
             &rows,
         );
         for e in &model.errors {
-            eprintln!("hlsys: {}: {}: {}", e.stack, e.file.display(), e.message);
+            eprintln!("hlsys: {}", super::output::stack_error(e));
         }
         println!("\n{} stacks, {} in error", model.stacks.len(), model.errors.len());
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::global::model_and_targets;
 use super::global::Global;
-use super::output::{color_enabled, paint};
+use super::output::{color_enabled, paint, stack_error_cause, term};
 use crate::docker::{compose_containers, container_name, label_of, PROJECT_LABEL, SERVICE_LABEL};
 use crate::health::Health;
 use crate::resolve::{rel_path, Target};
@@ -507,7 +507,7 @@ fn print_prepare(p: &PrepareStatus, color: bool) {
         "activating" => paint(color, 33, "activating"),
         _ => return,
     };
-    let text = p.status_text.as_deref().unwrap_or("");
+    let text = term(p.status_text.as_deref().unwrap_or(""));
     println!("      prepare ({}): {state} {text}", p.unit);
 }
 
@@ -529,7 +529,7 @@ fn print_text(doc: &StatusDoc) {
                 state_text(&s.unit, color)
             );
             if let Some(t) = &s.status_text {
-                println!("      status: {t}");
+                println!("      status: {}", term(t));
             }
             if let Some(p) = &s.prepare {
                 print_prepare(p, color);
@@ -546,7 +546,7 @@ fn print_text(doc: &StatusDoc) {
                 Some(cs) if cs.is_empty() => println!("      containers: none"),
                 Some(cs) => {
                     for c in cs {
-                        let mut line = format!("      {} [{}]: {}", c.name, c.service, c.state);
+                        let mut line = format!("      {} [{}]: {}", term(&c.name), term(&c.service), c.state);
                         if let Some(h) = &c.health {
                             let code = match h.as_str() {
                                 "healthy" => 32,
@@ -568,7 +568,7 @@ fn print_text(doc: &StatusDoc) {
         println!("  {}: {}", u.unit, state_text(u, color));
     }
     if let Some(e) = &doc.containers_error {
-        println!("containers: unavailable ({e})");
+        println!("containers: unavailable ({})", term(e));
     }
     for e in &doc.errors {
         println!(
@@ -576,7 +576,7 @@ fn print_text(doc: &StatusDoc) {
             paint(
                 color,
                 31,
-                &format!("stack {} in error: {}: {}", e.stack, e.file.display(), e.message)
+                &format!("stack {} in error: {}", term(&e.stack), stack_error_cause(e))
             )
         );
     }

@@ -57,7 +57,11 @@ pub fn run(global: &Global, args: &SwarmArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_CONFIG));
     };
     for e in &model.errors {
-        eprintln!("hlsys: stack {} skipped: {}: {}", e.stack, e.file.display(), e.message);
+        eprintln!(
+            "hlsys: stack {} skipped: {}",
+            super::output::term(&e.stack),
+            super::output::stack_error_cause(e)
+        );
     }
     let rt = docker::runtime()?;
     let ok = rt.block_on(async {

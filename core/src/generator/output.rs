@@ -158,9 +158,21 @@ fn write_files(
     }
     for l in &g.links {
         let d = dir.join(&l.dir);
-        if !d.is_dir() {
-            std::fs::create_dir(&d).at("creating", &d)?;
-            made_dirs.push(d.clone());
+        // Not followed: a link here (planted in `plan --out`'s directory) would put our
+        // links wherever it leads. Files are safe already: a unit is renamed over what
+        // is there, and a temporary file is created with O_EXCL, which follows no link.
+        match d.symlink_metadata() {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                let e = std::io::Error::other(
+                    "not a directory (a link or a file); hlsys writes only inside the output directory",
+                );
+                return Err(e).at("creating", &d);
+            }
+            Err(_) => {
+                std::fs::create_dir(&d).at("creating", &d)?;
+                made_dirs.push(d.clone());
+            }
         }
         let p = d.join(&l.unit);
         if p.symlink_metadata().is_ok() {
