@@ -45,9 +45,12 @@ pub fn quote(p: &Path) -> String {
 /// local/busybox:latest before any unit ordered after Docker starts (stacks start at boot,
 /// and there is no registry), and starts a recorder of Docker's events first, so the test
 /// can read when each container was created, started and became healthy. The recorder
-/// replays from the moment it is started, so it misses nothing even before it has
-/// subscribed, and appends: Docker restarted, it starts again and the file keeps the
-/// events from before.
+/// replays everything the daemon has buffered since it started (`--since 1`: dockerd keeps
+/// its recent events in memory, a new daemon only its own), so it misses nothing from
+/// before it subscribed, not even the containers dockerd itself starts while it restores
+/// its state (their restart policy), before ExecStartPost; and it appends: Docker
+/// restarted, it starts again and the file keeps the events from before, with no event
+/// twice.
 pub fn pre_boot(tree: &str, with_tree: bool, extra: &[(&str, &str)]) -> String {
     let (hlsys, generator) = binaries();
     let mut s = format!(
@@ -81,7 +84,7 @@ set -euo pipefail
 systemctl stop e2e-docker-events.service 2>/dev/null || true
 systemctl reset-failed e2e-docker-events.service 2>/dev/null || true
 systemd-run --quiet --collect --unit=e2e-docker-events -p StandardOutput=append:/run/e2e-docker-events.jsonl \
-  -p StandardError=journal docker events --since "$(date +%s.%N)" --format '{{json .}}' || true
+  -p StandardError=journal docker events --since 1 --format '{{json .}}' || true
 docker image inspect local/busybox:latest >/dev/null 2>&1 && exit 0
 # As tests/harness/machine.sh wait-docker does: an image from the host's static busybox.
 bb=$(mktemp -d); trap 'rm -rf "$bb"' EXIT
@@ -221,6 +224,8 @@ pub struct Event {
     pub action: String,
     pub project: String,
     pub name: String,
+    /// `exitCode` of a `die` event.
+    pub exit_code: Option<i64>,
 }
 
 /// Everything the recorder wrote.
@@ -239,13 +244,14 @@ pub fn events(m: &Machine) -> Vec<Event> {
                 action: v["Action"].as_str().unwrap_or_default().to_string(),
                 project: attr("com.docker.compose.project"),
                 name: attr("name"),
+                exit_code: attr("exitCode").parse().ok(),
             }
         })
         .collect()
 }
 
-/// The recorder saw the image import, so it has seen everything since Docker first
-/// started.
+/// The recorder saw the image import (done by ExecStartPost at the first start of Docker
+/// on a fresh /var/lib/docker), so it has seen everything since Docker first started.
 pub fn assert_recorder_saw_import(all: &[Event]) {
     assert!(
         all.iter().any(|e| e.kind == "image" && e.action == "import"),

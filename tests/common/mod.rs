@@ -89,6 +89,9 @@ pub struct Machine {
     /// tree (--keep-unit, /sys/fs/cgroup bound in), so two at once would step on each
     /// other's /system.slice; test binaries or threads booting machines take turns.
     _lock: nix::fcntl::Flock<std::fs::File>,
+    /// DOCKER_STATE of machine.sh: the real directory bound at /var/lib/docker instead of
+    /// a tmpfs (see [`Machine::start_with_state`]); removed after the machine stopped.
+    docker_state: Option<PathBuf>,
 }
 
 impl Machine {
@@ -101,6 +104,20 @@ impl Machine {
     /// Boot a machine named `<prefix>-<pid>-<n>`. `pre_boot` is a bash snippet run
     /// before boot with $ROOT set to the machine's root (install generator, config, ...).
     pub fn start(prefix: &str, pre_boot: Option<&str>) -> Machine {
+        Self::boot_new(prefix, pre_boot, None)
+    }
+
+    /// [`Machine::start`] with Docker's state (/var/lib/docker) in `docker_state`
+    /// (machine.sh's DOCKER_STATE) instead of a tmpfs: it outlives [`Machine::crash`], so
+    /// the boot after a power cut finds the containers Docker left "running". It must be
+    /// on a real filesystem (overlay2 cannot sit on an overlay), such as a directory under
+    /// `env!("CARGO_TARGET_TMPDIR")`; created if missing. The machine owns it from here
+    /// and removes it once stopped (`stop` itself leaves it).
+    pub fn start_with_state(prefix: &str, pre_boot: Option<&str>, docker_state: &Path) -> Machine {
+        Self::boot_new(prefix, pre_boot, Some(docker_state))
+    }
+
+    fn boot_new(prefix: &str, pre_boot: Option<&str>, docker_state: Option<&Path>) -> Machine {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let lock_file = std::fs::OpenOptions::new()
@@ -112,8 +129,13 @@ impl Machine {
         let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| e)
             .expect("locking /run/hlsys-machines.lock");
-        let m = Machine { name, _lock: lock }; // guard first: a failed start is cleaned up too
-        let mut c = Self::script();
+        // Guard first: a failed start is cleaned up too.
+        let m = Machine {
+            name,
+            _lock: lock,
+            docker_state: docker_state.map(Path::to_path_buf),
+        };
+        let mut c = m.with_state(Self::script());
         c.args(["start", &m.name]);
         if let Some(p) = pre_boot {
             c.env("PRE_BOOT", p);
@@ -121,6 +143,29 @@ impl Machine {
         let (out, _) = run_ok(&mut c);
         eprint!("{out}");
         m
+    }
+
+    /// `cmd` with DOCKER_STATE set when the machine has one.
+    fn with_state(&self, mut cmd: Command) -> Command {
+        if let Some(d) = &self.docker_state {
+            cmd.env("DOCKER_STATE", d);
+        }
+        cmd
+    }
+
+    /// A power cut: PID 1 of the machine killed (SIGKILL), so dockerd, the shims and
+    /// every container die at once with no shutdown; its root (the overlay's upper layer)
+    /// and Docker's state stay for [`Machine::boot`]. `exec` fails until then.
+    pub fn crash(&self) {
+        let (out, _) = run_ok(Self::script().args(["crash", &self.name]));
+        eprint!("{out}");
+    }
+
+    /// Boot the crashed machine again, on the same root and Docker state (the boot after
+    /// a power cut); returns once systemd says the boot is done, as `start` does.
+    pub fn boot(&self) {
+        let (out, _) = run_ok(self.with_state(Self::script()).args(["boot", &self.name]));
+        eprint!("{out}");
     }
 
     /// Run `args` inside the machine; returns (status, stdout, stderr).
@@ -155,6 +200,18 @@ impl Drop for Machine {
         let (status, out, err) = run(Self::script().args(["stop", &self.name]));
         if !status.success() {
             eprintln!("stopping machine {} failed: {status}\n{out}{err}", self.name);
+        }
+        // Docker's state outlives `stop` (a real directory, not the machine's tmpfs).
+        if let Some(d) = &self.docker_state {
+            if let Err(e) = std::fs::remove_dir_all(d) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "removing DOCKER_STATE {} of machine {} failed: {e}",
+                        d.display(),
+                        self.name
+                    );
+                }
+            }
         }
     }
 }

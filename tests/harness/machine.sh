@@ -6,14 +6,20 @@
 #
 #   machine.sh start NAME              boot; stops a leftover NAME first. PRE_BOOT='cmds'
 #                                      runs before boot with $ROOT = the machine's root;
-#                                      BOOT_TIMEOUT (s, default 90)
+#                                      BOOT_TIMEOUT (s, default 90). DOCKER_STATE=DIR (a
+#                                      real filesystem) holds /var/lib/docker instead of a
+#                                      tmpfs, so Docker's state outlives `crash`
+#   machine.sh crash NAME              power cut: SIGKILL the machine's PID 1, no shutdown;
+#                                      its root (overlay upper layer) and DOCKER_STATE stay
+#   machine.sh boot NAME               boot a crashed NAME again on the same root (pass the
+#                                      same DOCKER_STATE): the boot after a power cut
 #   machine.sh exec NAME CMD...        run CMD inside (all namespaces of its PID 1, cwd /)
 #   machine.sh wait-docker NAME        wait for dockerd inside, import local/busybox:latest
 #   machine.sh copy-in NAME SRC DST    copy host file/dir SRC to DST inside the machine
 #   machine.sh log NAME                print the console log (systemd-nspawn output)
 #   machine.sh stop NAME               power off and remove every trace
 set -euo pipefail
-cmd=${1:?start|exec|wait-docker|copy-in|log|stop}; name=${2:?machine name}; shift 2
+cmd=${1:?start|exec|wait-docker|copy-in|log|crash|boot|stop}; name=${2:?machine name}; shift 2
 [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] || { echo "bad machine name: $name" >&2; exit 2; }
 base=/run/hlsys-machines/$name
 IMAGE=local/busybox:latest
@@ -53,23 +59,19 @@ stop() {
   umount "$base/root" 2>/dev/null || umount -l "$base/root" 2>/dev/null || true
   umount "$base" 2>/dev/null || umount -l "$base" 2>/dev/null || true
   rmdir "$base" 2>/dev/null || true
-  rm -f "$base".{pid,init,log}
+  rm -f "$base".{pid,init,log,uuid,crashed}
 }
 
-case $cmd in
-start)
-  if [ -e "$base" ] || [ -e "$base.pid" ]; then echo "stopping leftover machine $name"; stop; fi
-  # All of the machine's writes go to a tmpfs: the host's disk is never touched and
-  # stop leaves nothing behind.
-  mkdir -p "$base"; mountpoint -q "$base" || mount -t tmpfs tmpfs "$base"
-  mkdir -p "$base"/{upper,work,root}
-  # Copy-on-write overlay of the host root: the machine has every host binary (systemd,
-  # dockerd, busybox, this repo) without building an image.
-  mount -t overlay overlay -o lowerdir=/,upperdir="$base/upper",workdir="$base/work" "$base/root"
-  if [ -n "${PRE_BOOT:-}" ]; then ROOT="$base/root" bash -ec "$PRE_BOOT"; fi
+# Boots systemd-nspawn on the overlay mounted at $base/root and waits until it is up.
+boot() {
+  [ -s "$base.uuid" ] || tr -d - </proc/sys/kernel/random/uuid >"$base.uuid"
+  local docker_state=--tmpfs=/var/lib/docker
+  if [ -n "${DOCKER_STATE:-}" ]; then mkdir -p "$DOCKER_STATE"; docker_state=--bind=$DOCKER_STATE:/var/lib/docker; fi
   # --private-network: dockerd inside makes its bridges/iptables in the machine's own
   #   netns (only loopback), never on the host or in another machine.
-  # --tmpfs=/var/lib/docker: overlay2 cannot sit on the overlay root.
+  # --tmpfs=/var/lib/docker: overlay2 cannot sit on the overlay root; with DOCKER_STATE a
+  #   bind of a real directory instead, which survives `crash` (a power cut).
+  # --uuid: one per machine, kept across `boot` (same machine, booted again).
   # --keep-unit --register=no: the host has no systemd as PID 1 (no machined) to register with.
   # --bind=/sys/fs/cgroup: systemd and dockerd inside need the (host's) cgroup hierarchy.
   # --capability=all, --system-call-filter: dockerd needs them (keyrings, bpf for devices).
@@ -81,9 +83,9 @@ start)
   #   `flock LOCK cargo test`, or every later run waits on a machine nobody owns.
   ( close_inherited_fds
     exec setsid systemd-nspawn -D "$base/root" --register=no --keep-unit -M "$name" \
-    --uuid="$(tr -d - </proc/sys/kernel/random/uuid)" --private-network \
+    --uuid="$(cat "$base.uuid")" --private-network \
     --capability=all --system-call-filter='@keyring bpf' --bind=/sys/fs/cgroup \
-    --tmpfs=/var/lib/docker \
+    "$docker_state" \
     -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service systemd.mask=docker-registry.service
   ) </dev/null >"$base.log" 2>&1 &
   echo $! >"$base.pid"
@@ -99,13 +101,27 @@ start)
       if [ "$state" = running ] || [ "$state" = degraded ]; then
         echo "booted $name in $(( (${EPOCHREALTIME/./} - t0) / 1000 )) ms (state $state, PID 1 is host pid $init)"
         [ "$state" = running ] || nsenter -t "$init" -a systemctl --failed --no-legend --no-pager >&2 || true
-        exit 0
+        return 0
       fi
     fi
     kill -0 "$(cat "$base.pid")" 2>/dev/null || break
     sleep 0.2
   done
-  echo "boot of $name failed; console log:" >&2; tail -40 "$base.log" >&2; stop; exit 1 ;;
+  echo "boot of $name failed; console log:" >&2; tail -40 "$base.log" >&2; stop; return 1
+}
+
+case $cmd in
+start)
+  if [ -e "$base" ] || [ -e "$base.pid" ]; then echo "stopping leftover machine $name"; stop; fi
+  # All of the machine's writes go to a tmpfs: the host's disk is never touched and
+  # stop leaves nothing behind.
+  mkdir -p "$base"; mountpoint -q "$base" || mount -t tmpfs tmpfs "$base"
+  mkdir -p "$base"/{upper,work,root}
+  # Copy-on-write overlay of the host root: the machine has every host binary (systemd,
+  # dockerd, busybox, this repo) without building an image.
+  mount -t overlay overlay -o lowerdir=/,upperdir="$base/upper",workdir="$base/work" "$base/root"
+  if [ -n "${PRE_BOOT:-}" ]; then ROOT="$base/root" bash -ec "$PRE_BOOT"; fi
+  boot ;;
 exec)
   inside "$@" ;;
 wait-docker)
@@ -137,7 +153,25 @@ copy-in)
   fi ;;
 log)
   cat "$base.log" ;;
+crash)
+  # A power cut: SIGKILL to PID 1 ends the machine's pid namespace, so dockerd, containerd,
+  # the shims and every container die at once; nothing is stopped in order and Docker's
+  # state (DOCKER_STATE) still says "running". The tmpfs with the overlay's upper layer
+  # stays (the machine's disk); `boot` mounts it again, `stop` removes it.
+  init=$(live_pid "$base.init" systemd || true); nspawn=$(live_pid "$base.pid" systemd-nspawn || true)
+  [ -n "$init$nspawn" ] || { echo "machine $name is not running" >&2; exit 1; }
+  [ -n "$init" ] && kill -9 "$init" 2>/dev/null || true
+  for _ in $(seq 100); do [ -n "$nspawn" ] && kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+  [ -n "$nspawn" ] && kill -9 "$nspawn" 2>/dev/null || true
+  for _ in $(seq 50); do umount "$base/root" 2>/dev/null && break; sleep 0.2; done
+  if mountpoint -q "$base/root"; then echo "cannot unmount $base/root after the crash" >&2; exit 1; fi
+  rm -f "$base".{pid,init}; touch "$base.crashed"; echo "crashed $name" ;;
+boot)
+  [ -e "$base.crashed" ] || { echo "machine $name has not crashed (use start)" >&2; exit 1; }
+  mount -t overlay overlay -o lowerdir=/,upperdir="$base/upper",workdir="$base/work" "$base/root"
+  rm -f "$base.crashed"
+  boot ;;
 stop)
   stop; echo "stopped $name" ;;
-*) echo "usage: $0 start|exec|wait-docker|copy-in|log|stop NAME ..." >&2; exit 2 ;;
+*) echo "usage: $0 start|exec|wait-docker|copy-in|log|crash|boot|stop NAME ..." >&2; exit 2 ;;
 esac
