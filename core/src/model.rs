@@ -17,8 +17,10 @@ pub const NETWORKS_UNIT: &str = "networks";
 pub const GPU_UNIT: &str = "gpu";
 pub const TREE_UNIT: &str = "tree";
 pub const SWARM_UNIT: &str = "swarm";
+/// The "homelab ready" message (`[notify] on_ready`, crate::units::notify).
+pub const NOTIFY_READY_UNIT: &str = "notify-ready";
 /// No stack id may be one of these, or its unit and the fixed one would be one file.
-pub const FIXED_UNITS: [&str; 4] = [NETWORKS_UNIT, GPU_UNIT, TREE_UNIT, SWARM_UNIT];
+pub const FIXED_UNITS: [&str; 5] = [NETWORKS_UNIT, GPU_UNIT, TREE_UNIT, SWARM_UNIT, NOTIFY_READY_UNIT];
 
 /// A stack: one Compose project, one `<prefix>-<id>.service`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

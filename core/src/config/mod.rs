@@ -16,6 +16,7 @@ use crate::paths::clean;
 
 pub mod host;
 pub mod netcheck;
+pub mod notify;
 pub mod swarm;
 
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
@@ -142,6 +143,9 @@ struct RawConfig {
     trusted_group: Option<crate::trust::Principal>,
     #[serde(default)]
     swarm: swarm::SwarmConfig,
+    #[serde(default)]
+    notify: notify::NotifyConfig,
+    metrics: Option<notify::MetricsConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +179,10 @@ pub struct Config {
     pub trust: crate::trust::Policy,
     /// `[swarm]`: `hlsys swarm` only.
     pub swarm: swarm::SwarmConfig,
+    /// `[notify]`: the notifier units and `hlsys notify` (crate::units::notify).
+    pub notify: notify::NotifyConfig,
+    /// `[metrics]`: the metrics socket (crate::units::metrics); `None`: none.
+    pub metrics: Option<notify::MetricsConfig>,
 }
 
 impl Default for Config {
@@ -193,6 +201,8 @@ impl Default for Config {
             tree_files: Vec::new(),
             trust: crate::trust::Policy::default(),
             swarm: swarm::SwarmConfig::default(),
+            notify: notify::NotifyConfig::default(),
+            metrics: None,
         }
     }
 }
@@ -422,6 +432,12 @@ impl Config {
         .map_err(|e| err(e.to_string()))?;
         raw.swarm.validate().map_err(|e| err(e.to_string()))?;
         cfg.swarm = raw.swarm;
+        raw.notify.validate().map_err(&err)?;
+        cfg.notify = raw.notify;
+        if let Some(m) = &raw.metrics {
+            m.validate().map_err(&err)?;
+        }
+        cfg.metrics = raw.metrics;
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {
@@ -735,6 +751,28 @@ mod tests {
         assert!(e.message.contains("timeout_start_sec"), "{e}");
         let ok = format!("[stacks.a]\ntimeout_start_sec = {MAX_TIMEOUT_START_SEC}\n");
         assert!(Config::from_str_at(&ok, at).is_ok());
+    }
+
+    #[test]
+    fn notify_and_metrics_are_read_and_checked() {
+        let at = Path::new("/etc/hlsys/hlsys.toml");
+        let c = Config::from_str_at("", at).unwrap();
+        assert!(!c.notify.enabled() && c.metrics.is_none());
+        let c = Config::from_str_at(
+            "[notify]\non_ready = true\n[[notify.target]]\nkind = \"ntfy\"\nurl = \"http://127.0.0.1:8/lab\"\ntoken_file = \"/etc/hlsys/ntfy.token\"\n[metrics]\n",
+            at,
+        )
+        .unwrap();
+        assert!(c.notify.enabled() && c.notify.on_ready);
+        assert_eq!(c.notify.target[0].kind, notify::TargetKind::Ntfy);
+        assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9464");
+        let e = Config::from_str_at("[notify]\n[[notify.target]]\nkind = \"webhook\"\nurl = \"http://h/\"\ntoken = \"x\"\n", at)
+            .unwrap_err();
+        assert!(e.message.contains("line 5") && e.message.contains("token"), "{e}");
+        let e = Config::from_str_at("[metrics]\nlisten = \"/run/m.sock\"\n", at).unwrap_err();
+        assert!(e.message.contains("metrics.listen"), "{e}");
+        let e = Config::from_str_at("[[notify.target]]\nkind = \"mail\"\nurl = \"http://h/\"\n", at).unwrap_err();
+        assert!(e.message.contains("line 2"), "{e}");
     }
 
     #[test]

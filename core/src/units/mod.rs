@@ -5,6 +5,8 @@
 //! [`prepare`]ation units), [`swarm`] the one unit of swarm mode; both build on
 //! [`unit_file`] and [`sandbox`].
 
+pub mod metrics;
+pub mod notify;
 pub mod parts;
 pub mod prepare;
 pub mod sandbox;

@@ -38,6 +38,14 @@ pub enum Kind {
     Oneshot,
     /// The GPU check: like a oneshot, but it looks at the host's GPU devices.
     GpuCheck,
+    /// The notifier (`hlsys notify`): like a oneshot, but it reaches the notification
+    /// targets over IP: the one unit with network access (no `PrivateNetwork=`, no
+    /// `IPAddressDeny=`, `AF_INET`/`AF_INET6` besides `AF_UNIX`).
+    Notify,
+    /// `hlsys metrics --serve` behind the metrics socket: like a oneshot (it opens no
+    /// socket: the connection is its stdin/stdout), but without `IPAddressDeny=`, which
+    /// would apply to the connection systemd hands it.
+    Served,
 }
 
 /// Where `ProtectHome=` hides things: a config, tree or binary below one of these is
@@ -93,6 +101,14 @@ pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static s
         // CLI probing a syscall then reports an error rather than dying with SIGSYS.
         ("SystemCallErrorNumber", "EPERM"),
     ];
+    match kind {
+        Kind::Notify => {
+            d.retain(|(k, _)| !matches!(*k, "PrivateNetwork" | "IPAddressDeny" | "RestrictAddressFamilies"));
+            d.push(("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"));
+        }
+        Kind::Served => d.retain(|(k, _)| *k != "IPAddressDeny"),
+        _ => {}
+    }
     if kind != Kind::GpuCheck {
         d.push(("PrivateDevices", "yes"));
         // /proc/driver/nvidia is what the GPU check reads; the others need only their own
@@ -118,6 +134,16 @@ mod tests {
         let has = |k: Kind, key: &str| directives(k, false).iter().any(|(d, _)| *d == key);
         assert!(has(Kind::Stack, "PrivateDevices") && has(Kind::Oneshot, "PrivateDevices"));
         assert!(!has(Kind::GpuCheck, "PrivateDevices"));
+        // Only the notifier reaches the network.
+        for k in [Kind::Stack, Kind::Oneshot, Kind::GpuCheck, Kind::Served] {
+            assert!(has(k, "PrivateNetwork"), "{k:?}");
+        }
+        assert!(!has(Kind::Notify, "PrivateNetwork") && !has(Kind::Notify, "IPAddressDeny"));
+        let fams: Vec<_> = directives(Kind::Notify, false)
+            .into_iter()
+            .filter(|(k, _)| *k == "RestrictAddressFamilies")
+            .collect();
+        assert_eq!(fams, [("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6")]);
         for k in [Kind::Stack, Kind::Oneshot, Kind::GpuCheck] {
             assert!(has(k, "NoNewPrivileges") && has(k, "SystemCallFilter"));
         }

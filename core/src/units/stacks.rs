@@ -16,7 +16,7 @@
 //!   targets either: an empty layer reached at boot would order nothing later.
 
 use super::parts::{config_name, hlsys_cmd, new_unit, reads_home, Generated, WantsLink};
-use super::sandbox;
+use super::{metrics, notify, sandbox};
 use super::unit_file::Section;
 use crate::escape::{check_value, path_unit_name, BadValue};
 use crate::model::{Layer, Model, Stack, StackError, GPU_UNIT, NETWORKS_UNIT, TREE_UNIT};
@@ -111,6 +111,7 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     // restarts, so it leaves room for ordinary use: a crash loop (a start every ~5 s)
     // still hits it within a minute.
     u.set("StartLimitIntervalSec", "10min").set("StartLimitBurst", "10");
+    report_failure(model, u);
     let sv = uf.section("Service");
     // No EnvironmentFile=: the env files go to Compose only (`--env-file`), never into
     // the environment of this root process (see sandbox.rs).
@@ -218,11 +219,20 @@ fn root_unit(model: &Model, n: &Names, layers: &[Layer], extra_wants: &[String])
     uf.to_string()
 }
 
+/// With `[notify]` targets: `OnFailure=` to the notifier (crate::units::notify), which
+/// systemd 252 starts once the unit is `failed` for good (its restarts given up).
+fn report_failure(model: &Model, u: &mut Section) {
+    if model.config.notify.enabled() {
+        u.set("OnFailure", notify::on_failure(&model.config.unit_prefix));
+    }
+}
+
 fn oneshot_unit(model: &Model, description: &str, args: &[&str], kind: sandbox::Kind) -> String {
     let mut uf = new_unit(&config_name(model), description);
     uf.section("Unit")
         .set("Requires", "docker.service")
         .set("After", "docker.service");
+    report_failure(model, uf.section("Unit"));
     uf.section("Service")
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
@@ -270,6 +280,7 @@ pub fn render(model: &Model) -> Generated {
         g.add(n.layer(&l.name), layer_unit(model, &n, &l));
     }
     let mut extra_wants = Vec::new();
+    render_notify_and_metrics(model, &mut g, &mut extra_wants);
     if !model.tree_available {
         extra_wants.push(n.tree());
         render_tree_wait(model, &n, &mut g);
@@ -302,6 +313,26 @@ pub fn render(model: &Model) -> Generated {
     }
     g.units.sort_by(|a, b| a.name.cmp(&b.name));
     g
+}
+
+/// `[notify]` and `[metrics]`: nothing unless configured.
+fn render_notify_and_metrics(model: &Model, g: &mut Generated, root_wants: &mut Vec<String>) {
+    let prefix = &model.config.unit_prefix;
+    if model.config.notify.enabled() {
+        g.add(notify::template_name(prefix), notify::template_unit(model));
+        if model.config.notify.on_ready {
+            g.add(notify::ready_name(prefix), notify::ready_unit(model));
+            root_wants.push(notify::ready_name(prefix));
+        }
+    }
+    if let Some(m) = &model.config.metrics {
+        g.add(metrics::socket_name(prefix), metrics::socket_unit(model, &m.listen));
+        g.add(metrics::service_name(prefix), metrics::service_unit(model));
+        g.links.push(WantsLink {
+            dir: "sockets.target.wants".to_string(),
+            unit: metrics::socket_name(prefix),
+        });
+    }
 }
 
 /// The stack units; returns the ids of the stacks left out (in `g.skipped`).
@@ -363,6 +394,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, DEFAULT_CONFIG};
     use crate::units::unit_file::UnitFile;
+    use std::path::Path;
 
     fn model(source: &str) -> Model {
         Model {
@@ -376,6 +408,32 @@ mod tests {
             tree_available: true,
             inputs: Default::default(),
         }
+    }
+
+    #[test]
+    fn notify_and_metrics_units_only_when_configured() {
+        let plain = render(&model(DEFAULT_CONFIG));
+        assert!(plain.units.iter().all(|u| !u.content.contains("OnFailure") && !u.name.contains("notify")));
+        let mut m = model("/srv/lab/hlsys.toml");
+        m.config = Config::from_str_at(
+            "[notify]\non_ready = true\n[[notify.target]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n[metrics]\nlisten = \"172.21.0.1:9464\"\n",
+            Path::new("/srv/lab/hlsys.toml"),
+        )
+        .unwrap();
+        let g = render(&m);
+        let get = |name: &str| {
+            let u = g.units.iter().find(|u| u.name == name).unwrap_or_else(|| panic!("{name}"));
+            UnitFile::parse(&u.content).unwrap()
+        };
+        assert_eq!(get("homelab-networks.service").values("Unit", "OnFailure"), ["homelab-notify@%n.service"]);
+        let t = g.units.iter().find(|u| u.name == "homelab-notify@.service").unwrap();
+        assert!(t.content.contains("notify --failed %i\n"), "{}", t.content);
+        let t = get("homelab-notify@.service");
+        assert!(t.values("Service", "PrivateNetwork").is_empty());
+        assert_eq!(get("homelab.target").values("Unit", "Wants"), ["homelab-notify-ready.service"]);
+        assert_eq!(get("homelab-metrics.socket").values("Socket", "ListenStream"), ["172.21.0.1:9464"]);
+        assert_eq!(get("homelab-metrics@.service").values("Service", "StandardInput"), ["socket"]);
+        assert!(g.links.iter().any(|l| l.dir == "sockets.target.wants" && l.unit == "homelab-metrics.socket"));
     }
 
     #[test]

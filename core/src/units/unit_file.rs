@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::escape::{exec_line, list_word, specifiers};
+use crate::escape::{exec_arg, exec_line, exec_path, list_word, specifiers};
 
 /// How systemd reads a key's value, and so how the writer escapes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub enum Syntax {
     /// One fixed value hlsys chooses (`Type=notify`, `TimeoutStartSec=300`): as it is.
     Plain,
 }
+
+/// An `Exec*=` argument that the writer puts as the specifier `%i` (the instance of a
+/// template unit) instead of escaping it: no real argument can hold a NUL.
+pub const INSTANCE_ARG: &str = "\u{0}%i";
 
 /// The syntax of `key`, as systemd parses it.
 pub fn syntax(key: &str) -> Syntax {
@@ -195,6 +199,16 @@ fn encode(syntax: Syntax, values: &[String]) -> String {
     match syntax {
         Syntax::Units => values.join(" "),
         Syntax::Words => values.iter().map(|v| list_word(v)).collect::<Vec<_>>().join(" "),
+        Syntax::Command if values.iter().any(|v| v == INSTANCE_ARG) => values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match (i, v.as_str()) {
+                (_, INSTANCE_ARG) => "%i".to_string(),
+                (0, v) => exec_path(v),
+                (_, v) => exec_arg(v),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
         Syntax::Command => exec_line(values),
         Syntax::Text => values.iter().map(|v| specifiers(v)).collect::<Vec<_>>().join(" "),
         Syntax::Plain => values.join(" "),
