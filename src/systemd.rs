@@ -172,6 +172,8 @@ pub trait Unit {
     fn active_enter_timestamp(&self) -> zbus::Result<u64>;
     #[zbus(property)]
     fn state_change_timestamp(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn inactive_exit_timestamp(&self) -> zbus::Result<u64>;
 }
 
 /// A service object (org.freedesktop.systemd1.Service): the supervisor's STATUS= text.
@@ -182,6 +184,8 @@ pub trait Unit {
 pub trait Service {
     #[zbus(property)]
     fn status_text(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
 }
 
 pub async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>> {

@@ -19,7 +19,9 @@ pub mod enable;
 pub mod global;
 pub mod gpu;
 pub mod logs;
+pub mod metrics;
 pub mod network;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod reload;
@@ -101,6 +103,10 @@ pub enum Command {
     Disable(enable::EnableArgs),
     /// Deploy the tree to a Docker Swarm layer by layer, health-gated; show or remove it
     Swarm(swarm::SwarmArgs),
+    /// Send the [notify] messages: a failed unit (from OnFailure=), the ready message, a test
+    Notify(notify::NotifyArgs),
+    /// Print Prometheus metrics of the tree [--serve: answer one HTTP request on stdin]
+    Metrics(metrics::MetricsArgs),
 }
 
 impl Cli {
@@ -124,6 +130,8 @@ impl Cli {
             Command::Enable(a) => enable::run(&self.global, a, true),
             Command::Disable(a) => enable::run(&self.global, a, false),
             Command::Swarm(a) => swarm::run(&self.global, a),
+            Command::Notify(a) => notify::run(&self.global, a),
+            Command::Metrics(a) => metrics::run(&self.global, a),
         }
     }
 }
