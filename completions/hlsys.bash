@@ -34,8 +34,14 @@ _hlsys() {
             hlsys,logs)
                 cmd="hlsys__subcmd__logs"
                 ;;
+            hlsys,metrics)
+                cmd="hlsys__subcmd__metrics"
+                ;;
             hlsys,network)
                 cmd="hlsys__subcmd__network"
+                ;;
+            hlsys,notify)
+                cmd="hlsys__subcmd__notify"
                 ;;
             hlsys,plan)
                 cmd="hlsys__subcmd__plan"
@@ -100,8 +106,14 @@ _hlsys() {
             hlsys__subcmd__help,logs)
                 cmd="hlsys__subcmd__help__subcmd__logs"
                 ;;
+            hlsys__subcmd__help,metrics)
+                cmd="hlsys__subcmd__help__subcmd__metrics"
+                ;;
             hlsys__subcmd__help,network)
                 cmd="hlsys__subcmd__help__subcmd__network"
+                ;;
+            hlsys__subcmd__help,notify)
+                cmd="hlsys__subcmd__help__subcmd__notify"
                 ;;
             hlsys__subcmd__help,plan)
                 cmd="hlsys__subcmd__help__subcmd__plan"
@@ -209,7 +221,7 @@ _hlsys() {
 
     case "${cmd}" in
         hlsys)
-            opts="-c -h -V --config --help --version stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm help"
+            opts="-c -h -V --config --help --version stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm notify metrics help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -431,7 +443,7 @@ _hlsys() {
             return 0
             ;;
         hlsys__subcmd__help)
-            opts="stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm help"
+            opts="stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm notify metrics help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -556,6 +568,20 @@ _hlsys() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hlsys__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hlsys__subcmd__help__subcmd__network)
             opts="ensure status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -587,6 +613,20 @@ _hlsys() {
         hlsys__subcmd__help__subcmd__network__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__notify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -814,6 +854,28 @@ _hlsys() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hlsys__subcmd__metrics)
+            opts="-c -h --serve --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hlsys__subcmd__network)
             opts="-c -h --config --help ensure status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -925,6 +987,32 @@ _hlsys() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__notify)
+            opts="-c -h --failed --ready --test --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --failed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
