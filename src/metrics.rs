@@ -63,14 +63,23 @@ impl Out {
     }
 }
 
-/// Stacks held back now: not active, requiring (see crate::notify::held_back) a failed one.
+/// Stacks held back now: not active, and requiring (see crate::notify::held_back) a
+/// failed one.
 fn held(model: &Model, samples: &[StackSample]) -> BTreeSet<String> {
     let failed: BTreeSet<String> = samples
         .iter()
         .filter(|s| s.active_state == "failed")
         .map(|s| s.id.clone())
         .collect();
-    crate::notify::held_back(model, &failed).into_iter().collect()
+    let inactive: BTreeSet<&str> = samples
+        .iter()
+        .filter(|s| !matches!(s.active_state.as_str(), "active" | "reloading" | "activating"))
+        .map(|s| s.id.as_str())
+        .collect();
+    crate::notify::held_back(model, &failed)
+        .into_iter()
+        .filter(|s| inactive.contains(s.as_str()))
+        .collect()
 }
 
 /// The whole exposition text.

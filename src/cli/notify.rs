@@ -34,8 +34,17 @@ const STATE_DIR: &str = "/run/hlsys/notify";
 async fn failures(model: &Model, units: &[String]) -> Result<Vec<Failure>> {
     let conn = systemd::system_bus().await?;
     let mut out = Vec::new();
-    for unit in units {
-        let path = systemd::unit_path(unit);
+    // systemd 252 also starts OnFailure= of a unit whose start job failed because of a
+    // dependency (JOB_DEPENDENCY: a stack that requires a failing one, at its first
+    // failure), and that unit is not failed: not an incident of its own, it is listed as
+    // held back by the one that is.
+    let states = systemd::list_units_by_names(&conn, units).await?;
+    for (unit, st) in units.iter().zip(&states) {
+        if st.active_state != "failed" {
+            tracing::info!("{unit} is {}, not failed: not reported on its own", st.active_state);
+            continue;
+        }
+        let path = st.path.clone();
         let (status, restarts) = match systemd::service(&conn, &path).await {
             Ok(s) => (s.status_text().await.unwrap_or_default(), s.n_restarts().await.unwrap_or(0)),
             Err(_) => (String::new(), 0),
@@ -120,6 +129,9 @@ pub fn run(global: &Global, args: &NotifyArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_OK));
         }
         let f = rt.block_on(failures(&model, &units))?;
+        if f.is_empty() {
+            return Ok(ExitCode::from(EXIT_OK));
+        }
         notify::failed_message(&prefix, &f)
     } else {
         unreachable!("clap requires one of the options")

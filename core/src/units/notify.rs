@@ -12,6 +12,10 @@
 //! (`StartLimitBurst=10` in 10 min for stacks) refuses the next restart, or a unit
 //! without restarts (networks, GPU) fails. One incident, one activation: no rate limit is
 //! needed for a restart loop; the window in the notifier is for many units at once.
+//! systemd 252 also starts `OnFailure=` of a unit whose start *job* failed because of a
+//! dependency (a stack requiring one that failed, at that one's first failure; measured
+//! in tests/e2e_notify.rs); such a unit is not `failed`, and `hlsys notify` skips it
+//! (it is listed as held back by the failed one).
 
 use super::parts::{config_name, hlsys_cmd, new_unit, reads_home};
 use super::sandbox;
