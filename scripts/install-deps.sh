@@ -4,7 +4,8 @@
 # machine harness), the Docker Compose v2 CLI plugin, lintian (the Debian package's
 # checker), man-db (`man hlsys` in the package test), polkitd (the polkit rule's
 # test, tests/e2e_polkit.rs) and docker-registry (the local registry of
-# tests/e2e_prepare.rs); the test machines are overlays of this root. cargo-deb
+# tests/e2e_prepare.rs) and prometheus (its promtool checks the metrics of
+# tests/e2e_notify.rs); the test machines are overlays of this root. cargo-deb
 # is installed by scripts/package.sh. Idempotent: skips what is there.
 set -euo pipefail
 
@@ -30,7 +31,7 @@ installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok
 missing=()
 # iproute2: tests/e2e_swarm.rs joins two Docker engines over a veth pair (ip netns).
 # docker-registry: the local registry of tests/e2e_prepare.rs.
-for p in docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry; do installed "$p" || missing+=("$p"); done
+for p in docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry prometheus; do installed "$p" || missing+=("$p"); done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
 if ((${#missing[@]})); then
@@ -39,7 +40,7 @@ if ((${#missing[@]})); then
   retry 3 apt-get update -q
   retry 3 apt-get install -y -q "${missing[@]}"
 else
-  log "apt: docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry already installed"
+  log "apt: docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry prometheus already installed"
 fi
 
 if docker compose version 2>/dev/null | grep -q "v$COMPOSE_VERSION\b"; then

@@ -75,9 +75,9 @@ boot() {
   # --keep-unit --register=no: the host has no systemd as PID 1 (no machined) to register with.
   # --bind=/sys/fs/cgroup: systemd and dockerd inside need the (host's) cgroup hierarchy.
   # --capability=all, --system-call-filter: dockerd needs them (keyrings, bpf for devices).
-  # systemd.mask=postgresql.service, docker-registry.service: the host root enables them
-  #   (the registry is installed for tests/e2e_prepare.rs, which runs its own); not
-  #   wanted in every test machine.
+  # systemd.mask=postgresql.service, docker-registry.service, prometheus.service: the host
+  #   root enables them (the registry is installed for tests/e2e_prepare.rs, which runs its
+  #   own; prometheus for promtool, tests/e2e_notify.rs); not wanted in every test machine.
   # close_inherited_fds: a machine outlives a test that was killed (the next start of the
   #   name stops it); it must not keep that test's descriptors, such as the lock of
   #   `flock LOCK cargo test`, or every later run waits on a machine nobody owns.
@@ -86,7 +86,7 @@ boot() {
     --uuid="$(cat "$base.uuid")" --private-network \
     --capability=all --system-call-filter='@keyring bpf' --bind=/sys/fs/cgroup \
     "$docker_state" \
-    -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service systemd.mask=docker-registry.service
+    -b -- systemd.unit=multi-user.target systemd.mask=postgresql.service systemd.mask=docker-registry.service systemd.mask=prometheus.service
   ) </dev/null >"$base.log" 2>&1 &
   echo $! >"$base.pid"
   t0=${EPOCHREALTIME/./}; deadline=$((EPOCHSECONDS + ${BOOT_TIMEOUT:-90}))
