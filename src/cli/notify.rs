@@ -1,6 +1,6 @@
 //! `hlsys notify --failed UNIT | --ready | --test`: the messages of `[notify]`
 //! (src/notify/). `--failed` is what `<prefix>-notify@.service` runs for the unit that
-//! failed; failures within a few seconds of each other go out as one message.
+//! failed; failures until none came for 5 s (at most 60 s) go out as one message.
 
 use std::collections::BTreeSet;
 use std::path::Path;

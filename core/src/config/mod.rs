@@ -432,12 +432,7 @@ impl Config {
         .map_err(|e| err(e.to_string()))?;
         raw.swarm.validate().map_err(|e| err(e.to_string()))?;
         cfg.swarm = raw.swarm;
-        raw.notify.validate().map_err(&err)?;
-        cfg.notify = raw.notify;
-        if let Some(m) = &raw.metrics {
-            m.validate().map_err(&err)?;
-        }
-        cfg.metrics = raw.metrics;
+        (cfg.notify, cfg.metrics) = notify::validated(raw.notify, raw.metrics).map_err(&err)?;
         cfg.layers = raw.layers;
         cfg.stacks = raw.stacks;
         for (name, net) in raw.networks {

@@ -120,6 +120,18 @@ pub fn check_listen(v: &str) -> Result<(), String> {
     }
 }
 
+/// `[notify]` and `[metrics]` as read, once checked.
+pub fn validated(
+    notify: NotifyConfig,
+    metrics: Option<MetricsConfig>,
+) -> Result<(NotifyConfig, Option<MetricsConfig>), String> {
+    notify.validate()?;
+    if let Some(m) = &metrics {
+        m.validate()?;
+    }
+    Ok((notify, metrics))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
