@@ -31,7 +31,7 @@ installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok
 missing=()
 # iproute2: tests/e2e_swarm.rs joins two Docker engines over a veth pair (ip netns).
 # docker-registry: the local registry of tests/e2e_prepare.rs.
-for p in docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry prometheus; do installed "$p" || missing+=("$p"); done
+for p in docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry; do installed "$p" || missing+=("$p"); done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
 if ((${#missing[@]})); then
@@ -40,7 +40,15 @@ if ((${#missing[@]})); then
   retry 3 apt-get update -q
   retry 3 apt-get install -y -q "${missing[@]}"
 else
-  log "apt: docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry prometheus already installed"
+  log "apt: docker.io busybox-static systemd-container lintian man-db polkitd iproute2 docker-registry already installed"
+fi
+# prometheus for promtool alone: without its recommended node exporter, whose units and
+# timers would start (and fail) in every test machine booted over this root.
+if ! installed prometheus; then
+  log "apt: installing prometheus (no recommends)"
+  export DEBIAN_FRONTEND=noninteractive
+  ((${#missing[@]})) || retry 3 apt-get update -q
+  retry 3 apt-get install -y -q --no-install-recommends prometheus
 fi
 
 if docker compose version 2>/dev/null | grep -q "v$COMPOSE_VERSION\b"; then

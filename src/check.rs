@@ -6,7 +6,7 @@
 //! Docker restarting containers behind systemd's back, bind sources Docker would create
 //! empty).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
@@ -20,6 +20,7 @@ use crate::docker::{self, compose_containers, container_name, label_of, PROJECT_
 use crate::gpu;
 use crate::network;
 use crate::supervise::takeover;
+use hlsys_core::capped::thousands;
 use hlsys_core::compose::PublishedPort;
 use hlsys_core::config::ConfigError;
 use hlsys_core::model::{Model, Stack};
@@ -78,10 +79,17 @@ impl CheckResult {
         }
     }
 
-    /// ok when `problems` is empty, else `status` with the problems joined.
-    fn from_problems(name: &str, ok: String, status: Status, problems: Vec<String>, remedy: &str) -> Self {
+    /// ok when `problems` is empty, else `status` with the problems joined: the first
+    /// [`MAX_PROBLEMS`], then a count of the rest, so that no input makes a check's
+    /// message grow without bound.
+    fn from_problems(name: &str, ok: String, status: Status, mut problems: Vec<String>, remedy: &str) -> Self {
         if problems.is_empty() {
             return CheckResult::ok(name, ok);
+        }
+        if problems.len() > MAX_PROBLEMS {
+            let rest = problems.len() - MAX_PROBLEMS;
+            problems.truncate(MAX_PROBLEMS);
+            problems.push(format!("… and {} more", thousands(rest)));
         }
         CheckResult {
             name: name.into(),
@@ -91,6 +99,9 @@ impl CheckResult {
         }
     }
 }
+
+/// Problems one check lists in its message; the rest are counted.
+pub const MAX_PROBLEMS: usize = 50;
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
@@ -509,11 +520,77 @@ fn secret_permissions(m: &Model, stacks: &[&Stack]) -> CheckResult {
 
 /// Whether two published ports can clash: same protocol and port, and addresses equal
 /// or one of them all addresses.
+#[cfg(test)]
 fn clash(a: &PublishedPort, b: &PublishedPort) -> bool {
-    let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
     a.protocol == b.protocol
         && a.host_port == b.host_port
-        && (a.host_ip == b.host_ip || any(&a.host_ip) || any(&b.host_ip))
+        && (a.host_ip == b.host_ip || any_address(&a.host_ip) || any_address(&b.host_ip))
+}
+
+/// A host IP that stands for all addresses.
+fn any_address(ip: &str) -> bool {
+    ip.is_empty() || ip == "0.0.0.0" || ip == "::"
+}
+
+/// Stacks named in one port clash; the rest are counted.
+const MAX_CLASH_NAMES: usize = 5;
+/// Port clashes named in the ports check; the rest are counted.
+const MAX_CLASHES_NAMED: usize = 10;
+
+/// The published ports that clash ([`clash`]), grouped instead of compared pairwise
+/// (linear in the ports): for each port and protocol, every stack publishing it when one
+/// of them takes all addresses, else the stacks sharing each address. Each group lists
+/// indices into `ports` (one entry per stack), in order.
+fn clashes(ports: &[&[PublishedPort]]) -> Vec<((u16, String), Vec<usize>)> {
+    // (port, protocol) → (stacks on all addresses, address → stacks), deduplicated.
+    type Group<'a> = (BTreeSet<usize>, BTreeMap<&'a str, BTreeSet<usize>>);
+    let mut groups: BTreeMap<(u16, &str), Group> = BTreeMap::new();
+    for (i, ports) in ports.iter().enumerate() {
+        for p in ports.iter() {
+            let g = groups.entry((p.host_port, p.protocol.as_str())).or_default();
+            if any_address(&p.host_ip) {
+                g.0.insert(i);
+            } else {
+                g.1.entry(p.host_ip.as_str()).or_default().insert(i);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((port, proto), (any, by_ip)) in groups {
+        let key = (port, proto.to_string());
+        if !any.is_empty() {
+            let mut every: BTreeSet<usize> = any;
+            every.extend(by_ip.into_values().flatten());
+            if every.len() > 1 {
+                out.push((key, every.into_iter().collect()));
+            }
+            continue;
+        }
+        for stacks in by_ip.into_values().filter(|s| s.len() > 1) {
+            out.push((key.clone(), stacks.into_iter().collect()));
+        }
+    }
+    out
+}
+
+/// "8080/tcp is published by both a and b", or by N stacks, the first few named.
+fn clash_message((port, proto): &(u16, String), ids: &[&str]) -> String {
+    match ids {
+        [a, b] => format!("{port}/{proto} is published by both {a} and {b}"),
+        _ => {
+            let named = ids[..ids.len().min(MAX_CLASH_NAMES)].join(", ");
+            let rest = ids.len().saturating_sub(MAX_CLASH_NAMES);
+            let more = if rest > 0 {
+                format!(" and {} more", thousands(rest))
+            } else {
+                String::new()
+            };
+            format!(
+                "{port}/{proto} is published by {} stacks: {named}{more}",
+                thousands(ids.len())
+            )
+        }
+    }
 }
 
 /// Host ports published by two enabled stacks, or already bound on the host by
@@ -530,32 +607,41 @@ async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>)
         v.dedup();
         v
     };
+    let selected: HashSet<&str> = stacks.iter().map(|s| s.id.as_str()).collect();
     let all: Vec<(&Stack, Vec<PublishedPort>)> = m
         .stacks
         .iter()
-        .filter(|s| s.enabled || stacks.iter().any(|x| x.id == s.id))
+        .filter(|s| s.enabled || selected.contains(s.id.as_str()))
         .map(|s| (s, published(s)))
         .collect();
     let mut clashing = BTreeSet::new();
-    for (i, (a, pa)) in all.iter().enumerate() {
-        for (b, pb) in &all[i + 1..] {
-            let selected = stacks.iter().any(|s| s.id == a.id || s.id == b.id);
-            for p in pa.iter().filter(|p| selected && pb.iter().any(|q| clash(p, q))) {
-                problems.push(format!(
-                    "{}/{} is published by both {} and {}",
-                    p.host_port, p.protocol, a.id, b.id
-                ));
-                clashing.insert((p.host_port, p.protocol.clone()));
-            }
+    let (mut named, mut unnamed) = (0usize, 0usize);
+    let by_stack: Vec<&[PublishedPort]> = all.iter().map(|(_, p)| p.as_slice()).collect();
+    for (key, group) in clashes(&by_stack) {
+        let ids: Vec<&str> = group.iter().map(|&i| all[i].0.id.as_str()).collect();
+        if !ids.iter().any(|id| selected.contains(id)) {
+            continue;
         }
+        if named < MAX_CLASHES_NAMED {
+            problems.push(clash_message(&key, &ids));
+            named += 1;
+        } else {
+            unnamed += 1;
+        }
+        clashing.insert(key);
+    }
+    if unnamed > 0 {
+        problems.push(format!("… and {} more clashing ports", thousands(unnamed)));
     }
     // Ports Docker already publishes for each project: the stack running is no clash.
     let owned = match d {
         Ok(d) => published_by_projects(d).await.unwrap_or_default(),
         Err(_) => HashMap::new(),
     };
+    let mut count = 0usize;
     for s in stacks {
         for p in published(s) {
+            count += 1;
             if clashing.contains(&(p.host_port, p.protocol.clone())) {
                 continue;
             }
@@ -570,7 +656,6 @@ async fn ports(m: &Model, stacks: &[&Stack], d: Result<&Docker, &anyhow::Error>)
             }
         }
     }
-    let count: usize = stacks.iter().map(|s| published(s).len()).sum();
     CheckResult::from_problems(
         "ports",
         format!("{count} published ports free"),
@@ -723,6 +808,62 @@ mod tests {
         assert!(!clash(&port("10.0.0.1", 80, "tcp"), &port("10.0.0.2", 80, "tcp")));
         assert!(!clash(&port("", 80, "tcp"), &port("", 80, "udp")));
         assert!(!clash(&port("", 80, "tcp"), &port("", 81, "tcp")));
+    }
+
+    /// Grouping finds exactly the stacks that pairwise comparison finds, port by port.
+    #[test]
+    fn grouped_clashes_are_the_pairwise_ones() {
+        let ips = ["", "0.0.0.0", "::", "10.0.0.1", "10.0.0.2"];
+        let mut seed = 11u64;
+        let mut below = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        for _ in 0..500 {
+            let stacks: Vec<Vec<PublishedPort>> = (0..1 + below(6))
+                .map(|_| {
+                    let mut v: Vec<PublishedPort> = (0..below(3))
+                        .map(|_| port(ips[below(ips.len())], 80 + below(2) as u16, ["tcp", "udp"][below(2)]))
+                        .collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                })
+                .collect();
+            let mut want: BTreeSet<((u16, String), usize)> = BTreeSet::new();
+            for (i, a) in stacks.iter().enumerate() {
+                for (j, b) in stacks.iter().enumerate().filter(|(j, _)| *j != i) {
+                    for p in a.iter().filter(|p| b.iter().any(|q| clash(p, q))) {
+                        want.insert(((p.host_port, p.protocol.clone()), i));
+                        let _ = j;
+                    }
+                }
+            }
+            let refs: Vec<&[PublishedPort]> = stacks.iter().map(Vec::as_slice).collect();
+            let got: BTreeSet<((u16, String), usize)> = clashes(&refs)
+                .into_iter()
+                .flat_map(|(k, g)| g.into_iter().map(move |i| (k.clone(), i)))
+                .collect();
+            assert_eq!(got, want, "{stacks:?}");
+        }
+    }
+
+    #[test]
+    fn a_crowd_on_one_port_is_one_short_message() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("s{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let key = (8080, "tcp".to_string());
+        assert_eq!(
+            clash_message(&key, &refs),
+            "8080/tcp is published by 1,000 stacks: s0, s1, s2, s3, s4 and 995 more"
+        );
+        assert_eq!(
+            clash_message(&key, &refs[..2]),
+            "8080/tcp is published by both s0 and s1"
+        );
+        let many: Vec<String> = (0..200).map(|i| format!("p{i}")).collect();
+        let r = CheckResult::from_problems("x", "ok".into(), Status::Fail, many, "fix");
+        assert!(r.message.ends_with("; … and 150 more"), "{}", r.message);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 #[path = "common/compose_cli.rs"]
 mod compose_cli;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use compose_cli::{
@@ -107,7 +107,11 @@ fn canonical(dir: &Path) -> PathBuf {
 
 /// hlsys's reading of a fixture: its files as [`hlsys_core::compose::load::files::select`] picks them,
 /// loaded and modelled; the error says in which file.
-fn ours(case: &str, dir: &Path, env: &BTreeMap<String, String>) -> Result<(Vec<PathBuf>, ComposeFile), String> {
+fn ours(
+    case: &str,
+    dir: &Path,
+    env: &hlsys_core::compose::interpolate::Env,
+) -> Result<(Vec<PathBuf>, ComposeFile), String> {
     let files = hlsys_core::compose::load::files::select(
         dir,
         &canonical(dir),
@@ -126,7 +130,7 @@ fn check(dir: &Path) -> Result<(), String> {
     let env_files: Vec<PathBuf> = Some(dir.join(".env")).filter(|p| p.exists()).into_iter().collect();
     let env = hlsys_core::compose::envfile::load_layered(&env_files).map_err(|e| format!("env: {e}"))?;
 
-    let ours = ours(case, dir, &env);
+    let ours = ours(case, dir, &env.into());
     let theirs = compose_config_json(case, dir, &[], &env_files);
     let ((files, ours), json) = match (ours, theirs) {
         (Err(_), Err(_)) if case.starts_with("err_") => return Ok(()),

@@ -30,15 +30,18 @@ pub struct SynthTree {
     pub stacks: usize,
     pub gpu_stacks: usize,
     pub disabled_stacks: usize,
+    /// Stacks that wait for others (a layer after another, requires or wants): each has
+    /// a preparation unit (core/src/units/prepare.rs).
+    pub waiting_stacks: usize,
     /// Total bytes of compose files, for the record.
     pub compose_bytes: usize,
 }
 
 impl SynthTree {
-    /// Stack services + one target per layer + homelab.target + networks oneshot
-    /// (+ the GPU oneshot when there is a GPU stack, enabled or not).
+    /// Stack services + preparation units + one target per layer + homelab.target +
+    /// networks oneshot (+ the GPU oneshot when there is a GPU stack, enabled or not).
     pub fn expected_units(&self) -> usize {
-        self.stacks + LAYERS.len() + 2 + usize::from(self.gpu_stacks > 0)
+        self.stacks + self.waiting_stacks + LAYERS.len() + 2 + usize::from(self.gpu_stacks > 0)
     }
 }
 
@@ -191,6 +194,7 @@ pub fn write_tree(dir: &Path, n: usize) -> SynthTree {
 
     let mut gpu_stacks = 0;
     let mut disabled_stacks = 0;
+    let mut waiting_stacks = 0;
     let mut compose_bytes = 0;
     let mut service_toml = String::from("# cross-stack dependencies\n");
     let mut stacks_cfg = String::new();
@@ -230,6 +234,9 @@ pub fn write_tree(dir: &Path, n: usize) -> SynthTree {
             if let Some(d) = index_of(1, s.j, n) {
                 wants.push(stack_id(d));
             }
+        }
+        if s.layer != "infra" || !requires.is_empty() || !wants.is_empty() {
+            waiting_stacks += 1;
         }
         if !requires.is_empty() || !wants.is_empty() {
             let _ = writeln!(service_toml, "[{}]", s.id);
@@ -294,6 +301,7 @@ pub fn write_tree(dir: &Path, n: usize) -> SynthTree {
         stacks: n,
         gpu_stacks,
         disabled_stacks,
+        waiting_stacks,
         compose_bytes,
     }
 }

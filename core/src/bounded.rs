@@ -9,13 +9,18 @@
 //!   and never end, so the cap is enforced on the bytes read, not on the size reported.
 //! - Symlinks are followed (a stack's `.env` linking to a shared one is ordinary); what
 //!   they lead to is checked as above.
+//! - Below a directory [`pin`]ned by the reading thread, files are opened through that
+//!   directory's descriptor (`openat`), so a stack is read from the directory the tree's
+//!   walk found, not from whatever its path names by the time it is read.
 //!
 //! The caps are generous for hand-written files and documented in hlsys.toml(5) and
 //! hlsys-generator(8).
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Largest compose file read (4 MiB).
 pub const COMPOSE_CAP: u64 = 4 << 20;
@@ -49,14 +54,10 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
 /// [`read`], with the metadata of the file read (`fstat` on the open descriptor), so a
 /// check of its owner and mode is about exactly the file whose bytes were read.
 pub fn read_with_meta(path: &Path, cap: u64) -> Result<(Vec<u8>, std::fs::Metadata), ReadError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ReadError::NotFound,
-            _ => ReadError::Io(io_reason(&e)),
-        })?;
+    let file = open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::NotFound,
+        _ => ReadError::Io(io_reason(&e)),
+    })?;
     let meta = file.metadata().map_err(|e| ReadError::Io(io_reason(&e)))?;
     let kind = meta.file_type();
     if !kind.is_file() {
@@ -75,6 +76,65 @@ pub fn read_with_meta(path: &Path, cap: u64) -> Result<(Vec<u8>, std::fs::Metada
         return Err(ReadError::TooLarge(cap));
     }
     Ok((bytes, meta))
+}
+
+const OPEN_FLAGS: i32 = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY;
+
+thread_local! {
+    /// Directories this thread reads below through a descriptor ([`pin`]).
+    static PINNED: std::cell::RefCell<Vec<(PathBuf, Arc<OwnedFd>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// While it lives, files this thread reads below one of the directories given to [`pin`]
+/// are opened through that directory's descriptor.
+#[must_use]
+pub struct Pinned {
+    before: Vec<(PathBuf, Arc<OwnedFd>)>,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let before = std::mem::take(&mut self.before);
+        PINNED.with(|p| *p.borrow_mut() = before);
+    }
+}
+
+/// Reads below each `(path, descriptor)` go through the descriptor (`openat`) until the
+/// returned guard is dropped: the directory a stack was found in is the one its files
+/// are read from, whatever is renamed or relinked on the way to it meanwhile
+/// ([`crate::tree`] opens each stack directory once). The most specific directory wins;
+/// a path that leaves it lexically (`..`) is opened by path.
+pub fn pin(dirs: Vec<(PathBuf, Arc<OwnedFd>)>) -> Pinned {
+    let before = PINNED.with(|p| std::mem::replace(&mut *p.borrow_mut(), dirs));
+    Pinned { before }
+}
+
+/// `path` opened for reading (non-blocking, no controlling terminal), through the
+/// descriptor of the innermost [`pin`]ned directory it is below.
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    let below = PINNED.with(|p| {
+        p.borrow()
+            .iter()
+            .filter_map(|(dir, fd)| {
+                let rest = path.strip_prefix(dir).ok()?;
+                let plain = rest.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+                (plain && !rest.as_os_str().is_empty())
+                    .then(|| (dir.components().count(), fd.clone(), rest.to_path_buf()))
+            })
+            .max_by_key(|(depth, _, _)| *depth)
+    });
+    match below {
+        Some((_, fd, rest)) => {
+            use nix::fcntl::OFlag;
+            let flags = OFlag::O_RDONLY | OFlag::from_bits_truncate(OPEN_FLAGS);
+            let fd = nix::fcntl::openat(&*fd, &rest, flags, nix::sys::stat::Mode::empty())?;
+            Ok(std::fs::File::from(fd))
+        }
+        None => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OPEN_FLAGS)
+            .open(path),
+    }
 }
 
 /// [`read`], then UTF-8; `Ok(None)` when the file does not exist.
@@ -127,6 +187,32 @@ fn type_name(kind: &std::fs::FileType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_below_a_pinned_directory_go_through_its_descriptor() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(a.join("f"), "old").unwrap();
+        let fd = nix::fcntl::open(
+            &a,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        // `a` is renamed away and another put in its place.
+        std::fs::rename(&a, &b).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(a.join("f"), "new").unwrap();
+        {
+            let _pinned = pin(vec![(a.clone(), Arc::new(fd))]);
+            assert_eq!(read(&a.join("f"), 10).unwrap(), b"old");
+            // Not below it lexically: by path.
+            assert_eq!(read(&a.join("../a/f"), 10).unwrap(), b"new");
+            assert_eq!(read(&a.join("g"), 10), Err(ReadError::NotFound));
+        }
+        assert_eq!(read(&a.join("f"), 10).unwrap(), b"new");
+    }
 
     #[test]
     fn regular_files_within_the_cap() {

@@ -12,10 +12,11 @@
 //! - [`generator`]: what the generator writes (units, links, its report);
 //! - [`swarm`]: the deploy order and the Compose → Swarm adjustment;
 //! - [`trust`]: who may own and write what hlsys acts on;
-//! - leaves shared by all: [`bounded`] reading, [`paths`], [`escape`], [`redact`],
+//! - leaves shared by all: [`bounded`] reading, [`capped`] output, [`paths`], [`escape`], [`redact`],
 //!   [`write`], [`exit`].
 
 pub mod bounded;
+pub mod capped;
 pub mod compose;
 pub mod config;
 pub mod escape;

@@ -15,6 +15,11 @@
 //!   like /tmp ([`Rule::Ancestor`]): a writer there could rename our directory away and
 //!   put their own in its place.
 //!
+//! Symbolic links are resolved link by link ([`Checker::links`]): the directory holding
+//! each link and the directory each one leads to are held to [`Rule::Strict`], every
+//! other directory a link makes the path pass through to [`Rule::Ancestor`], so a chain
+//! through a directory someone else owns is a finding wherever in the chain it is.
+//!
 //! Compose files are judged by the `fstat` of the descriptor the loader read them through
 //! ([`crate::compose::load::source::read`]): exactly the file whose bytes were used. Directories, env
 //! files and config files are `stat`ed by path after being read. That leaves no race an
@@ -22,9 +27,9 @@
 //! directory on the way is checked by the same rule, so a directory they own or can write
 //! is itself a finding. Nothing here reads or prints a file's content.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -218,43 +223,79 @@ pub fn judge(m: Meta, rule: Rule, policy: &Policy) -> Vec<Problem> {
 #[derive(Debug)]
 pub struct Checker<'p> {
     policy: &'p Policy,
-    seen: BTreeSet<PathBuf>,
+    /// Paths judged, with the stricter rule they were judged by.
+    seen: BTreeMap<PathBuf, Rule>,
+    /// Directories already resolved ([`Checker::links`]): the path as written → where it
+    /// really is, and whether a link was followed on the way.
+    resolved: BTreeMap<PathBuf, (PathBuf, bool)>,
     pub findings: Vec<Finding>,
 }
+
+/// How many links one path may pass through (the kernel's limit, MAXSYMLINKS).
+const MAX_LINKS: u32 = 40;
 
 impl<'p> Checker<'p> {
     pub fn new(policy: &'p Policy) -> Self {
         Checker {
             policy,
-            seen: BTreeSet::new(),
+            seen: BTreeMap::new(),
+            resolved: BTreeMap::new(),
             findings: Vec::new(),
         }
     }
 
-    /// Checks `path` (symlinks followed) by `rule`; a missing path is not a finding (the
-    /// reader reports it where it matters).
+    /// Whether `path` is still to be judged by `rule`: not judged yet, or judged by the
+    /// ancestor rule only and now due for the strict one (whose findings then replace
+    /// the earlier ones).
+    fn mark(&mut self, path: &Path, rule: Rule) -> bool {
+        match (self.seen.get(path), rule) {
+            (Some(Rule::Strict), _) | (Some(Rule::Ancestor), Rule::Ancestor) => false,
+            (Some(Rule::Ancestor), Rule::Strict) => {
+                self.findings.retain(|f| f.path != path);
+                self.seen.insert(path.to_path_buf(), rule);
+                true
+            }
+            (None, _) => {
+                self.seen.insert(path.to_path_buf(), rule);
+                true
+            }
+        }
+    }
+
+    /// Checks `path` (symlinks followed) by `rule`, and every directory the links on its
+    /// way make it pass through ([`Checker::links`]); a missing path is not a finding
+    /// (the reader reports it where it matters).
     pub fn path(&mut self, path: &Path, rule: Rule) {
         let path = crate::paths::clean(path);
-        if self.seen.contains(&path) {
+        if matches!(
+            (self.seen.get(&path), rule),
+            (Some(Rule::Strict), _) | (Some(_), Rule::Ancestor)
+        ) {
             return;
         }
         match std::fs::metadata(&path) {
             Ok(m) => self.judged(&path, Meta::from(&m), rule),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                let problem = Problem::Unreadable { reason: e.to_string() };
-                self.seen.insert(path.clone());
-                self.findings.push(Finding { path, problem });
-            }
+            Err(e) => self.unreadable(&path, e.to_string()),
+        }
+    }
+
+    fn unreadable(&mut self, path: &Path, reason: String) {
+        if self.mark(path, Rule::Strict) {
+            let problem = Problem::Unreadable { reason };
+            self.findings.push(Finding {
+                path: path.to_path_buf(),
+                problem,
+            });
         }
     }
 
     /// Judges `path` by `meta` already at hand (the `fstat` of the descriptor it was read
-    /// through, or a `stat`). A symlink's target directory is checked too: whoever can
-    /// write there can change what the link leads to.
+    /// through, or a `stat`), then the directories that links on its way lead through
+    /// ([`Checker::links`]): whoever can write there can change what the link leads to.
     pub fn judged(&mut self, path: &Path, meta: Meta, rule: Rule) {
         let path = crate::paths::clean(path);
-        if !self.seen.insert(path.clone()) {
+        if !self.mark(&path, rule) {
             return;
         }
         let problems = judge(meta, rule, self.policy);
@@ -262,15 +303,132 @@ impl<'p> Checker<'p> {
             path: path.clone(),
             problem,
         }));
-        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        if is_link {
-            if let Some(dir) = std::fs::canonicalize(&path)
-                .ok()
-                .and_then(|t| t.parent().map(Path::to_path_buf))
-            {
-                self.path(&dir, Rule::Strict);
+        self.links(&path);
+    }
+
+    /// A directory reached through links, by its real path (no links in it): `rule`
+    /// for the directory itself.
+    fn real_dir(&mut self, dir: &Path, rule: Rule) {
+        if !self.mark(dir, rule) {
+            return;
+        }
+        match std::fs::metadata(dir) {
+            Ok(m) => {
+                let problems = judge(Meta::from(&m), rule, self.policy);
+                self.findings.extend(problems.into_iter().map(|problem| Finding {
+                    path: dir.to_path_buf(),
+                    problem,
+                }));
+            }
+            Err(e) => {
+                self.seen.remove(dir);
+                self.unreadable(dir, e.to_string());
             }
         }
+    }
+
+    /// Resolves `path` link by link, as the kernel does, and judges every directory a
+    /// link makes it pass through: the directory holding each link (whoever can write it
+    /// can point the link elsewhere), the directory each link's target is in, and the
+    /// directory the path's last name is found in, by [`Rule::Strict`]; every other
+    /// directory on the way after a link (from `/` for an absolute target), by
+    /// [`Rule::Ancestor`] (whoever can write one can rename what is below it away and put
+    /// their own in its place). A path without links costs one `lstat` per directory
+    /// not resolved before. Nothing is judged before the first link: those directories
+    /// are the caller's ([`Checker::tree_file`], [`Checker::ancestors`]).
+    pub fn links(&mut self, path: &Path) {
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            match std::env::current_dir() {
+                Ok(cwd) => cwd.join(path),
+                Err(_) => return,
+            }
+        };
+        let names: Vec<std::ffi::OsString> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        let mut written = PathBuf::from("/");
+        let mut real = PathBuf::from("/");
+        let mut followed = 0;
+        for (i, name) in names.iter().enumerate() {
+            written.push(name);
+            let last = i + 1 == names.len();
+            if let Some((r, f)) = self.resolved.get(&written) {
+                real.clone_from(r);
+                followed = followed.max(u32::from(*f));
+                continue;
+            }
+            if !self.step(&mut real, name, last, &mut followed) {
+                return;
+            }
+            self.resolved.insert(written.clone(), (real.clone(), followed > 0));
+        }
+    }
+
+    /// Looks `name` up in the real directory `real`, following links until it is not one
+    /// (see [`Checker::links`]); `real` becomes where it is. False when the lookup
+    /// ends (a missing name, a link that cannot be read, too many links).
+    fn step(&mut self, real: &mut PathBuf, name: &std::ffi::OsStr, last: bool, followed: &mut u32) -> bool {
+        let mut todo = vec![name.to_os_string()];
+        // Lengths of `todo` at which a link's target ends.
+        let mut ends: Vec<usize> = Vec::new();
+        while let Some(c) = todo.pop() {
+            let mut ends_target = false;
+            while ends.last().is_some_and(|&e| e >= todo.len()) {
+                ends.pop();
+                ends_target = true;
+            }
+            if c == ".." {
+                real.pop();
+                continue;
+            }
+            if *followed > 0 {
+                let rule = if ends_target || (last && todo.is_empty()) {
+                    Rule::Strict
+                } else {
+                    Rule::Ancestor
+                };
+                let dir = real.clone();
+                self.real_dir(&dir, rule);
+            }
+            let next = real.join(&c);
+            match std::fs::symlink_metadata(&next) {
+                Ok(m) if m.file_type().is_symlink() => {}
+                Ok(_) => {
+                    *real = next;
+                    continue;
+                }
+                Err(_) => return false,
+            }
+            *followed += 1;
+            let dir = real.clone();
+            self.real_dir(&dir, Rule::Strict);
+            if *followed > MAX_LINKS {
+                self.unreadable(&next, "too many levels of symbolic links".into());
+                return false;
+            }
+            let Ok(target) = std::fs::read_link(&next) else {
+                return false;
+            };
+            if target.is_absolute() {
+                *real = PathBuf::from("/");
+            }
+            ends.push(todo.len());
+            for c in target.components().rev() {
+                match c {
+                    Component::Normal(n) => todo.push(n.to_os_string()),
+                    Component::ParentDir => todo.push("..".into()),
+                    _ => {}
+                }
+            }
+        }
+        true
     }
 
     /// Checks a stack's file: the directories from below `stacks_dir` down to it, then
@@ -465,6 +623,59 @@ mod tests {
             "/srv/x is owned by uid 7 (not root or the trusted_owner) and is writable by group 5 (not the \
              trusted_group) and is writable by others (fix: chown root:root /srv/x && chmod go-w /srv/x)"
         );
+    }
+
+    /// Directories reached through links, in a temp dir that belongs to the runner.
+    #[test]
+    fn links_are_followed_link_by_link() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(t, 0o755);
+        for dir in ["tree", "open", "real", "open2/sub", "fine/hop", "fine/real"] {
+            std::fs::create_dir_all(t.join(dir)).unwrap();
+        }
+        for f in ["real/f", "open2/sub/f", "fine/real/f"] {
+            std::fs::write(t.join(f), "x").unwrap();
+        }
+        // tree/f → open/next → real/f: open/ holds a link and is writable by others.
+        symlink(t.join("open/next"), t.join("tree/f")).unwrap();
+        symlink("../real/f", t.join("open/next")).unwrap();
+        // tree/g → open2/sub/f: open2/ is passed through.
+        symlink(t.join("open2/sub/f"), t.join("tree/g")).unwrap();
+        // tree/h → fine/hop/next → fine/real/f: all the runner's, 0755.
+        symlink(t.join("fine/hop/next"), t.join("tree/h")).unwrap();
+        symlink(t.join("fine/real/f"), t.join("fine/hop/next")).unwrap();
+        for dir in ["tree", "real", "open2/sub", "fine", "fine/hop", "fine/real"] {
+            mode(&t.join(dir), 0o755);
+        }
+        mode(&t.join("open"), 0o757);
+        mode(&t.join("open2"), 0o757);
+        let policy = Policy {
+            strict: true,
+            owner: Some(nix::unistd::geteuid().as_raw()),
+            group: Some(nix::unistd::getegid().as_raw()),
+        };
+        let found = |file: &str| {
+            let mut c = Checker::new(&policy);
+            c.path(&t.join(file), Rule::Strict);
+            c.findings
+                .into_iter()
+                .filter(|f| f.path.starts_with(t))
+                .map(|f| (f.path.strip_prefix(t).unwrap().to_path_buf(), f.problem))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found("tree/f"), [("open".into(), Problem::OthersWritable)]);
+        assert_eq!(found("tree/g"), [("open2".into(), Problem::AncestorOthersWritable)]);
+        assert_eq!(found("tree/h"), []);
+        // A directory judged by the ancestor rule first and the strict one later has the
+        // strict rule's findings.
+        let mut c = Checker::new(&policy);
+        c.path(&t.join("open2"), Rule::Ancestor);
+        c.path(&t.join("open2"), Rule::Strict);
+        assert_eq!(c.findings.len(), 1);
+        assert_eq!(c.findings[0].problem, Problem::OthersWritable);
     }
 
     #[test]

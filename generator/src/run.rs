@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use hlsys_core::capped::thousands;
 use hlsys_core::config::host::Host;
 use hlsys_core::exit::{EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use hlsys_core::generator::write_all;
+use hlsys_core::model::StackError;
 use hlsys_core::units::render;
 
 use crate::kmsg::KmsgLog;
@@ -50,9 +52,7 @@ pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
         }
     };
     let g = render(&model);
-    for e in model.errors.iter().chain(&g.skipped) {
-        log.log(4, &format!("skipping {}: {}: {}", e.stack, e.file.display(), e.message));
-    }
+    log_skipped(log, model.errors.iter().chain(&g.skipped));
     match write_all(&out, &model, &g) {
         Ok(_) => {
             log.log(
@@ -71,6 +71,29 @@ pub fn main_with(args: &[String], host: &Host, log: &mut KmsgLog) -> u8 {
             log.log(3, &format!("writing units failed, none left behind: {e:#}"));
             EXIT_FAILURE
         }
+    }
+}
+
+/// Skipped stacks logged one record each, up to this many; one more record counts the
+/// rest (hlsys.toml(5), LIMITS). `hlsys stacks` lists them all.
+pub const MAX_SKIPPED_LOGGED: usize = 100;
+
+/// One record per skipped stack (or problem), the first [`MAX_SKIPPED_LOGGED`] of them,
+/// then one that counts the rest.
+fn log_skipped<'a>(log: &mut KmsgLog, errors: impl Iterator<Item = &'a StackError>) {
+    let mut rest = 0usize;
+    for (i, e) in errors.enumerate() {
+        if i < MAX_SKIPPED_LOGGED {
+            log.log(4, &format!("skipping {}: {}: {}", e.stack, e.file.display(), e.message));
+        } else {
+            rest += 1;
+        }
+    }
+    if rest > 0 {
+        log.log(
+            4,
+            &format!("… and {} more skipped (hlsys stacks lists them all)", thousands(rest)),
+        );
     }
 }
 

@@ -101,22 +101,9 @@ async fn up(
             },
             ev = events.next(), if events_open && !ready => match ev {
                 Some(Ok(ev)) => {
-                    let action = ev.action.unwrap_or_default();
-                    if action == "create" {
-                        // Taken over before Compose starts it, so no moment passes in
-                        // which dockerd would restart it on its own (takeover.rs). One
-                        // missed here (it went away, Docker hiccuped) is caught by the
-                        // pass after ready.
-                        if let Some(id) = ev.actor.and_then(|a| a.id) {
-                            let _ = takeover::clear_policy(docker, &id).await;
-                        }
-                    } else if action == "start" || action.starts_with("health_status") {
-                        if let Ok(cs) = containers(docker, &stack.project).await {
-                            if ready_now(&stack.services, &cs) {
-                                ready = true;
-                                on_ready(&cs);
-                            }
-                        }
+                    if let Some(cs) = on_up_event(stack, docker, ev).await {
+                        ready = true;
+                        on_ready(&cs);
                     }
                 }
                 // Without events, readiness waits for `up --wait` as before.
@@ -142,6 +129,29 @@ async fn up(
             }
         }
     }
+}
+
+/// A Docker event while `compose up` runs: a container created is taken over before
+/// Compose starts it, so no moment passes in which dockerd would restart it on its own
+/// (takeover.rs; one missed here, gone or Docker hiccuped, is caught by the pass after
+/// ready); a start or a health change may make the stack ready: its containers then.
+async fn on_up_event(
+    stack: &Stack,
+    docker: &Docker,
+    ev: bollard::models::EventMessage,
+) -> Option<Vec<bollard::models::ContainerSummary>> {
+    let action = ev.action.unwrap_or_default();
+    if action == "create" {
+        if let Some(id) = ev.actor.and_then(|a| a.id) {
+            let _ = takeover::clear_policy(docker, &id).await;
+        }
+        return None;
+    }
+    if action != "start" && !action.starts_with("health_status") {
+        return None;
+    }
+    let cs = containers(docker, &stack.project).await.ok()?;
+    ready_now(&stack.services, &cs).then_some(cs)
 }
 
 /// The start: `compose up`. With pull slots (`max_parallel_pulls` > 0) it runs with

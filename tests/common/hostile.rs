@@ -140,6 +140,10 @@ pub struct Run {
 /// Runs the generator on `config` into the three output directories, reaping it with
 /// wait4(2) for its own peak RSS; kills it after [`KILL_AFTER`].
 pub fn generate(s: &Setup, config: &Path) -> Run {
+    // One run at a time per test binary: its wall time is held to a bound, and the
+    // generator's reading threads would otherwise share the cores with a sibling test's.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut cmd = Command::new(common::generator_bin());
     cmd.args([s.normal(), s.path("early"), s.path("late")])
         .env("HLSYS_CONFIG", config)
@@ -261,4 +265,3 @@ pub fn assert_no_tmp(name: &str, dir: &Path) {
         assert!(!n.ends_with(".tmp"), "{name}: left {n} behind");
     }
 }
-

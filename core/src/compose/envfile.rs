@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::compose::interpolate::interpolate;
+use crate::compose::interpolate::{interpolate, Env};
 
 /// Why .env text could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,13 +125,15 @@ impl Defined {
 /// reference their variables. A file that does not exist is an error (callers filter out
 /// optional ones first).
 pub fn load_layered(files: &[PathBuf]) -> Result<BTreeMap<String, String>, EnvFileError> {
-    let mut env = BTreeMap::new();
+    let mut env = Env::new();
     load_onto(&mut env, files)?;
-    Ok(env)
+    Ok(env.to_map())
 }
 
-/// [`load_layered`] on top of variables already loaded from lower-precedence files.
-pub fn load_onto(env: &mut BTreeMap<String, String>, files: &[PathBuf]) -> Result<(), EnvFileError> {
+/// [`load_layered`] on top of variables already loaded from lower-precedence files: the
+/// new ones go into `env`'s top layer (a shared base below it is looked through, never
+/// copied).
+pub fn load_onto(env: &mut Env, files: &[PathBuf]) -> Result<(), EnvFileError> {
     for file in files {
         let parsed = read_file(file, &|k| env.get(k).cloned())?;
         env.extend(parsed);
@@ -142,10 +144,7 @@ pub fn load_onto(env: &mut BTreeMap<String, String>, files: &[PathBuf]) -> Resul
 /// The variables `files` define (later files override earlier ones), where a reference
 /// looks first at what these files defined so far and then at `fallback`, which is not
 /// part of the result: compose-go's GetEnvFromFile, used for an `include`d project.
-pub fn load_with_fallback(
-    files: &[PathBuf],
-    fallback: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, EnvFileError> {
+pub fn load_with_fallback(files: &[PathBuf], fallback: &Env) -> Result<BTreeMap<String, String>, EnvFileError> {
     let mut env = BTreeMap::new();
     for file in files {
         let parsed = read_file(file, &|k| env.get(k).or_else(|| fallback.get(k)).cloned())?;

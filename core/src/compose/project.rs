@@ -17,6 +17,7 @@ use crate::paths::clean;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::compose::error::{scalar, ComposeError, Result};
+use crate::compose::interpolate::Env;
 use crate::compose::service::{GpuMechanism, PublishedPort, RestartPolicy, Service};
 
 /// `x-hlsys:` extension at the top level of a compose file.
@@ -42,7 +43,7 @@ pub struct ComposeFile {
 /// <project_dir> config` would, with `env` as the whole environment (the layered env
 /// files; never the process environment, which at boot is not what the units get).
 /// `extends.file` and `include` are followed from `project_dir`.
-pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<String, String>) -> Result<ComposeFile> {
+pub fn parse(text: &str, project: &str, project_dir: &Path, env: &Env) -> Result<ComposeFile> {
     let file = project_dir.join("compose.yaml");
     let loaded = crate::compose::load::load_bytes(text.as_bytes(), &file, project_dir, env).map_err(|e| e.error)?;
     read(&loaded.root, project, project_dir, env)
@@ -50,7 +51,7 @@ pub fn parse(text: &str, project: &str, project_dir: &Path, env: &BTreeMap<Strin
 
 /// What hlsys needs from a loaded project ([`crate::compose::load`]): the services Compose runs
 /// by default with what they use, checked as `docker compose config` checks them.
-pub fn read(top: &Mapping, project: &str, project_dir: &Path, env: &BTreeMap<String, String>) -> Result<ComposeFile> {
+pub fn read(top: &Mapping, project: &str, project_dir: &Path, env: &Env) -> Result<ComposeFile> {
     let networks = Networks::read(top.get("networks"), project)?;
     let ctx = Ctx {
         project_dir,
@@ -221,7 +222,7 @@ impl Networks {
 }
 
 /// `COMPOSE_PROFILES` from the env files, as Compose reads it; `None` means `*` (all).
-fn active_profiles(env: &BTreeMap<String, String>) -> Option<BTreeSet<String>> {
+fn active_profiles(env: &Env) -> Option<BTreeSet<String>> {
     let list = env.get("COMPOSE_PROFILES").map_or("", String::as_str);
     let profiles: BTreeSet<String> = list
         .split(',')
@@ -728,7 +729,7 @@ fn port_range(s: &str) -> Option<(u16, u16)> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn env(pairs: &[(&str, &str)]) -> Env {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

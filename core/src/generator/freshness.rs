@@ -45,7 +45,8 @@ pub fn freshness(model: &Model, dir: &Path) -> Freshness {
         })
         .map(|u| u.name.clone())
         .collect();
-    changed.extend(previous.into_iter().filter(|p| !g.units.iter().any(|u| &u.name == p)));
+    let current: std::collections::HashSet<&str> = g.units.iter().map(|u| u.name.as_str()).collect();
+    changed.extend(previous.into_iter().filter(|p| !current.contains(p.as_str())));
     changed.sort();
     if changed.is_empty() {
         Freshness::Current { units: g.units.len() }

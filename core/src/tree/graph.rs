@@ -7,8 +7,9 @@
 //! cycle here would be an ordering cycle in systemd, which systemd breaks by dropping a
 //! random job at boot, so it is refused up front with the cycle spelled out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::capped::{thousands, truncate};
 use crate::model::{Layer, Stack, StackError};
 
 /// Layers that depend on each other in a circle: nothing can start first.
@@ -96,27 +97,54 @@ pub fn layer_order(layers: &[Layer]) -> Result<Vec<String>, LayerCycle> {
         return Err(LayerCycle { cycle: arrow(&c) });
     }
     // Depth-first post-order gives "dependencies first"; names sorted for stable output.
+    // Iterative: a chain of thousands of layers must not cost a thread's stack.
     let mut order = Vec::new();
-    let mut done = BTreeSet::new();
-    fn visit(n: &str, edges: &BTreeMap<String, Vec<String>>, done: &mut BTreeSet<String>, order: &mut Vec<String>) {
-        if !done.insert(n.to_string()) {
-            return;
-        }
-        let mut deps = edges.get(n).cloned().unwrap_or_default();
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let sorted_deps = |n: &str| {
+        let mut deps: Vec<&str> = edges
+            .get(n)
+            .map(|d| d.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         deps.sort();
-        for d in deps {
-            visit(&d, edges, done, order);
-        }
-        order.push(n.to_string());
-    }
+        deps
+    };
     for n in edges.keys() {
-        visit(n, &edges, &mut done, &mut order);
+        if !done.insert(n) {
+            continue;
+        }
+        let mut stack: Vec<(&str, Vec<&str>, usize)> = vec![(n, sorted_deps(n), 0)];
+        while let Some((node, deps, i)) = stack.last_mut() {
+            if let Some(&d) = deps.get(*i) {
+                *i += 1;
+                if done.insert(d) {
+                    stack.push((d, sorted_deps(d), 0));
+                }
+            } else {
+                order.push(node.to_string());
+                stack.pop();
+            }
+        }
     }
     Ok(order)
 }
 
+/// A cycle of up to this many nodes is spelled out in the error of each of its stacks;
+/// a longer one only in the error of its first stack, with its first this many nodes
+/// and a count of the rest, and its other stacks point there. Either way a cycle costs
+/// the report a bounded text per member, never the whole cycle per member
+/// (hlsys.toml(5), LIMITS).
+pub const MAX_CYCLE_NAMED: usize = 8;
+
+/// Most bytes of why a stack is left out as quoted in the error of each stack that
+/// requires it (its own error says it whole).
+pub const MAX_REASON_BYTES: usize = 200;
+
 /// Checks references and cycles, moving every stack that cannot be generated out of
 /// `stacks` into the returned errors. `Err` only for a cycle between layers themselves.
+///
+/// Linear in the stacks and their dependencies: what requires a stack that is left out
+/// goes through a work list, and the cycles come from one depth-first pass that drops
+/// each cycle's stacks as it finds it ([`Ordering::drop_cycles`]).
 pub fn prune(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String>) -> Result<Pruned, LayerCycle> {
     let order = layer_order(layers)?;
     let mut errors = Vec::new();
@@ -126,14 +154,31 @@ pub fn prune(stacks: &mut Vec<Stack>, layers: &[Layer], failed: &BTreeSet<String
         .map(|id| (id.clone(), "it is in error".to_string()))
         .collect();
     drop_bad_references(stacks, failed, &mut left_out, &mut errors);
-    loop {
-        if drop_requirers(stacks, &mut left_out, &mut errors) {
-            continue;
-        }
-        let Some(cycle) = find_cycle(&ordering_edges(stacks, layers)) else {
-            break;
-        };
-        drop_cycle(stacks, &cycle, &mut left_out, &mut errors);
+    let mut gone = vec![false; stacks.len()];
+    let requirers = requirers(stacks);
+    let seeds: Vec<String> = left_out.keys().cloned().collect();
+    drop_requirers(stacks, &requirers, seeds, &mut gone, &mut left_out, &mut errors);
+    let mut graph = Ordering::new(stacks, layers, &gone);
+    let cycles = graph.drop_cycles();
+    let mut seeds = Vec::new();
+    for cycle in &cycles {
+        seeds.extend(name_cycle(
+            stacks,
+            &graph.nodes,
+            cycle,
+            &mut gone,
+            &mut left_out,
+            &mut errors,
+        ));
+    }
+    drop_requirers(stacks, &requirers, seeds, &mut gone, &mut left_out, &mut errors);
+    let mut i = 0;
+    stacks.retain(|_| {
+        i += 1;
+        !gone[i - 1]
+    });
+    for s in stacks.iter_mut() {
+        s.wants.retain(|w| !left_out.contains_key(w));
     }
     Ok(Pruned {
         errors,
@@ -168,97 +213,250 @@ fn drop_bad_references(
             s.wants.retain(|w| !failed.contains(w));
             return true;
         };
-        left_out.insert(s.id.clone(), message.clone());
+        // Quoted by every stack that requires this one: cut, so that a long name costs
+        // the report once, not once per requirer.
+        left_out.insert(s.id.clone(), truncate(&message, MAX_REASON_BYTES).into_owned());
         errors.push(stack_error(s, message));
         false
     });
 }
 
-/// Whatever hard-requires a stack that is left out goes too; wants of it are dropped.
-/// Returns whether a stack was left out (then its requirers must be looked at again).
+/// Stack id → the stacks (indices) that require it.
+fn requirers(stacks: &[Stack]) -> HashMap<&str, Vec<usize>> {
+    let mut by: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in stacks.iter().enumerate() {
+        for d in &s.requires {
+            by.entry(d.as_str()).or_default().push(i);
+        }
+    }
+    by
+}
+
+/// Whatever hard-requires a stack that is left out goes too, from the ids in `seeds`
+/// on, each stack looked at once per stack it requires.
 fn drop_requirers(
-    stacks: &mut Vec<Stack>,
-    left_out: &mut BTreeMap<String, String>,
-    errors: &mut Vec<StackError>,
-) -> bool {
-    let mut changed = false;
-    stacks.retain(|s| {
-        let Some(dep) = s.requires.iter().find(|d| left_out.contains_key(*d)) else {
-            return true;
-        };
-        let message = format!("requires stack {dep:?}, which is left out ({})", left_out[dep]);
-        errors.push(stack_error(s, message));
-        left_out.insert(s.id.clone(), format!("requires {dep:?}"));
-        changed = true;
-        false
-    });
-    for s in stacks.iter_mut() {
-        s.wants.retain(|w| !left_out.contains_key(w));
-    }
-    changed
-}
-
-/// The "starts after" relation of the units: node → what it starts after.
-fn ordering_edges(stacks: &[Stack], layers: &[Layer]) -> BTreeMap<Node, Vec<Node>> {
-    let layer_by_name: BTreeMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
-    let layer_deps = |l: &Layer| {
-        l.after
-            .iter()
-            .chain(&l.requires)
-            .map(|d| Node::Layer(d.clone()))
-            .collect::<Vec<_>>()
-    };
-    let mut edges: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
-    for s in stacks {
-        let mut after: Vec<Node> = s
-            .requires
-            .iter()
-            .chain(&s.wants)
-            .map(|d| Node::Stack(d.clone()))
-            .collect();
-        if let Some(l) = layer_by_name.get(s.layer.as_str()) {
-            after.extend(layer_deps(l));
-        }
-        edges.insert(Node::Stack(s.id.clone()), after);
-        if s.enabled {
-            edges
-                .entry(Node::Layer(s.layer.clone()))
-                .or_default()
-                .push(Node::Stack(s.id.clone()));
-        }
-    }
-    for l in layers {
-        edges
-            .entry(Node::Layer(l.name.clone()))
-            .or_default()
-            .extend(layer_deps(l));
-    }
-    edges
-}
-
-/// Leaves out every stack of `cycle`, naming the whole cycle in each error.
-fn drop_cycle(
-    stacks: &mut Vec<Stack>,
-    cycle: &[Node],
+    stacks: &[Stack],
+    requirers: &HashMap<&str, Vec<usize>>,
+    mut seeds: Vec<String>,
+    gone: &mut [bool],
     left_out: &mut BTreeMap<String, String>,
     errors: &mut Vec<StackError>,
 ) {
-    let text = arrow(cycle);
-    let in_cycle: BTreeSet<&String> = cycle
-        .iter()
-        .filter_map(|n| match n {
-            Node::Stack(s) => Some(s),
-            Node::Layer(_) => None,
-        })
-        .collect();
-    stacks.retain(|s| {
-        if !in_cycle.contains(&s.id) {
-            return true;
+    while let Some(id) = seeds.pop() {
+        for &r in requirers.get(id.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
+            if gone[r] {
+                continue;
+            }
+            let s = &stacks[r];
+            let dep = s.requires.iter().find(|d| left_out.contains_key(*d)).unwrap_or(&id);
+            let message = format!("requires stack {dep:?}, which is left out ({})", left_out[dep]);
+            errors.push(stack_error(s, message));
+            left_out.insert(s.id.clone(), format!("requires {dep:?}"));
+            gone[r] = true;
+            seeds.push(s.id.clone());
         }
-        errors.push(stack_error(s, format!("dependency cycle: {text}")));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mark {
+    New,
+    Active,
+    Done,
+    /// A stack left out (for a cycle or before): no edge leads to it any more.
+    Gone,
+}
+
+/// The "starts after" relation of the units, on indices: node → what it starts after, in
+/// the order the units name them. Nodes `0..stacks` are the stacks (same indices as in
+/// the slice given), then the layers.
+struct Ordering {
+    nodes: Vec<Node>,
+    edges: Vec<Vec<usize>>,
+    stacks: usize,
+    mark: Vec<Mark>,
+}
+
+impl Ordering {
+    /// A stack after what it requires or wants and after the layers its layer depends on;
+    /// a layer after its enabled stacks and after the layers it depends on. Stacks that
+    /// are `gone` are already left out.
+    fn new(stacks: &[Stack], layers: &[Layer], gone: &[bool]) -> Ordering {
+        let mut nodes: Vec<Node> = stacks.iter().map(|s| Node::Stack(s.id.clone())).collect();
+        let index: HashMap<&str, usize> = stacks.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let mut layer_index: HashMap<String, usize> = HashMap::new();
+        let mut layer_node = |name: &str, nodes: &mut Vec<Node>| -> usize {
+            *layer_index.entry(name.to_string()).or_insert_with(|| {
+                nodes.push(Node::Layer(name.to_string()));
+                nodes.len() - 1
+            })
+        };
+        let layer_by_name: HashMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
+        let layer_deps = |l: &Layer| l.after.iter().chain(&l.requires).cloned().collect::<Vec<String>>();
+        let mut edges: Vec<Vec<usize>> = Vec::with_capacity(stacks.len());
+        // Layer node → its enabled stacks, in order (their layer deps come last).
+        let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, s) in stacks.iter().enumerate() {
+            let mut after: Vec<usize> = s
+                .requires
+                .iter()
+                .chain(&s.wants)
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect();
+            if let Some(l) = layer_by_name.get(s.layer.as_str()) {
+                for d in layer_deps(l) {
+                    after.push(layer_node(&d, &mut nodes));
+                }
+            }
+            edges.push(after);
+            let l = layer_node(&s.layer, &mut nodes);
+            if s.enabled && !gone[i] {
+                members.entry(l).or_default().push(i);
+            }
+        }
+        for l in layers {
+            let n = layer_node(&l.name, &mut nodes);
+            let deps: Vec<usize> = layer_deps(l).iter().map(|d| layer_node(d, &mut nodes)).collect();
+            members.entry(n).or_default().extend(deps);
+        }
+        edges.resize(nodes.len(), Vec::new());
+        for (l, after) in members {
+            edges[l] = after;
+        }
+        let mut mark = vec![Mark::New; nodes.len()];
+        for (m, &g) in mark.iter_mut().zip(gone) {
+            if g {
+                *m = Mark::Gone;
+            }
+        }
+        Ordering {
+            nodes,
+            edges,
+            stacks: stacks.len(),
+            mark,
+        }
+    }
+
+    /// Finds cycles and leaves their stacks out, until none is left; returns each cycle
+    /// as the path `a, b, …, a` of node indices.
+    ///
+    /// One depth-first pass (from the nodes in sorted order, children in the units'
+    /// order): a back edge closes a cycle, whose stacks are marked gone at once and taken
+    /// off the DFS stack with everything above them; a layer taken off (layers are never
+    /// left out) is visited again later, resuming past the children known finished or
+    /// gone. A finished node only leads to finished or gone ones, so what remains has no
+    /// cycle, and every edge is looked at about once: linear in the graph, however many
+    /// cycles there are and however long.
+    fn drop_cycles(&mut self) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        order.sort_by(|&a, &b| self.nodes[a].cmp(&self.nodes[b]));
+        let mut next = vec![0usize; self.nodes.len()];
+        // Children before `settled[n]` are finished or gone for good.
+        let mut settled = vec![0usize; self.nodes.len()];
+        let mut cycles = Vec::new();
+        let mut again: Vec<usize> = Vec::new();
+        let mut starts = order.into_iter();
+        while let Some(start) = starts.next().or_else(|| again.pop()) {
+            if self.mark[start] != Mark::New {
+                continue;
+            }
+            let mut path: Vec<usize> = vec![start];
+            self.mark[start] = Mark::Active;
+            while let Some(&node) = path.last() {
+                let Some(&child) = self.edges[node].get(next[node]) else {
+                    self.mark[node] = Mark::Done;
+                    path.pop();
+                    continue;
+                };
+                next[node] += 1;
+                match self.mark[child] {
+                    Mark::Done | Mark::Gone => {
+                        if settled[node] == next[node] - 1 {
+                            settled[node] += 1;
+                        }
+                    }
+                    Mark::New => {
+                        self.mark[child] = Mark::Active;
+                        path.push(child);
+                    }
+                    Mark::Active => {
+                        let from = path.iter().rposition(|&n| n == child).unwrap_or(0);
+                        // A cycle holds a stack: one of layers alone was refused before.
+                        let Some(first) = path[from..].iter().position(|&n| n < self.stacks) else {
+                            continue;
+                        };
+                        // Spelled from its first stack: `a → b → layer l → a`.
+                        let cycle: Vec<usize> = path[from + first..]
+                            .iter()
+                            .chain(&path[from..=from + first])
+                            .copied()
+                            .collect();
+                        for n in path.drain(from + first..) {
+                            if n < self.stacks {
+                                self.mark[n] = Mark::Gone;
+                            } else {
+                                self.mark[n] = Mark::New;
+                                next[n] = settled[n];
+                                again.push(n);
+                            }
+                        }
+                        cycles.push(cycle);
+                    }
+                }
+            }
+        }
+        cycles
+    }
+}
+
+/// Leaves out the stacks of `cycle`: a short cycle is spelled out in each of their
+/// errors, a long one in the first stack's only (capped at [`MAX_CYCLE_NAMED`] nodes),
+/// the others pointing there. Returns the ids left out.
+fn name_cycle(
+    stacks: &[Stack],
+    nodes: &[Node],
+    cycle: &[usize],
+    gone: &mut [bool],
+    left_out: &mut BTreeMap<String, String>,
+    errors: &mut Vec<StackError>,
+) -> Vec<String> {
+    let members: Vec<usize> = cycle[..cycle.len() - 1]
+        .iter()
+        .copied()
+        .filter(|&n| n < stacks.len())
+        .collect();
+    let text = capped_arrow(&cycle.iter().map(|&n| &nodes[n]).collect::<Vec<_>>());
+    let first = &stacks[members[0]];
+    for (k, &m) in members.iter().enumerate() {
+        let s = &stacks[m];
+        let message = if cycle.len() - 1 <= MAX_CYCLE_NAMED || k == 0 {
+            format!("dependency cycle: {text}")
+        } else {
+            format!(
+                "in the dependency cycle spelled out at stack {:?} ({} stacks)",
+                first.id,
+                thousands(members.len())
+            )
+        };
+        errors.push(stack_error(s, message));
         left_out.insert(s.id.clone(), "in a dependency cycle".into());
-        false
-    });
+        gone[m] = true;
+    }
+    members.iter().map(|&m| stacks[m].id.clone()).collect()
+}
+
+/// `a → b → … → a`, naming at most [`MAX_CYCLE_NAMED`] nodes before the count of the rest.
+fn capped_arrow<N: std::fmt::Display>(path: &[N]) -> String {
+    let len = path.len() - 1;
+    if len <= MAX_CYCLE_NAMED {
+        return arrow(path);
+    }
+    format!(
+        "{} → … ({} more) → {}",
+        arrow(&path[..MAX_CYCLE_NAMED]),
+        thousands(len - MAX_CYCLE_NAMED),
+        path[len]
+    )
 }
 
 #[cfg(test)]
@@ -350,6 +548,146 @@ mod tests {
         assert_eq!(msgs["a"], "depends on unknown stack \"nope\"");
         assert!(msgs["b"].contains("broken"));
         assert!(msgs["d"].contains("\"b\""));
+    }
+
+    #[test]
+    fn a_long_ring_is_spelled_out_once() {
+        let n = 1000;
+        let ids: Vec<String> = (0..n).map(|i| format!("s{i:04}")).collect();
+        let mut stacks: Vec<Stack> = (0..n)
+            .map(|i| stack(&ids[i], "x", &[ids[(i + 1) % n].as_str()], &[]))
+            .collect();
+        stacks.push(stack("z-needs-ring", "x", &["s0500"], &[]));
+        stacks.push(stack("z-free", "x", &[], &["s0001"]));
+        let out = prune(&mut stacks, &[layer("x", &[])], &BTreeSet::new()).unwrap();
+        assert_eq!(stacks.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["z-free"]);
+        assert!(stacks[0].wants.is_empty());
+        assert_eq!(out.errors.len(), n + 1);
+        let spelled: Vec<&StackError> = out.errors.iter().filter(|e| e.message.contains('→')).collect();
+        assert_eq!(spelled.len(), 1, "{spelled:?}");
+        assert_eq!(spelled[0].stack, "s0000");
+        assert_eq!(
+            spelled[0].message,
+            "dependency cycle: s0000 → s0001 → s0002 → s0003 → s0004 → s0005 → s0006 → s0007 → … (992 more) → s0000"
+        );
+        let other = out.errors.iter().find(|e| e.stack == "s0999").unwrap();
+        assert_eq!(
+            other.message,
+            "in the dependency cycle spelled out at stack \"s0000\" (1,000 stacks)"
+        );
+        let needs = out.errors.iter().find(|e| e.stack == "z-needs-ring").unwrap();
+        assert!(needs.message.contains("requires stack \"s0500\""), "{}", needs.message);
+        let total: usize = out.errors.iter().map(|e| e.message.len()).sum();
+        assert!(total < n * 80, "{total} bytes of messages");
+    }
+
+    /// Many short cycles through one layer target: each named on its own stacks, found in
+    /// one pass.
+    #[test]
+    fn many_cycles_through_one_layer() {
+        let n = 2000;
+        let mut stacks = Vec::new();
+        for i in 0..n {
+            let llm = format!("llm{i:04}");
+            stacks.push(stack(&format!("db{i:04}"), "database", &[llm.as_str()], &[]));
+            stacks.push(stack(&llm, "genai", &[], &[]));
+        }
+        stacks.push(stack("db-ok", "database", &[], &[]));
+        let layers = [layer("database", &[]), layer("genai", &["database"])];
+        let t = std::time::Instant::now();
+        let out = prune(&mut stacks, &layers, &BTreeSet::new()).unwrap();
+        println!("{} cycles through one layer: {:?}", n, t.elapsed());
+        assert_eq!(stacks.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["db-ok"]);
+        assert_eq!(out.errors.len(), 2 * n);
+        let e = out.errors.iter().find(|e| e.stack == "llm1234").unwrap();
+        assert_eq!(
+            e.message,
+            "dependency cycle: db1234 → llm1234 → layer database → db1234"
+        );
+    }
+
+    /// A tiny deterministic generator (no dependency on the clock or a crate).
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+
+    /// On random graphs: what is kept has no cycle and needs nothing left out; what is
+    /// left out is said once, as a real cycle, a requirement of a stack left out, or a
+    /// bad reference.
+    #[test]
+    fn random_graphs_keep_only_what_can_start() {
+        let mut rng = Lcg(7);
+        for round in 0..300 {
+            let n = 2 + rng.below(14);
+            let ids: Vec<String> = (0..n).map(|i| format!("s{i:02}")).collect();
+            let layer_names = ["a", "b", "c"];
+            let mut stacks: Vec<Stack> = (0..n)
+                .map(|i| {
+                    let mut req = Vec::new();
+                    let mut want = Vec::new();
+                    for _ in 0..rng.below(3) {
+                        let d = ids[rng.below(n)].as_str();
+                        if d != ids[i] {
+                            if rng.below(2) == 0 {
+                                req.push(d);
+                            } else {
+                                want.push(d);
+                            }
+                        }
+                    }
+                    req.sort();
+                    req.dedup();
+                    want.retain(|w| !req.contains(w));
+                    want.sort();
+                    want.dedup();
+                    stack(&ids[i], layer_names[rng.below(3)], &req, &want)
+                })
+                .collect();
+            let layers = [layer("a", &[]), layer("b", &["a"]), layer("c", &["b"])];
+            let failed: BTreeSet<String> = if rng.below(4) == 0 {
+                [ids[0].clone()].into()
+            } else {
+                BTreeSet::new()
+            };
+            if !failed.is_empty() {
+                stacks.remove(0);
+            }
+            let before: Vec<Stack> = stacks.clone();
+            let out = prune(&mut stacks, &layers, &failed).unwrap();
+            let kept: BTreeSet<&str> = stacks.iter().map(|s| s.id.as_str()).collect();
+            let mut said: BTreeMap<&str, &str> = BTreeMap::new();
+            for e in &out.errors {
+                assert!(
+                    said.insert(&e.stack, &e.message).is_none(),
+                    "round {round}: {} twice",
+                    e.stack
+                );
+            }
+            for s in &before {
+                assert!(
+                    kept.contains(s.id.as_str()) != said.contains_key(s.id.as_str()),
+                    "round {round}: {} kept and left out, or neither",
+                    s.id
+                );
+            }
+            for s in &stacks {
+                for d in &s.requires {
+                    assert!(kept.contains(d.as_str()), "round {round}: {} kept, requires {d}", s.id);
+                }
+                for d in &s.wants {
+                    assert!(kept.contains(d.as_str()), "round {round}: {} kept, wants {d}", s.id);
+                }
+            }
+            let mut rest = Ordering::new(&stacks, &layers, &vec![false; stacks.len()]);
+            assert!(rest.drop_cycles().is_empty(), "round {round}: a cycle is left");
+        }
     }
 
     #[test]

@@ -5,194 +5,20 @@
 //! [`StackError`] and is left out (with whatever hard-requires it); only a config that
 //! cannot be used at all is an `Err`.
 
+mod discover;
 pub mod graph;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::compose::interpolate::Env;
 use crate::compose::{self, ComposeFile};
 use crate::config::{check_name, Config, ConfigError};
-use crate::escape::{check_value, BadValue};
 use crate::model::{layer_target, Layer, Model, Stack, StackError, FIXED_UNITS};
-
-/// File names Compose looks for, in its own order of preference.
-pub const COMPOSE_FILE_NAMES: [&str; 4] = [
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
-
-/// A directory that holds a compose file, before its file is read.
-#[derive(Debug, Clone)]
-struct Found {
-    /// Path relative to stacks_dir, `/`-separated.
-    rel: String,
-    dir: PathBuf,
-    compose_file: PathBuf,
-    /// The first override file Compose would read beside it ([`crate::compose::load::files`]).
-    override_file: Option<PathBuf>,
-}
-
-/// Walks `stacks_dir`: a directory with a compose file is a stack (nothing below it is
-/// searched); other directories are descended; hidden ones are skipped.
-fn discover(stacks_dir: &Path, errors: &mut Vec<StackError>) -> Vec<Found> {
-    let mut found = Vec::new();
-    let mut seen = BTreeSet::new();
-    let real_root = std::fs::canonicalize(stacks_dir).unwrap_or_else(|_| stacks_dir.to_path_buf());
-    let tree = Tree {
-        root: stacks_dir,
-        real_root: &real_root,
-    };
-    walk(&tree, stacks_dir, &mut found, &mut seen, errors);
-    found.sort_by(|a, b| a.rel.cmp(&b.rel));
-    found
-}
-
-/// The tree being walked: its path as configured and as resolved (for telling links
-/// that point back into it).
-struct Tree<'a> {
-    root: &'a Path,
-    real_root: &'a Path,
-}
-
-/// Whether a directory entry is one to descend into. A symlink to a directory inside the
-/// tree is not: that directory is walked under its own name, and following the link too
-/// would let the link's name (whichever sorts first) become the stack's id. A symlink
-/// out of the tree is followed: that is how a stack kept elsewhere joins the tree.
-fn descend(tree: &Tree, entry: &std::fs::DirEntry) -> bool {
-    if entry.file_name().to_string_lossy().starts_with('.') {
-        return false;
-    }
-    // The entry's type comes with the directory listing (std falls back to lstat where
-    // the file system does not report it); only a symlink needs more.
-    match entry.file_type() {
-        Ok(t) if !t.is_symlink() => t.is_dir(),
-        _ => match std::fs::canonicalize(entry.path()) {
-            Ok(target) => target.is_dir() && !target.starts_with(tree.real_root),
-            Err(_) => false,
-        },
-    }
-}
-
-fn walk(
-    tree: &Tree,
-    dir: &Path,
-    found: &mut Vec<Found>,
-    seen: &mut BTreeSet<(u64, u64)>,
-    errors: &mut Vec<StackError>,
-) {
-    // Symlinked directories are followed, but each real directory (device and inode) is
-    // read once, so a link loop cannot make the generator spin. One stat, where
-    // canonicalize() would cost a readlink per path component.
-    if let Ok(m) = std::fs::metadata(dir) {
-        use std::os::unix::fs::MetadataExt;
-        if !seen.insert((m.dev(), m.ino())) {
-            return;
-        }
-    }
-    let root = tree.root;
-    let rel = dir.strip_prefix(root).unwrap_or(dir).to_string_lossy().into_owned();
-    let listing = match list(tree, dir) {
-        Ok(l) => l,
-        Err(e) => {
-            if dir != root {
-                errors.push(StackError {
-                    stack: rel,
-                    file: dir.to_path_buf(),
-                    message: format!("cannot read directory: {e}"),
-                });
-            }
-            return;
-        }
-    };
-    let present: Vec<&str> = COMPOSE_FILE_NAMES
-        .iter()
-        .copied()
-        .filter(|n| listing.files.iter().any(|f| f == n))
-        .collect();
-    if !rel.is_empty() && !present.is_empty() {
-        if present.len() > 1 {
-            // Under the id it would have had, so a stack requiring it is told it is in error.
-            errors.push(StackError {
-                stack: stack_id(&rel).unwrap_or_else(|_| rel.clone()),
-                file: dir.join(present[1]),
-                message: format!(
-                    "more than one compose file in {}: {}; keep one",
-                    dir.display(),
-                    present.join(", ")
-                ),
-            });
-        } else {
-            let override_file = crate::compose::load::files::OVERRIDE_FILE_NAMES
-                .iter()
-                .find(|n| listing.files.iter().any(|f| f == *n))
-                .map(|n| dir.join(n));
-            found.push(Found {
-                rel,
-                dir: dir.to_path_buf(),
-                compose_file: dir.join(present[0]),
-                override_file,
-            });
-        }
-        return;
-    }
-    let mut subdirs = listing.subdirs;
-    subdirs.sort();
-    for d in subdirs {
-        walk(tree, &d, found, seen, errors);
-    }
-}
-
-/// What discovery needs from one directory listing.
-struct Listing {
-    /// Compose and override file names present.
-    files: Vec<String>,
-    /// Subdirectories (or links to them) that are not hidden.
-    subdirs: Vec<PathBuf>,
-}
-
-/// Lists `dir` once: the compose and override files in it, and where to descend. One
-/// read of the directory, where a lookup per candidate name would cost eight. Anything
-/// by a compose file's name counts, a FIFO or a dangling link too: it is then reported
-/// by name when it cannot be read, rather than silently ignored.
-fn list(tree: &Tree, dir: &Path) -> std::io::Result<Listing> {
-    let mut listing = Listing {
-        files: Vec::new(),
-        subdirs: Vec::new(),
-    };
-    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if COMPOSE_FILE_NAMES.contains(&name.as_ref())
-            || crate::compose::load::files::OVERRIDE_FILE_NAMES.contains(&name.as_ref())
-        {
-            listing.files.push(name.into_owned());
-        } else if descend(tree, &entry) {
-            listing.subdirs.push(entry.path());
-        }
-    }
-    Ok(listing)
-}
-
-/// Stack id from its relative path: `genai/ollama` → `genai-ollama`. The id is also the
-/// Compose project name, so it must be one Compose accepts (which also makes it a valid
-/// unit-name part without escaping).
-pub fn stack_id(rel: &str) -> Result<String, BadValue> {
-    check_value("stack path", rel)?;
-    let id = rel.replace('/', "-");
-    let ok = id
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !ok {
-        return Err(BadValue::ProjectName {
-            rel: rel.to_string(),
-            id,
-        });
-    }
-    Ok(id)
-}
+use crate::redact::{Forms, Secrets};
+use discover::{discover, Found};
+pub use discover::{stack_id, COMPOSE_FILE_NAMES};
 
 /// systemd's limit on a unit name (UNIT_NAME_MAX less the NUL), which is also the file
 /// system's limit on the unit file's name.
@@ -217,11 +43,60 @@ fn unit_name_error(prefix: &str, id: &str) -> Option<String> {
 
 /// Env files (lowest precedence first) and the variables they define, or the file at
 /// fault and why.
-type EnvResult = Result<(Vec<PathBuf>, BTreeMap<String, String>), (PathBuf, String)>;
+type EnvResult = Result<(Vec<PathBuf>, Env), (PathBuf, String)>;
 
-/// What the config's env_files and a layer's `.env` define: the same for every stack of
-/// the layer, so [`stack_env`] reads and parses it once per layer, not once per stack.
-type EnvCache = BTreeMap<Option<PathBuf>, EnvResult>;
+/// What the config's env_files and each layer's `.env` define, loaded once per build and
+/// shared by every stack and reading thread (a clone shares the same cache): the config's
+/// files once, each layer's `.env` once on top of them. The variables are shared, not
+/// copied ([`Env::shared`]), so a stack costs its own env files only, however many
+/// variables the shared ones hold.
+#[derive(Clone, Default)]
+struct EnvCache {
+    config: Arc<OnceLock<EnvResult>>,
+    layers: Arc<Mutex<BTreeMap<PathBuf, Arc<OnceLock<EnvResult>>>>>,
+    /// The values of each shared layer above, indexed for masking once (by the layer's
+    /// address, which the cache keeps alive, and the shortest value masked).
+    forms: Arc<Mutex<HashMap<(usize, usize), Arc<OnceLock<Arc<Forms>>>>>>,
+}
+
+impl EnvCache {
+    fn new() -> EnvCache {
+        EnvCache::default()
+    }
+
+    /// The config's env files ([`config_env`]) and, for a stack below a layer directory,
+    /// the layer's `.env` on top ([`layer_env`]), each read once.
+    fn shared(&self, config: &Config, layer_dir: Option<&Path>) -> EnvResult {
+        let base = self.config.get_or_init(|| config_env(config));
+        let Some(l) = layer_dir else {
+            return base.clone();
+        };
+        let slot = {
+            let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+            layers.entry(l.to_path_buf()).or_default().clone()
+        };
+        slot.get_or_init(|| layer_env(base.clone()?, l)).clone()
+    }
+
+    /// The values of `env` to mask in messages, values of `min_chars` characters or more:
+    /// its own layer indexed now, the shared layers below it once per build.
+    fn secrets(&self, env: &Env, min_chars: usize) -> Secrets {
+        let mut parts = vec![Arc::new(Forms::new(env.own_values().map(String::as_str), min_chars))];
+        let mut below = env.base();
+        while let Some(layer) = below {
+            let key = (Arc::as_ptr(layer) as usize, min_chars);
+            // Built by the first thread that needs it; the others wait for it there.
+            let slot = {
+                let mut cache = self.forms.lock().unwrap_or_else(|p| p.into_inner());
+                cache.entry(key).or_default().clone()
+            };
+            let forms = slot.get_or_init(|| Arc::new(Forms::new(layer.own_values().map(String::as_str), min_chars)));
+            parts.push(forms.clone());
+            below = layer.base();
+        }
+        Secrets::of_parts(parts)
+    }
+}
 
 fn env_file_error(e: crate::compose::envfile::EnvFileError) -> (PathBuf, String) {
     let message = match e.line {
@@ -231,9 +106,9 @@ fn env_file_error(e: crate::compose::envfile::EnvFileError) -> (PathBuf, String)
     (e.file, message)
 }
 
-/// The config's env files that exist (optional ones that are missing are dropped), then
-/// the layer's `.env`, loaded in that order.
-fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
+/// The config's env files that exist (optional ones that are missing are dropped),
+/// loaded in that order, shared.
+fn config_env(config: &Config) -> EnvResult {
     let mut files = Vec::new();
     for f in &config.env_files {
         // Anything there is read (and refused by name if it is not a regular file).
@@ -246,24 +121,28 @@ fn shared_env(config: &Config, layer_dir: Option<&Path>) -> EnvResult {
             ));
         }
     }
-    if let Some(l) = layer_dir {
-        let p = l.join(".env");
-        if p.exists() {
-            files.push(p);
-        }
+    let mut env = Env::new();
+    crate::compose::envfile::load_onto(&mut env, &files).map_err(env_file_error)?;
+    Ok((files, env.shared()))
+}
+
+/// The layer's `.env`, when there is one, on top of the config's env files, shared.
+fn layer_env((mut files, mut env): (Vec<PathBuf>, Env), layer_dir: &Path) -> EnvResult {
+    let p = layer_dir.join(".env");
+    if !p.exists() {
+        return Ok((files, env));
     }
-    let env = crate::compose::envfile::load_layered(&files).map_err(env_file_error)?;
-    Ok((files, env))
+    crate::compose::envfile::load_onto(&mut env, std::slice::from_ref(&p)).map_err(env_file_error)?;
+    files.push(p);
+    Ok((files, env.shared()))
 }
 
 /// The env files of a stack, lowest precedence first, and the variables they define: the
-/// shared ones of [`shared_env`], then the stack's own `.env` and `.env.local` (optional by
-/// nature), layered exactly as [`crate::compose::envfile::load_layered`] would over the whole list.
+/// shared ones of [`EnvCache::shared`], then the stack's own `.env` and `.env.local`
+/// (optional by nature), layered exactly as [`crate::compose::envfile::load_layered`]
+/// would over the whole list.
 fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir: Option<&Path>) -> EnvResult {
-    let (mut files, mut env) = cache
-        .entry(layer_dir.map(Path::to_path_buf))
-        .or_insert_with(|| shared_env(config, layer_dir))
-        .clone()?;
+    let (mut files, mut env) = cache.shared(config, layer_dir)?;
     let own: Vec<PathBuf> = [".env", ".env.local"]
         .iter()
         .map(|n| stack_dir.join(n))
@@ -274,11 +153,71 @@ fn stack_env(cache: &mut EnvCache, config: &Config, stack_dir: &Path, layer_dir:
     Ok((files, env))
 }
 
-/// Content fingerprint of a file, for telling later whether the units are stale.
+/// Fingerprint of a file, for telling later whether the units are stale, fit for the
+/// world-readable report: a hash of its content when anyone may read the file anyway,
+/// else its size and modification time ([`metadata_fingerprint`]): a hash of a file
+/// others cannot read would let them test guesses of what it holds (a short secret, a
+/// PIN, is guessed in a few thousand tries).
 pub fn fingerprint(path: &Path) -> String {
-    match crate::bounded::read(path, crate::bounded::COMPOSE_CAP) {
-        Ok(bytes) => crate::compose::load::source::fingerprint_bytes(&bytes),
-        Err(_) => "missing".to_string(),
+    Readable::default().fingerprint(path, None)
+}
+
+/// Which directories others may search, looked at once per build ([`fingerprint`]).
+#[derive(Default)]
+struct Readable {
+    /// A directory → whether others may search it and every directory on the way to it.
+    searchable: BTreeMap<PathBuf, bool>,
+}
+
+impl Readable {
+    /// Whether others may read `path`: its file (a link's target) readable by others,
+    /// in a directory others may search, and every directory above it.
+    fn by_others(&mut self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let file = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+                Ok(real) => real,
+                Err(_) => return false,
+            },
+            Ok(_) => path.to_path_buf(),
+            Err(_) => return false,
+        };
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        self.searchable(dir) && std::fs::metadata(&file).is_ok_and(|m| m.mode() & 0o004 != 0)
+    }
+
+    /// Whether others may search `dir` and every directory the kernel passes through to
+    /// reach it: those above it as written, and for a link, those above its target.
+    fn searchable(&mut self, dir: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(&s) = self.searchable.get(dir) {
+            return s;
+        }
+        let mut s = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 != 0);
+        if s {
+            if let Some(parent) = dir.parent() {
+                s = self.searchable(parent);
+            }
+        }
+        if s && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            s = match std::fs::canonicalize(dir) {
+                Ok(real) => real.parent().is_none_or(|p| self.searchable(p)),
+                Err(_) => false,
+            };
+        }
+        self.searchable.insert(dir.to_path_buf(), s);
+        s
+    }
+
+    /// [`fingerprint`] of `path`, whose content hash is `hash` when it was read already.
+    fn fingerprint(&mut self, path: &Path, hash: Option<String>) -> String {
+        if !self.by_others(path) {
+            return metadata_fingerprint(path);
+        }
+        hash.unwrap_or_else(|| match crate::bounded::read(path, crate::bounded::COMPOSE_CAP) {
+            Ok(bytes) => crate::compose::load::source::fingerprint_bytes(&bytes),
+            Err(_) => "missing".to_string(),
+        })
     }
 }
 
@@ -291,19 +230,17 @@ pub fn metadata_fingerprint(path: &Path) -> String {
     }
 }
 
-/// Shortest env value looked for in messages: shorter ones are not secrets worth the
-/// name and would match ordinary words and numbers.
+/// Shortest env value that keeps a compose error from being shown: shorter ones are not
+/// secrets worth the name and would match ordinary words and numbers. (Inside other
+/// messages, values of [`crate::redact::MIN_MASKED`] characters or more are masked.)
 const MIN_REDACTED_LEN: usize = 3;
 
 /// A compose error as text, unless an env value reached it through interpolation (a
-/// service or network name written as `${VAR}`, say): then only where it happened. The
-/// last line of defence for "no value from an env file in any message".
-fn without_env_values(e: compose::ComposeError, env: &BTreeMap<String, String>) -> String {
+/// service or network name written as `${VAR}`, say), as written or quoted: then only
+/// where it happened.
+fn without_env_values(e: compose::ComposeError, secrets: &Secrets) -> String {
     let text = e.to_string();
-    let leaks = env
-        .values()
-        .any(|v| v.len() >= MIN_REDACTED_LEN && text.contains(v.as_str()));
-    if !leaks {
+    if !secrets.reveals(&text) {
         return text;
     }
     let place = match (e.line, &e.key) {
@@ -312,6 +249,21 @@ fn without_env_values(e: compose::ComposeError, env: &BTreeMap<String, String>) 
         (None, None) => String::new(),
     };
     format!("{place}invalid value (its text comes from an env file, so it is not shown)")
+}
+
+/// `e` with every value of `secrets` masked in its message and its file (a file named
+/// through an env value, `extends: {file: "${F}"}`, is named with the value hidden):
+/// what every [`StackError`] of a stack whose env files were read goes through before
+/// it leaves [`build`], for the report, the kernel log, STATUS= and every CLI view.
+fn masked(e: StackError, secrets: &Secrets) -> StackError {
+    if secrets.is_empty() {
+        return e;
+    }
+    StackError {
+        stack: e.stack,
+        file: secrets.mask_path(&e.file),
+        message: secrets.mask(&e.message),
+    }
 }
 
 struct Parsed {
@@ -327,8 +279,16 @@ struct Parsed {
     read_meta: Vec<(PathBuf, crate::trust::Meta)>,
 }
 
-/// Reads env files and the compose files for a stack assumed to be in `layer`.
-fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer: &str) -> Result<Parsed, StackError> {
+/// Reads env files and the compose files for a stack assumed to be in `layer`; `env_out`
+/// gets the variables its env files define, once they are read (for [`masked`]).
+fn parse_stack(
+    config: &Config,
+    envs: &mut EnvCache,
+    f: &Found,
+    id: &str,
+    layer: &str,
+    env_out: &mut Option<Env>,
+) -> Result<Parsed, StackError> {
     let error = |file: PathBuf, message: String| StackError {
         stack: id.to_string(),
         file,
@@ -336,19 +296,42 @@ fn parse_stack(config: &Config, envs: &mut EnvCache, f: &Found, id: &str, layer:
     };
     let layer_dir = config.stacks_dir.join(layer);
     let below_layer = f.dir.starts_with(&layer_dir) && f.dir != layer_dir;
-    let (env_files, env) = stack_env(envs, config, &f.dir, below_layer.then_some(layer_dir.as_path()))
-        .map_err(|(file, message)| error(file, message))?;
-    let compose_files = crate::compose::load::files::select(&f.dir, &f.compose_file, f.override_file.as_deref(), &env)
+    // The stack's own `.env` files are looked up through the directory the walk opened
+    // (`/proc/self/fd/N`), and named by the stack's path.
+    let fd_dir = f.fd_dir();
+    let lookup = fd_dir.as_deref().unwrap_or(&f.dir);
+    let named = |p: PathBuf| match fd_dir.as_deref().and_then(|d| p.strip_prefix(d).ok()) {
+        Some(rest) => f.dir.join(rest),
+        None => p,
+    };
+    let (env_files, env) = stack_env(envs, config, lookup, below_layer.then_some(layer_dir.as_path()))
+        .map_err(|(file, message)| error(named(file), message))?;
+    let env_files: Vec<PathBuf> = env_files.into_iter().map(named).collect();
+    let parsed = parse_compose(f, id, env_files, &env, envs).map_err(|(file, message)| error(file, message));
+    *env_out = Some(env);
+    parsed
+}
+
+/// The compose files of a stack whose env files are read.
+fn parse_compose(
+    f: &Found,
+    id: &str,
+    env_files: Vec<PathBuf>,
+    env: &Env,
+    envs: &EnvCache,
+) -> Result<Parsed, (PathBuf, String)> {
+    let compose_files = crate::compose::load::files::select(&f.dir, &f.compose_file, f.override_file.as_deref(), env)
         .map_err(|e| {
-            error(
-                env_files.last().cloned().unwrap_or_else(|| f.compose_file.clone()),
-                e.to_string(),
-            )
-        })?;
-    let loaded = crate::compose::load::load(&compose_files, &f.dir, &env)
-        .map_err(|e| error(e.file, without_env_values(e.error, &env)))?;
-    let compose = compose::project::read(&loaded.root, id, &f.dir, &env)
-        .map_err(|e| error(compose_files[0].clone(), without_env_values(e, &env)))?;
+        (
+            env_files.last().cloned().unwrap_or_else(|| f.compose_file.clone()),
+            e.to_string(),
+        )
+    })?;
+    let reveal = || envs.secrets(env, MIN_REDACTED_LEN);
+    let loaded = crate::compose::load::load(&compose_files, &f.dir, env)
+        .map_err(|e| (e.file, without_env_values(e.error, &reveal())))?;
+    let compose = compose::project::read(&loaded.root, id, &f.dir, env)
+        .map_err(|e| (compose_files[0].clone(), without_env_values(e, &reveal())))?;
     Ok(Parsed {
         compose,
         env_files,
@@ -428,14 +411,19 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         }
     }
 
+    // The directories the walk kept open for reading are closed.
+    drop(candidates);
+
     let mut layers = layers(&config, &cfg_file, &stacks)?;
     // Ids that exist on disk but failed: a want of them is dropped, a require is fatal.
     let failed: BTreeSet<String> = errors.iter().map(|e| e.stack.clone()).collect();
+    let env_files_of: BTreeMap<String, Vec<PathBuf>> =
+        stacks.iter().map(|s| (s.id.clone(), s.env_files.clone())).collect();
     let pruned = graph::prune(&mut stacks, &layers, &failed).map_err(|e| ConfigError {
         file: cfg_file.clone(),
         message: e.to_string(),
     })?;
-    errors.extend(pruned.errors);
+    errors.extend(masked_graph_errors(pruned.errors, &env_files_of));
     errors.extend(network_problems(&config));
     order_layers(&mut layers, &pruned.layer_order, &stacks);
     stacks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -450,6 +438,19 @@ pub fn build(config: Config) -> Result<Model, ConfigError> {
         tree_available,
         inputs,
     })
+}
+
+/// Errors of the dependency graph, [`masked`] with the values of the env files of every
+/// stack they are about: their messages quote `requires`, `wants` and `layer` values,
+/// which may be interpolated, and the reasons of the stacks they require (each about a
+/// stack of these errors too). The files are read again only when there are such errors.
+fn masked_graph_errors(errors: Vec<StackError>, env_files: &BTreeMap<String, Vec<PathBuf>>) -> Vec<StackError> {
+    if errors.is_empty() {
+        return errors;
+    }
+    let lists = errors.iter().filter_map(|e| env_files.get(&e.stack)).map(Vec::as_slice);
+    let secrets = Secrets::of_env_files(lists, crate::redact::MIN_MASKED);
+    errors.into_iter().map(|e| masked(e, &secrets)).collect()
 }
 
 /// Stack ids of what [`discover`] found; ids given by more than one directory (`a/b-c`
@@ -543,16 +544,17 @@ fn report_unknown_stacks(
     }
 }
 
-/// [`read_stack`] for every candidate, in order, on `threads` threads (each with its own
-/// cache of the shared env files; scoped, so no runtime and nothing outlives the call).
+/// [`read_stack`] for every candidate, in order, on `threads` threads (sharing one cache
+/// of the shared env files; scoped, so no runtime and nothing outlives the call).
 fn read_stacks(
     config: &Config,
     candidates: &[(String, Found)],
     listed_layer: &BTreeMap<String, String>,
     threads: usize,
 ) -> Vec<Result<(Stack, StackInputs), StackError>> {
+    let shared = EnvCache::new();
     let read_all = |part: &[(String, Found)]| {
-        let mut envs = EnvCache::new();
+        let mut envs = shared.clone();
         part.iter()
             .map(|(id, f)| read_stack(config, &mut envs, id, f, listed_layer))
             .collect::<Vec<_>>()
@@ -603,7 +605,8 @@ fn untrusted(config: &Config, stack: &Stack, read: &StackInputs) -> Option<Stack
 }
 
 /// Reads one stack (env files, compose files) into a [`Stack`], with the files it was
-/// read from. Its layer: the config's, else `x-hlsys.layer`, else its first directory.
+/// read from, through the directories the walk opened ([`crate::bounded::pin`]). Its
+/// error, if any, is [`masked`] with the values of its env files.
 fn read_stack(
     config: &Config,
     envs: &mut EnvCache,
@@ -611,16 +614,33 @@ fn read_stack(
     f: &Found,
     listed_layer: &BTreeMap<String, String>,
 ) -> Result<(Stack, StackInputs), StackError> {
+    let _pinned = crate::bounded::pin(f.pinned.clone());
+    let mut env = None;
+    read_pinned(config, envs, id, f, listed_layer, &mut env).map_err(|e| match &env {
+        Some(env) => masked(e, &envs.secrets(env, crate::redact::MIN_MASKED)),
+        None => e,
+    })
+}
+
+/// [`read_stack`] before masking; `env` gets the stack's variables once read.
+fn read_pinned(
+    config: &Config,
+    envs: &mut EnvCache,
+    id: &str,
+    f: &Found,
+    listed_layer: &BTreeMap<String, String>,
+    env: &mut Option<Env>,
+) -> Result<(Stack, StackInputs), StackError> {
     let sc = config.stacks.get(id).cloned().unwrap_or_default();
     let first = f.rel.split('/').next().unwrap_or(&f.rel).to_string();
     let configured = sc.layer.clone().or_else(|| listed_layer.get(id).cloned());
     let assumed = configured.clone().unwrap_or_else(|| first.clone());
-    let mut parsed = parse_stack(config, envs, f, id, &assumed)?;
+    let mut parsed = parse_stack(config, envs, f, id, &assumed, env)?;
     let x = parsed.compose.x_hlsys.clone();
     let layer = configured.or(x.layer.clone()).unwrap_or(first);
     if layer != assumed {
         // x-hlsys moved the stack to another layer: its layer .env changes, so read again.
-        parsed = parse_stack(config, envs, f, id, &layer)?;
+        parsed = parse_stack(config, envs, f, id, &layer, env)?;
     }
     check_name("layer", &layer).map_err(|e| StackError {
         stack: id.to_string(),
@@ -710,14 +730,19 @@ fn order_layers(layers: &mut [Layer], layer_order: &[String], stacks: &[Stack]) 
 }
 
 /// Every file the units depend on, fingerprinted: the config's, every compose file a
-/// stack was read from (selected, extended, included; fingerprinted while parsing them)
-/// and the env files.
+/// stack was read from (selected, extended, included; hashed while parsing them) and the
+/// env files; a hash only of what others may read anyway ([`fingerprint`]).
 fn inputs(config: &Config, stacks: &[Stack], read: StackInputs) -> BTreeMap<PathBuf, String> {
     let mut inputs = BTreeMap::new();
+    let mut readable = Readable::default();
     for p in config.input_files() {
-        inputs.insert(p.clone(), fingerprint(&p));
+        let f = readable.fingerprint(&p, None);
+        inputs.insert(p, f);
     }
-    inputs.extend(read.compose);
+    for (p, hash) in read.compose {
+        let f = readable.fingerprint(&p, Some(hash));
+        inputs.insert(p, f);
+    }
     // Env files hold secrets: record size and mtime, never a hash of their content (the
     // report under /run is world-readable). Shared ones are looked at once.
     let env_files: BTreeSet<&PathBuf> = stacks

@@ -48,7 +48,7 @@ pub fn unit_name(prefix: &str, stack: &str) -> String {
 /// since every stack has one.
 pub fn name_clashes(model: &Model) -> Vec<StackError> {
     let prefix = &model.config.unit_prefix;
-    let prepares: Vec<String> = model.stacks.iter().map(|s| unit_name(prefix, &s.id)).collect();
+    let prepares: std::collections::HashSet<String> = model.stacks.iter().map(|s| unit_name(prefix, &s.id)).collect();
     model
         .stacks
         .iter()

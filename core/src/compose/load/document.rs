@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::budget::Budget;
 use crate::compose::error::{key_display, ComposeError};
 use crate::compose::interpolate::Env;
 
@@ -25,9 +26,10 @@ pub struct Document {
 }
 
 /// The documents of a compose file, each read by [`crate::compose::yaml::parse_str_bounded`] (the
-/// one bounded YAML reader); `file` only names the file in errors. A line starting with
-/// `---` (or `...`) ends a document, as in libyaml.
-pub fn parse(bytes: &[u8], file: &Path) -> Result<Vec<Value>> {
+/// one bounded YAML reader) and its nodes charged to `budget` before the next is read (a
+/// file of many documents is refused before they are all in memory); `file` only names
+/// the file in errors. A line starting with `---` (or `...`) ends a document, as in libyaml.
+pub(crate) fn parse(bytes: &[u8], file: &Path, budget: &mut Budget) -> Result<Vec<Value>> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(_) => {
@@ -45,6 +47,10 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
     for (first_line, piece) in documents(text) {
         let value = crate::compose::yaml::parse_str_bounded(piece, file).map_err(|e| yaml_error(e, first_line))?;
+        budget.nodes(&value).map_err(|e| ComposeError {
+            line: Some(first_line + 1),
+            ..e
+        })?;
         docs.push(value);
     }
     Ok(docs)
@@ -234,7 +240,7 @@ mod tests {
     use super::*;
 
     fn prep(text: &str) -> Document {
-        let docs = parse(text.as_bytes(), Path::new("c.yaml")).unwrap();
+        let docs = parse(text.as_bytes(), Path::new("c.yaml"), &mut Budget::default()).unwrap();
         prepare(docs.into_iter().next().unwrap(), &Env::new()).unwrap()
     }
 
@@ -257,6 +263,7 @@ mod tests {
     #[test]
     fn several_documents_and_none() {
         let f = Path::new("c.yaml");
+        let parse = |bytes: &[u8], f| parse(bytes, f, &mut Budget::default());
         assert_eq!(parse(b"a: 1\n---\nb: 2\n", f).unwrap().len(), 2);
         assert_eq!(parse(b"---\na: 1\n", f).unwrap().len(), 1);
         assert!(parse(b"", f).unwrap().iter().all(Value::is_null));
@@ -267,7 +274,12 @@ mod tests {
 
     #[test]
     fn bad_utf8_has_a_line() {
-        let e = parse(b"services:\n  # caf\xe9\n  a: {}\n", Path::new("c.yaml")).unwrap_err();
+        let e = parse(
+            b"services:\n  # caf\xe9\n  a: {}\n",
+            Path::new("c.yaml"),
+            &mut Budget::default(),
+        )
+        .unwrap_err();
         assert!(e.line.is_some(), "{e:?}");
     }
 }
@@ -281,7 +293,7 @@ mod props {
     proptest! {
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            if let Ok(docs) = parse(&bytes, Path::new("c.yaml")) {
+            if let Ok(docs) = parse(&bytes, Path::new("c.yaml"), &mut Budget::default()) {
                 for doc in docs {
                     let _ = prepare(doc, &Env::new());
                 }
@@ -290,7 +302,7 @@ mod props {
 
         #[test]
         fn yamlish_text_never_panics(text in "([a-z<>!*&:{}\\[\\], \n-]|reset|override|\\$\\{a\\}){0,60}") {
-            if let Ok(docs) = parse(text.as_bytes(), Path::new("c.yaml")) {
+            if let Ok(docs) = parse(text.as_bytes(), Path::new("c.yaml"), &mut Budget::default()) {
                 for doc in docs {
                     let _ = prepare(doc, &Env::new());
                 }

@@ -3,6 +3,10 @@
 //! definition is merged over that copy with the multi-file rules ([`crate::compose::load::merge`]).
 //! `service` and `file` are read after interpolation; `file` is relative to the
 //! directory of the file that declares it; a cycle is an error.
+//!
+//! Each link of a chain is a level of the load's budget ([`super::budget`]) and each base
+//! copied is charged to it; the services of another file are resolved in place, once
+//! each, in the loader's cache of that file.
 
 use std::path::{Path, PathBuf};
 
@@ -83,19 +87,12 @@ impl Resolving<'_> {
             let message = format!("circular reference: {} extends {name}", path.join(" extends "));
             return Err(self.error(name, message));
         }
+        loader.budget.enter().map_err(|e| self.error(name, e.message))?;
         chain.push((self.file.to_path_buf(), name.to_string()));
-        let base = match file {
-            Some(file) => self.base_from_file(name, &reference, &absolute(self.dir, &file), chain, env, loader)?,
-            None => {
-                if !services.contains_key(reference.as_str()) {
-                    let message = format!("cannot extend service {name:?}: service {reference:?} not found");
-                    return Err(self.error(name, message));
-                }
-                self.resolve(&reference, services, chain, env, loader)?;
-                services.get(reference.as_str()).cloned()
-            }
-        };
+        let base = self.base(name, &reference, file, services, chain, env, loader);
         chain.pop();
+        loader.budget.leave();
+        let base = base?;
         let base = match base {
             Some(Value::Mapping(base)) => base,
             Some(Value::Null) | None => Mapping::new(),
@@ -104,7 +101,37 @@ impl Resolving<'_> {
         self.merge_over(name, base, services)
     }
 
-    /// The resolved service `reference` of another file.
+    /// A copy of the resolved service `reference`, of `file` or of `services`.
+    #[allow(clippy::too_many_arguments)]
+    fn base(
+        &mut self,
+        name: &str,
+        reference: &str,
+        file: Option<String>,
+        services: &mut Mapping,
+        chain: &mut Chain,
+        env: &Env,
+        loader: &mut Loader,
+    ) -> Result<Option<Value>, LoadError> {
+        let base = match file {
+            Some(file) => self.base_from_file(name, reference, &absolute(self.dir, &file), chain, env, loader)?,
+            None => {
+                if !services.contains_key(reference) {
+                    let message = format!("cannot extend service {name:?}: service {reference:?} not found");
+                    return Err(self.error(name, message));
+                }
+                self.resolve(reference, services, chain, env, loader)?;
+                services.get(reference).cloned()
+            }
+        };
+        if let Some(base) = &base {
+            loader.budget.copy(base).map_err(|e| self.error(name, e.message))?;
+        }
+        Ok(base)
+    }
+
+    /// The resolved service `reference` of another file (resolved in the loader's copy of
+    /// the file's services, which keeps it resolved for the next use).
     fn base_from_file(
         &self,
         name: &str,
@@ -114,7 +141,7 @@ impl Resolving<'_> {
         env: &Env,
         loader: &mut Loader,
     ) -> Result<Option<Value>, LoadError> {
-        let Some(mut others) = loader.services_of(file, env)? else {
+        let Some(mut others) = loader.take_services(file, env)? else {
             let message = format!(
                 "cannot extend service {name:?}: {} has no services section",
                 file.display()
@@ -131,7 +158,9 @@ impl Resolving<'_> {
         let dir = file.parent().unwrap_or(Path::new("/"));
         let mut there = Resolving { file, dir, resets: &[] };
         there.resolve(reference, &mut others, chain, env, loader)?;
-        Ok(others.remove(reference))
+        let base = others.get(reference).cloned();
+        loader.give_back_services(file, Some(others));
+        Ok(base)
     }
 
     /// `services[name]` merged over (a copy of) `base`, less what the document resets.

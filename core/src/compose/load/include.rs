@@ -4,7 +4,13 @@
 //! `env_file`s for the names those leave unset), whose services, networks, volumes,
 //! secrets, configs and models are imported; a name defined differently on both sides
 //! is refused ("conflicts with imported resource").
+//!
+//! An entry any of whose paths is the including file or a file that includes it is a
+//! cycle (compose-go checks only the first path, and spins on the others). Each entry is a
+//! level of the load's budget ([`super::budget`]), and its env files are reads charged to
+//! it, like its compose files.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
@@ -48,16 +54,36 @@ fn apply(doc: &mut Mapping, ctx: &Context, loader: &mut Loader) -> Result<(), Lo
     for (i, entry) in entries.iter().enumerate() {
         let key = format!("include.{i}");
         let include = Include::read(entry, ctx.dir).map_err(|m| at(&key, m.to_string()))?;
-        if ctx.chain.contains(&include.files[0]) {
-            let message = format!("include cycle detected: {} includes itself", include.files[0].display());
+        if let Some(message) = cycle(&include.files, ctx.chain) {
             return Err(at(&key, message));
         }
-        let env = include.environment(ctx.env, ctx.file, &key, loader)?;
-        let mut project = loader.project(&include.files, &include.project_dir, &env, ctx.chain)?;
+        loader.budget.enter().map_err(|e| at(&key, e.message))?;
+        let project = include
+            .environment(ctx.env, ctx.file, &key, loader)
+            .and_then(|env| loader.project(&include.files, &include.project_dir, &env, ctx.chain));
+        loader.budget.leave();
+        let mut project = project?;
         rebase(&mut project, &include.project_dir);
         import(project, doc).map_err(|e| LoadError::new(ctx.file, e))?;
     }
     Ok(())
+}
+
+/// The cycle an entry's `files` would close with `chain` (the including file and the
+/// files that include it, outermost first), as a message.
+fn cycle(files: &[PathBuf], chain: &[PathBuf]) -> Option<String> {
+    let (file, at) = files
+        .iter()
+        .find_map(|f| chain.iter().position(|c| c == f).map(|at| (f, at)))?;
+    if at + 1 == chain.len() {
+        return Some(format!("include cycle detected: {} includes itself", file.display()));
+    }
+    let path: Vec<String> = chain[at..].iter().map(|c| c.display().to_string()).collect();
+    Some(format!(
+        "include cycle detected: {} includes {}",
+        path.join(" includes "),
+        file.display()
+    ))
 }
 
 /// A string, or a list of strings.
@@ -115,8 +141,15 @@ impl Include {
     }
 
     /// The including project's variables, plus those of the included project's env
-    /// files that it leaves unset (compose-go's Mapping.Merge keeps existing keys).
-    fn environment(&self, parent: &Env, file: &Path, key: &str, loader: &mut Loader) -> Result<Env, LoadError> {
+    /// files that it leaves unset (compose-go's Mapping.Merge keeps existing keys). Each
+    /// env file is a read charged to the budget, and the variables it gives are text.
+    fn environment<'e>(
+        &self,
+        parent: &'e Env,
+        file: &Path,
+        key: &str,
+        loader: &mut Loader,
+    ) -> Result<Cow<'e, Env>, LoadError> {
         let files = match &self.env_files {
             Some(files) => {
                 for f in files {
@@ -136,22 +169,43 @@ impl Include {
                 .collect(),
         };
         if files.is_empty() {
-            return Ok(parent.clone());
+            return Ok(Cow::Borrowed(parent));
         }
         loader.record_env_files(&files);
-        let own = crate::compose::envfile::load_with_fallback(&files, parent).map_err(|e| {
-            let error = ComposeError {
-                line: e.line,
-                key: None,
-                message: e.message,
+        // One file at a time, so that the budget stops a long list before it is all read:
+        // each file is read with the variables of the files before it, then the
+        // including project's (`lookup`), as envfile::load_with_fallback reads a list.
+        let mut lookup = parent.clone();
+        let mut own: Vec<String> = Vec::new();
+        for f in &files {
+            let charge = |loader: &mut Loader| {
+                loader.budget.file()?;
+                let len = std::fs::metadata(f).map_or(0, |m| m.len());
+                loader.budget.bytes(len.min(crate::bounded::ENV_CAP))
             };
-            LoadError::new(&e.file, error)
-        })?;
-        let mut env = parent.clone();
-        for (k, v) in own {
-            env.entry(k).or_insert(v);
+            charge(loader).map_err(|e| LoadError::new(f, e))?;
+            let vars = crate::compose::envfile::load_with_fallback(std::slice::from_ref(f), &lookup).map_err(|e| {
+                let error = ComposeError {
+                    line: e.line,
+                    key: None,
+                    message: e.message,
+                };
+                LoadError::new(&e.file, error)
+            })?;
+            let text = vars.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+            loader.budget.text(text).map_err(|e| LoadError::new(f, e))?;
+            for (k, v) in vars {
+                own.push(k.clone());
+                lookup.insert(k, v);
+            }
         }
-        Ok(env)
+        // The including project's values win over the included project's.
+        for k in own {
+            if let Some(v) = parent.get(&k) {
+                lookup.insert(k, v.clone());
+            }
+        }
+        Ok(Cow::Owned(lookup))
     }
 }
 
