@@ -76,7 +76,7 @@ fn assert_health_without_docker(m: &Machine) {
     assert_eq!(web["status_text"], "ready: 3/3 healthy", "{web:#}");
     assert_eq!(
         web["health"],
-        serde_json::json!({"phase": "ready", "healthy": 3, "total": 3, "not_healthy": []}),
+        serde_json::json!({"phase": "ready", "healthy": 3, "total": 3, "not_healthy": [], "restarts": []}),
         "{web:#}"
     );
 }
