@@ -89,26 +89,62 @@ pub fn render(model: &Model, samples: &[StackSample], generator: Option<&Generat
     let sl = |s: &StackSample| [("stack", s.id.clone()), ("layer", s.layer.clone())];
     type F = fn(&StackSample, &Option<Health>, bool) -> Option<f64>;
     let families: [(&str, &str, &str, F); 8] = [
-        ("hlsys_stack_up", "gauge", "1 while the stack's unit is active.", |s, _, _| {
-            Some(f64::from(u8::from(matches!(s.active_state.as_str(), "active" | "reloading"))))
-        }),
-        ("hlsys_stack_failed", "gauge", "1 while the stack's unit is failed.", |s, _, _| {
-            Some(f64::from(u8::from(s.active_state == "failed")))
-        }),
-        ("hlsys_stack_healthy", "gauge", "1 while every container of the stack is healthy (supervisor's STATUS=).", |_, h, _| {
-            h.as_ref().map(|h| f64::from(u8::from(h.total > 0 && h.healthy == h.total)))
-        }),
-        ("hlsys_stack_containers_healthy", "gauge", "Containers of the stack that are healthy.", |_, h, _| {
-            h.as_ref().map(|h| h.healthy as f64)
-        }),
-        ("hlsys_stack_containers", "gauge", "Containers of the stack.", |_, h, _| h.as_ref().map(|h| h.total as f64)),
-        ("hlsys_stack_unit_restarts_total", "counter", "Restarts of the stack's unit by systemd (NRestarts).", |s, _, _| {
-            Some(f64::from(s.n_restarts))
-        }),
-        ("hlsys_stack_start_duration_seconds", "gauge", "How long the last start took until the stack was ready.", |s, _, _| s.start_seconds),
-        ("hlsys_stack_held_back", "gauge", "1 while the stack cannot run because a stack it requires failed.", |_, _, h| {
-            Some(f64::from(u8::from(h)))
-        }),
+        (
+            "hlsys_stack_up",
+            "gauge",
+            "1 while the stack's unit is active.",
+            |s, _, _| {
+                Some(f64::from(u8::from(matches!(
+                    s.active_state.as_str(),
+                    "active" | "reloading"
+                ))))
+            },
+        ),
+        (
+            "hlsys_stack_failed",
+            "gauge",
+            "1 while the stack's unit is failed.",
+            |s, _, _| Some(f64::from(u8::from(s.active_state == "failed"))),
+        ),
+        (
+            "hlsys_stack_healthy",
+            "gauge",
+            "1 while every container of the stack is healthy (supervisor's STATUS=).",
+            |_, h, _| {
+                h.as_ref()
+                    .map(|h| f64::from(u8::from(h.total > 0 && h.healthy == h.total)))
+            },
+        ),
+        (
+            "hlsys_stack_containers_healthy",
+            "gauge",
+            "Containers of the stack that are healthy.",
+            |_, h, _| h.as_ref().map(|h| h.healthy as f64),
+        ),
+        (
+            "hlsys_stack_containers",
+            "gauge",
+            "Containers of the stack.",
+            |_, h, _| h.as_ref().map(|h| h.total as f64),
+        ),
+        (
+            "hlsys_stack_unit_restarts_total",
+            "counter",
+            "Restarts of the stack's unit by systemd (NRestarts).",
+            |s, _, _| Some(f64::from(s.n_restarts)),
+        ),
+        (
+            "hlsys_stack_start_duration_seconds",
+            "gauge",
+            "How long the last start took until the stack was ready.",
+            |s, _, _| s.start_seconds,
+        ),
+        (
+            "hlsys_stack_held_back",
+            "gauge",
+            "1 while the stack cannot run because a stack it requires failed.",
+            |_, _, h| Some(f64::from(u8::from(h))),
+        ),
     ];
     let healths: Vec<Option<Health>> = samples.iter().map(|s| Health::parse(&s.status_text)).collect();
     for (name, kind, help, f) in families {
@@ -120,31 +156,63 @@ pub fn render(model: &Model, samples: &[StackSample], generator: Option<&Generat
             }
         }
     }
-    o.family("hlsys_container_healthy", "gauge", "1 while the container is healthy (running, healthcheck passing or none).");
+    o.family(
+        "hlsys_container_healthy",
+        "gauge",
+        "1 while the container is healthy (running, healthcheck passing or none).",
+    );
     for (s, h) in samples.iter().zip(&healths) {
         let Some(h) = h else { continue };
         for svc in &s.services {
             let bad = h.not_healthy.iter().any(|n| &n.service == svc);
-            o.sample("hlsys_container_healthy", &[("stack", &s.id), ("service", svc)], if bad { 0.0 } else { 1.0 });
+            o.sample(
+                "hlsys_container_healthy",
+                &[("stack", &s.id), ("service", svc)],
+                if bad { 0.0 } else { 1.0 },
+            );
         }
     }
-    o.family("hlsys_container_restarts_total", "counter", "Restarts of a service's container by the supervisor (its restart: policy).");
+    o.family(
+        "hlsys_container_restarts_total",
+        "counter",
+        "Restarts of a service's container by the supervisor (its restart: policy).",
+    );
     for (s, h) in samples.iter().zip(&healths) {
         for r in h.iter().flat_map(|h| &h.restarts) {
-            o.sample("hlsys_container_restarts_total", &[("stack", &s.id), ("service", &r.service)], f64::from(r.count));
+            o.sample(
+                "hlsys_container_restarts_total",
+                &[("stack", &s.id), ("service", &r.service)],
+                f64::from(r.count),
+            );
         }
     }
     if let Some(g) = generator {
-        o.family("hlsys_generator_units", "gauge", "Units the generator wrote at its last run.");
+        o.family(
+            "hlsys_generator_units",
+            "gauge",
+            "Units the generator wrote at its last run.",
+        );
         o.sample("hlsys_generator_units", &[], g.units as f64);
-        o.family("hlsys_generator_skipped_stacks", "gauge", "Stacks the generator left out at its last run.");
+        o.family(
+            "hlsys_generator_skipped_stacks",
+            "gauge",
+            "Stacks the generator left out at its last run.",
+        );
         o.sample("hlsys_generator_skipped_stacks", &[], g.skipped as f64);
         if let Some(t) = g.time {
-            o.family("hlsys_generator_last_run_timestamp_seconds", "gauge", "When the generator last ran.");
+            o.family(
+                "hlsys_generator_last_run_timestamp_seconds",
+                "gauge",
+                "When the generator last ran.",
+            );
             o.sample("hlsys_generator_last_run_timestamp_seconds", &[], t);
         }
     }
-    o.family("hlsys_stacks_in_error", "gauge", "Stacks of the tree left out of the model (errors).");
+    o.family(
+        "hlsys_stacks_in_error",
+        "gauge",
+        "Stacks of the tree left out of the model (errors).",
+    );
     o.sample("hlsys_stacks_in_error", &[], model.errors.len() as f64);
     o.0
 }

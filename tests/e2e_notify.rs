@@ -71,7 +71,9 @@ struct Request {
 
 fn requests(m: &Machine) -> Vec<Request> {
     let (_, out, _) = m.exec(&["cat", RECORD]);
-    out.lines().map(|l| serde_json::from_str(l).expect("a recorded request")).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("a recorded request"))
+        .collect()
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -83,7 +85,14 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn scrape(m: &Machine) -> String {
-    m.exec_ok(&["curl", "-sS", "--fail", "--max-time", "10", "http://127.0.0.1:9464/metrics"])
+    m.exec_ok(&[
+        "curl",
+        "-sS",
+        "--fail",
+        "--max-time",
+        "10",
+        "http://127.0.0.1:9464/metrics",
+    ])
 }
 
 #[test]
@@ -93,13 +102,19 @@ fn one_notification_per_incident_and_metrics_on_the_socket() {
     }
     let pre = format!("{}{}", pre_boot(TREE, true, &[]), receiver_pre_boot());
     let m = Machine::start("notify", Some(&pre));
-    let extra: [&[&str]; 3] = [HOMELAB_JOURNAL, &["cat", RECORD], &["systemctl", "status", "--no-pager", "homelab-notify@*"]];
+    let extra: [&[&str]; 3] = [
+        HOMELAB_JOURNAL,
+        &["cat", RECORD],
+        &["systemctl", "status", "--no-pager", "homelab-notify@*"],
+    ];
     with_diagnostics(&m, &extra, || {
         // 1. db's start limit: 10 starts, 5 s apart, each failing after about a second.
         wait_for("db failed for good", Duration::from_secs(240), || {
             show(&m, "homelab-db.service", "ActiveState") == "failed"
         });
-        wait_for("the notification of db", Duration::from_secs(60), || requests(&m).len() >= 2);
+        wait_for("the notification of db", Duration::from_secs(60), || {
+            requests(&m).len() >= 2
+        });
         // Nothing more comes for that incident.
         std::thread::sleep(Duration::from_secs(8));
         let reqs = requests(&m);
@@ -107,19 +122,33 @@ fn one_notification_per_incident_and_metrics_on_the_socket() {
         assert_eq!(reqs.len(), 2, "one request per target: {reqs:#?}");
         let hook = reqs.iter().find(|r| r.path == "/hook").expect("webhook request");
         let ntfy = reqs.iter().find(|r| r.path == "/ntfy/lab").expect("ntfy request");
-        let hdr = |r: &Request, k: &str| r.headers.iter().find(|(h, _)| h.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
-        assert_eq!(hdr(hook, "authorization").as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+        let hdr = |r: &Request, k: &str| {
+            r.headers
+                .iter()
+                .find(|(h, _)| h.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            hdr(hook, "authorization").as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
         assert_eq!(hdr(ntfy, "title").as_deref(), Some("homelab: db failed"));
         let j: serde_json::Value = serde_json::from_str(&hook.body).unwrap();
         assert_eq!(j["event"], "failed");
         for text in [&ntfy.body, &j["message"].as_str().unwrap().to_string()] {
             assert!(text.starts_with("db (layer db): failed: "), "{text}");
-            assert!(text.contains("db-db-1") && text.contains("exited (3)"), "container and exit code: {text}");
+            assert!(
+                text.contains("db-db-1") && text.contains("exited (3)"),
+                "container and exit code: {text}"
+            );
             assert!(text.contains("held back: app"), "{text}");
             assert!(text.contains("unit restarts: "), "{text}");
         }
         for r in &reqs {
-            assert!(!r.body.contains(SECRET) && !format!("{:?}", r.headers).contains(SECRET), "{r:?}");
+            assert!(
+                !r.body.contains(SECRET) && !format!("{:?}", r.headers).contains(SECRET),
+                "{r:?}"
+            );
         }
 
         // 2. Metrics on the socket.
@@ -129,14 +158,24 @@ fn one_notification_per_incident_and_metrics_on_the_socket() {
         eprintln!("{text}");
         assert!(text.contains("# TYPE hlsys_stack_up gauge"), "{text}");
         assert!(text.contains("hlsys_stack_up{stack=\"pg\",layer=\"pg\"} 1\n"), "{text}");
-        assert!(text.contains("hlsys_stack_failed{stack=\"db\",layer=\"db\"} 1\n"), "{text}");
-        assert!(text.contains("hlsys_stack_held_back{stack=\"app\",layer=\"app\"} 1\n"), "{text}");
+        assert!(
+            text.contains("hlsys_stack_failed{stack=\"db\",layer=\"db\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hlsys_stack_held_back{stack=\"app\",layer=\"app\"} 1\n"),
+            "{text}"
+        );
         assert!(!text.contains(SECRET));
         m.exec_ok(&["systemctl", "stop", "homelab-pg.service"]);
         let text = scrape(&m);
         assert!(text.contains("hlsys_stack_up{stack=\"pg\",layer=\"pg\"} 0\n"), "{text}");
         if m.exec(&["which", "promtool"]).0.success() {
-            let (st, out, err) = m.exec(&["bash", "-c", "curl -sS http://127.0.0.1:9464/metrics | promtool check metrics"]);
+            let (st, out, err) = m.exec(&[
+                "bash",
+                "-c",
+                "curl -sS http://127.0.0.1:9464/metrics | promtool check metrics",
+            ]);
             assert!(st.success(), "promtool: {out}{err}");
         } else {
             eprintln!("SKIP: promtool not installed (Debian's prometheus package)");
@@ -150,7 +189,9 @@ fn one_notification_per_incident_and_metrics_on_the_socket() {
         wait_for("m0…m9 failed for good", Duration::from_secs(300), || {
             units.iter().all(|u| show(&m, u, "ActiveState") == "failed")
         });
-        wait_for("their notification", Duration::from_secs(60), || requests(&m).len() >= 4);
+        wait_for("their notification", Duration::from_secs(60), || {
+            requests(&m).len() >= 4
+        });
         std::thread::sleep(Duration::from_secs(10));
         let reqs = requests(&m);
         let new: Vec<&Request> = reqs[2..].iter().collect();

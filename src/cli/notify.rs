@@ -46,7 +46,10 @@ async fn failures(model: &Model, units: &[String]) -> Result<Vec<Failure>> {
         }
         let path = st.path.clone();
         let (status, restarts) = match systemd::service(&conn, &path).await {
-            Ok(s) => (s.status_text().await.unwrap_or_default(), s.n_restarts().await.unwrap_or(0)),
+            Ok(s) => (
+                s.status_text().await.unwrap_or_default(),
+                s.n_restarts().await.unwrap_or(0),
+            ),
             Err(_) => (String::new(), 0),
         };
         let stack = notify::unit_subject(model, unit);
@@ -71,7 +74,12 @@ async fn failures(model: &Model, units: &[String]) -> Result<Vec<Failure>> {
 
 async fn ready(model: &Model) -> Result<Message> {
     let conn = systemd::system_bus().await?;
-    let names: Vec<String> = model.stacks.iter().filter(|s| s.enabled).map(|s| s.unit.clone()).collect();
+    let names: Vec<String> = model
+        .stacks
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| s.unit.clone())
+        .collect();
     let states = systemd::list_units_by_names(&conn, &names).await?;
     let mut healthy = 0;
     for st in states.iter().filter(|s| s.is_active()) {
@@ -84,9 +92,17 @@ async fn ready(model: &Model) -> Result<Message> {
         }
     }
     let root = systemd::unit(&conn, &systemd::unit_path(&model.root_target())).await?;
-    let (a, b) = (root.active_enter_timestamp().await?, root.inactive_exit_timestamp().await?);
+    let (a, b) = (
+        root.active_enter_timestamp().await?,
+        root.inactive_exit_timestamp().await?,
+    );
     let secs = if a >= b { (a - b) as f64 / 1e6 } else { 0.0 };
-    Ok(notify::ready_message(&model.config.unit_prefix, healthy, names.len(), secs))
+    Ok(notify::ready_message(
+        &model.config.unit_prefix,
+        healthy,
+        names.len(),
+        secs,
+    ))
 }
 
 /// Sends to every target; the number that failed.

@@ -25,8 +25,16 @@ pub fn split_url(url: &str) -> Result<(String, String, String)> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
-    let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !authority.ends_with(']') {
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    let addr = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
         authority.to_string()
     } else {
         format!("{authority}:80")
@@ -36,7 +44,9 @@ pub fn split_url(url: &str) -> Result<(String, String, String)> {
 
 /// Header values must stay on their line, and ntfy reads titles as ASCII best.
 fn header_value(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .collect()
 }
 
 fn token(t: &NotifyTarget) -> Result<Option<String>> {
@@ -62,7 +72,11 @@ pub fn request(target: &NotifyTarget, msg: &Message, token: Option<&str>) -> Res
             format!(
                 "Title: {}\r\nTags: {}\r\n",
                 header_value(&msg.title),
-                if msg.event == "failed" { "warning" } else { "white_check_mark" }
+                if msg.event == "failed" {
+                    "warning"
+                } else {
+                    "white_check_mark"
+                }
             ),
         ),
     };
@@ -122,8 +136,14 @@ mod tests {
     #[test]
     fn urls_split_into_address_host_and_path() {
         let s = |u| split_url(u).unwrap();
-        assert_eq!(s("http://127.0.0.1:8080/hook"), ("127.0.0.1:8080".into(), "127.0.0.1:8080".into(), "/hook".into()));
-        assert_eq!(s("http://ntfy.lan"), ("ntfy.lan:80".into(), "ntfy.lan".into(), "/".into()));
+        assert_eq!(
+            s("http://127.0.0.1:8080/hook"),
+            ("127.0.0.1:8080".into(), "127.0.0.1:8080".into(), "/hook".into())
+        );
+        assert_eq!(
+            s("http://ntfy.lan"),
+            ("ntfy.lan:80".into(), "ntfy.lan".into(), "/".into())
+        );
         assert!(split_url("https://ntfy.sh/x").is_err());
     }
 

@@ -115,7 +115,11 @@ pub fn failed_message(prefix: &str, failures: &[Failure]) -> Message {
         if let Some(l) = &f.layer {
             line.push_str(&format!(" (layer {l})"));
         }
-        let status = if f.status.is_empty() { "failed" } else { f.status.as_str() };
+        let status = if f.status.is_empty() {
+            "failed"
+        } else {
+            f.status.as_str()
+        };
         line.push_str(&format!(": {status}; unit restarts: {}", f.restarts));
         if !f.held_back.is_empty() {
             line.push_str(&format!("; held back: {}", f.held_back.join(", ")));

@@ -86,7 +86,11 @@ mod tests {
                 })
             })
             .collect();
-        let batches: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().unwrap()).filter(|b| !b.is_empty()).collect();
+        let batches: Vec<Vec<String>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|b| !b.is_empty())
+            .collect();
         assert_eq!(batches.len(), 1, "{batches:?}");
         assert_eq!(batches[0].len(), 10);
     }

@@ -761,8 +761,11 @@ mod tests {
         assert!(c.notify.enabled() && c.notify.on_ready);
         assert_eq!(c.notify.target[0].kind, notify::TargetKind::Ntfy);
         assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9464");
-        let e = Config::from_str_at("[notify]\n[[notify.target]]\nkind = \"webhook\"\nurl = \"http://h/\"\ntoken = \"x\"\n", at)
-            .unwrap_err();
+        let e = Config::from_str_at(
+            "[notify]\n[[notify.target]]\nkind = \"webhook\"\nurl = \"http://h/\"\ntoken = \"x\"\n",
+            at,
+        )
+        .unwrap_err();
         assert!(e.message.contains("line 5") && e.message.contains("token"), "{e}");
         let e = Config::from_str_at("[metrics]\nlisten = \"/run/m.sock\"\n", at).unwrap_err();
         assert!(e.message.contains("metrics.listen"), "{e}");

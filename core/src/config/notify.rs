@@ -63,7 +63,10 @@ impl NotifyConfig {
             check_url(&t.url).map_err(|m| format!("notify.target[{i}].url {:?}: {m}", t.url))?;
             if let Some(f) = &t.token_file {
                 if !f.is_absolute() {
-                    return Err(format!("notify.target[{i}].token_file {:?}: must be absolute", f.display()));
+                    return Err(format!(
+                        "notify.target[{i}].token_file {:?}: must be absolute",
+                        f.display()
+                    ));
                 }
                 check_value("token_file", &f.to_string_lossy()).map_err(|e| e.to_string())?;
             }
@@ -140,13 +143,27 @@ mod tests {
     fn urls_and_listen_values() {
         assert!(check_url("http://127.0.0.1:8080/hook").is_ok());
         assert!(check_url("https://ntfy.sh/lab").is_ok());
-        for bad in ["ftp://x", "http://", "http://u:p@h/", "http://h/a b", "http://h/\r\nX: y"] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://u:p@h/",
+            "http://h/a b",
+            "http://h/\r\nX: y",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
         for ok in ["127.0.0.1:9464", "9464", "[::1]:9464", "172.21.0.1:9464"] {
             assert!(check_listen(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "0", "localhost:9464", "/run/x.sock", "1.2.3.4", "1.2.3.4:0", "1.2.3.4:9464\nX=y"] {
+        for bad in [
+            "",
+            "0",
+            "localhost:9464",
+            "/run/x.sock",
+            "1.2.3.4",
+            "1.2.3.4:0",
+            "1.2.3.4:9464\nX=y",
+        ] {
             assert!(check_listen(bad).is_err(), "{bad}");
         }
     }

@@ -16,8 +16,8 @@
 //!   targets either: an empty layer reached at boot would order nothing later.
 
 use super::parts::{config_name, hlsys_cmd, new_unit, reads_home, Generated, WantsLink};
-use super::{metrics, notify, sandbox};
 use super::unit_file::Section;
+use super::{metrics, notify, sandbox};
 use crate::escape::{check_value, path_unit_name, BadValue};
 use crate::model::{Layer, Model, Stack, StackError, GPU_UNIT, NETWORKS_UNIT, TREE_UNIT};
 
@@ -413,7 +413,10 @@ mod tests {
     #[test]
     fn notify_and_metrics_units_only_when_configured() {
         let plain = render(&model(DEFAULT_CONFIG));
-        assert!(plain.units.iter().all(|u| !u.content.contains("OnFailure") && !u.name.contains("notify")));
+        assert!(plain
+            .units
+            .iter()
+            .all(|u| !u.content.contains("OnFailure") && !u.name.contains("notify")));
         let mut m = model("/srv/lab/hlsys.toml");
         m.config = Config::from_str_at(
             "[notify]\non_ready = true\n[[notify.target]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n[metrics]\nlisten = \"172.21.0.1:9464\"\n",
@@ -422,18 +425,37 @@ mod tests {
         .unwrap();
         let g = render(&m);
         let get = |name: &str| {
-            let u = g.units.iter().find(|u| u.name == name).unwrap_or_else(|| panic!("{name}"));
+            let u = g
+                .units
+                .iter()
+                .find(|u| u.name == name)
+                .unwrap_or_else(|| panic!("{name}"));
             UnitFile::parse(&u.content).unwrap()
         };
-        assert_eq!(get("homelab-networks.service").values("Unit", "OnFailure"), ["homelab-notify@%n.service"]);
+        assert_eq!(
+            get("homelab-networks.service").values("Unit", "OnFailure"),
+            ["homelab-notify@%n.service"]
+        );
         let t = g.units.iter().find(|u| u.name == "homelab-notify@.service").unwrap();
         assert!(t.content.contains("notify --failed %i\n"), "{}", t.content);
         let t = get("homelab-notify@.service");
         assert!(t.values("Service", "PrivateNetwork").is_empty());
-        assert_eq!(get("homelab.target").values("Unit", "Wants"), ["homelab-notify-ready.service"]);
-        assert_eq!(get("homelab-metrics.socket").values("Socket", "ListenStream"), ["172.21.0.1:9464"]);
-        assert_eq!(get("homelab-metrics@.service").values("Service", "StandardInput"), ["socket"]);
-        assert!(g.links.iter().any(|l| l.dir == "sockets.target.wants" && l.unit == "homelab-metrics.socket"));
+        assert_eq!(
+            get("homelab.target").values("Unit", "Wants"),
+            ["homelab-notify-ready.service"]
+        );
+        assert_eq!(
+            get("homelab-metrics.socket").values("Socket", "ListenStream"),
+            ["172.21.0.1:9464"]
+        );
+        assert_eq!(
+            get("homelab-metrics@.service").values("Service", "StandardInput"),
+            ["socket"]
+        );
+        assert!(g
+            .links
+            .iter()
+            .any(|l| l.dir == "sockets.target.wants" && l.unit == "homelab-metrics.socket"));
     }
 
     #[test]
