@@ -217,12 +217,11 @@ fn dependency_ring_named_once() {
     );
 }
 
-/// 65,536 variables in the config's env file (under its 1 MiB cap) under 800 stacks in 100
-/// layers, each layer and stack with its own `.env`: shared, not copied per stack.
-#[test]
-fn big_shared_env_under_many_stacks() {
+/// A setup whose config names `global.env` with 65,536 variables (`V{i}=` `value(i)`),
+/// under the 1 MiB cap of an env file.
+fn with_big_global_env(value: impl Fn(usize) -> String) -> Setup {
     let s = Setup::new();
-    let env: String = (0..65_536).map(|i| format!("V{i}=v{i}\n")).collect();
+    let env: String = (0..65_536).map(|i| format!("V{i}={}\n", value(i))).collect();
     assert!(env.len() < 1 << 20);
     s.write("global.env", env);
     s.write(
@@ -232,6 +231,14 @@ fn big_shared_env_under_many_stacks() {
             s.path("global.env").display()
         ),
     );
+    s
+}
+
+/// 65,536 variables in the config's env file (under its 1 MiB cap) under 800 stacks in 100
+/// layers, each layer and stack with its own `.env`: shared, not copied per stack.
+#[test]
+fn big_shared_env_under_many_stacks() {
+    let s = with_big_global_env(|i| format!("v{i}"));
     for l in 0..100 {
         s.write(&format!("tree/l{l}/.env"), format!("LAYER=l{l}\nV7=layer-${{V7}}\n"));
         for i in 0..8 {
@@ -270,16 +277,7 @@ fn big_shared_env_under_many_stacks() {
 /// (indexed per stack, 20 such stacks took 54 s).
 #[test]
 fn big_shared_env_under_many_broken_stacks() {
-    let s = Setup::new();
-    let env: String = (0..65_536).map(|i| format!("V{i}=x{i}\n")).collect();
-    s.write("global.env", env);
-    s.write(
-        "hlsys.toml",
-        format!(
-            "stacks_dir = \"tree\"\nenv_files = [\"{}\"]\n",
-            s.path("global.env").display()
-        ),
-    );
+    let s = with_big_global_env(|i| format!("x{i}"));
     for l in 0..25 {
         s.write(&format!("tree/l{l}/.env"), format!("LAYER=layer-{l}\n"));
         for i in 0..8 {
