@@ -47,6 +47,17 @@ pub struct EnvFileError {
 /// Returns the pairs in order of first definition; a redefined key keeps its first position and
 /// takes the new value (the file behaves as a map, as in compose).
 pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, EnvParseError> {
+    parse_under(text, &|_| None, lookup)
+}
+
+/// [`parse`] where `first` wins over everything, this text's earlier keys included:
+/// compose-go's lookup for an `include`d project's env files looks at the including
+/// project's variables before anything the files define (dotenv.GetEnvFromFile).
+pub fn parse_under(
+    text: &str,
+    first: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, EnvParseError> {
     // Editors on Windows like to prepend a BOM; compose strips it.
     let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut out = Defined::default();
@@ -69,7 +80,9 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             // compose fills a bare `KEY` from the process environment only, which hlsys does
             // not have; in a layered load its net effect is that the key keeps the value it
             // already has (from this text, else from earlier files), which is what we report.
-            if out.get(key).is_none() {
+            if let Some(value) = first(key) {
+                out.set(key, value);
+            } else if out.get(key).is_none() {
                 if let Some(value) = lookup(key) {
                     out.set(key, value);
                 }
@@ -78,7 +91,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             continue;
         }
         // The message names the key and never quotes the value: values are secrets.
-        let (value, rest) = extract_value(rest, &out, lookup).map_err(|m| err(format!("value of {key}: {m}")))?;
+        let (value, rest) =
+            extract_value(rest, &out, first, lookup).map_err(|m| err(format!("value of {key}: {m}")))?;
         out.set(key, value);
         if out.total > MAX_ENV_EXPANSION {
             return Err(err(format!(
@@ -135,22 +149,22 @@ pub fn load_layered(files: &[PathBuf]) -> Result<BTreeMap<String, String>, EnvFi
 /// copied).
 pub fn load_onto(env: &mut Env, files: &[PathBuf]) -> Result<(), EnvFileError> {
     for file in files {
-        let parsed = read_file(file, &|k| env.get(k).cloned())?;
+        let parsed = read_file(file, &|_| None, &|k| env.get(k).cloned())?;
         env.extend(parsed);
     }
     Ok(())
 }
 
-/// The variables `files` define (later files override earlier ones), where a reference
-/// looks first at what these files defined so far and then at `fallback`, which is not
-/// part of the result: compose-go's GetEnvFromFile, used for an `include`d project.
-pub fn load_with_fallback(files: &[PathBuf], fallback: &Env) -> Result<BTreeMap<String, String>, EnvFileError> {
-    let mut env = BTreeMap::new();
-    for file in files {
-        let parsed = read_file(file, &|k| env.get(k).or_else(|| fallback.get(k)).cloned())?;
-        env.extend(parsed);
-    }
-    Ok(env)
+/// The variables one env file of an `include`d project defines, read as compose-go's
+/// GetEnvFromFile reads it: a reference resolves first from `parent` (the including
+/// project's variables, not part of the result), then from what this file and `earlier`
+/// (the entry's env files before it) define.
+pub fn load_included(
+    file: &std::path::Path,
+    parent: &Env,
+    earlier: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, EnvFileError> {
+    read_file(file, &|k| parent.get(k).cloned(), &|k| earlier.get(k).cloned())
 }
 
 /// Reads and parses one env file. Compose reads bytes, so bytes that are not UTF-8 in a
@@ -158,6 +172,7 @@ pub fn load_with_fallback(files: &[PathBuf], fallback: &Env) -> Result<BTreeMap<
 /// (never what the bytes are).
 fn read_file(
     file: &std::path::Path,
+    first: &dyn Fn(&str) -> Option<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, EnvFileError> {
     let error = |line, message: String| EnvFileError {
@@ -174,7 +189,7 @@ fn read_file(
             (String::from_utf8_lossy(&bytes).into_owned(), Some(line))
         }
     };
-    let parsed = parse(&text, lookup).map_err(|e| error(Some(e.line), e.message))?;
+    let parsed = parse_under(&text, first, lookup).map_err(|e| error(Some(e.line), e.message))?;
     if let Some(line) = bad_line {
         if parsed
             .iter()
@@ -278,10 +293,16 @@ fn locate_key(src: &str) -> Result<(&str, &str, bool), StatementError> {
 fn extract_value<'a>(
     src: &'a str,
     defined: &Defined,
+    first: &dyn Fn(&str) -> Option<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(String, &'a str), StatementError> {
-    // Earlier keys of this same text win over the lookup (compose-go's expandVariables).
-    let resolve = |name: &str| defined.get(name).map(str::to_owned).or_else(|| lookup(name));
+    // Earlier keys of this same text win over the lookup (compose-go's expandVariables),
+    // not over `first` (see [`parse_under`]).
+    let resolve = |name: &str| {
+        first(name)
+            .or_else(|| defined.get(name).map(str::to_owned))
+            .or_else(|| lookup(name))
+    };
     let expand = |s: &str| interpolate(s, &resolve).map_err(interpolation_error);
 
     let quote = match src.chars().next() {
@@ -492,6 +513,16 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(&parse(input, &no_lookup), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn the_first_lookup_wins_over_this_text() {
+        let first = |k: &str| (k == "P").then(|| "parent".to_owned());
+        let lookup = |k: &str| (k == "Q").then(|| "earlier".to_owned());
+        assert_eq!(
+            parse_under("P=own\nA=${P}-${Q}\nP\n", &first, &lookup).unwrap(),
+            vec![("P".into(), "parent".into()), ("A".into(), "parent-earlier".into())]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! it, like its compose files.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
@@ -172,11 +173,10 @@ impl Include {
             return Ok(Cow::Borrowed(parent));
         }
         loader.record_env_files(&files);
-        // One file at a time, so that the budget stops a long list before it is all read:
-        // each file is read with the variables of the files before it, then the
-        // including project's (`lookup`), as envfile::load_with_fallback reads a list.
-        let mut lookup = parent.clone();
-        let mut own: Vec<String> = Vec::new();
+        // One file at a time, so that the budget stops a long list before it is all read;
+        // a reference looks at the including project's variables first, then at what the
+        // files so far define (envfile::load_included).
+        let mut own: BTreeMap<String, String> = BTreeMap::new();
         for f in &files {
             let charge = |loader: &mut Loader| {
                 loader.budget.file()?;
@@ -184,7 +184,7 @@ impl Include {
                 loader.budget.bytes(len.min(crate::bounded::ENV_CAP))
             };
             charge(loader).map_err(|e| LoadError::new(f, e))?;
-            let vars = crate::compose::envfile::load_with_fallback(std::slice::from_ref(f), &lookup).map_err(|e| {
+            let vars = crate::compose::envfile::load_included(f, parent, &own).map_err(|e| {
                 let error = ComposeError {
                     line: e.line,
                     key: None,
@@ -194,15 +194,14 @@ impl Include {
             })?;
             let text = vars.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
             loader.budget.text(text).map_err(|e| LoadError::new(f, e))?;
-            for (k, v) in vars {
-                own.push(k.clone());
-                lookup.insert(k, v);
-            }
+            own.extend(vars);
         }
-        // The including project's values win over the included project's.
-        for k in own {
-            if let Some(v) = parent.get(&k) {
-                lookup.insert(k, v.clone());
+        // The including project's values win over the included project's
+        // (compose-go's Mapping.Merge keeps existing keys).
+        let mut lookup = parent.clone();
+        for (k, v) in own {
+            if parent.get(&k).is_none() {
+                lookup.insert(k, v);
             }
         }
         Ok(Cow::Owned(lookup))

@@ -378,23 +378,18 @@ mod tests {
                 "compose.yaml",
                 "include:\n  - {path: s/compose.yaml, env_file: [a.env, b.env]}\nservices: {x: {image: x}}\n",
             ),
-            f("a.env", "A=a\nB=${P}-a\nP=mine\n"),
+            // `P` is the including project's: it wins for `B` even after this file's own `P`.
+            f("a.env", "A=a\nP=mine\nB=${P}-a\n"),
             f("b.env", "C=${A}-${B}\nA=again\n"),
             f("s/compose.yaml", "services: {y: {image: \"${A} ${B} ${C} ${P}\"}}\n"),
         ]);
         let env: Env = [("P".to_string(), "parent".to_string())].into();
         let loaded = load(&[d.path().join("compose.yaml")], d.path(), &env).unwrap();
-        // As envfile::load_with_fallback on the whole list: a file sees the files before
-        // it, then the including project's variables, which win in the end.
-        let mut want = env.clone();
-        let own = crate::compose::envfile::load_with_fallback(&[d.path().join("a.env"), d.path().join("b.env")], &env)
-            .unwrap();
-        for (k, v) in own {
-            want.entry(k).or_insert(v);
-        }
-        let image = format!("{} {} {} {}", want["A"], want["B"], want["C"], want["P"]);
-        assert_eq!(image, "again parent-a a-parent-a parent");
-        assert_eq!(loaded.root["services"]["y"]["image"].as_str(), Some(image.as_str()));
+        // A reference sees the including project's variables first, then the files
+        // before it; the including project's values win in the end (as Compose 2.40.3
+        // renders it).
+        let image = "again parent-a a-parent-a parent";
+        assert_eq!(loaded.root["services"]["y"]["image"].as_str(), Some(image));
     }
 
     #[test]
