@@ -771,6 +771,18 @@ mod tests {
         assert!(e.message.contains("metrics.listen"), "{e}");
         let e = Config::from_str_at("[[notify.target]]\nkind = \"mail\"\nurl = \"http://h/\"\n", at).unwrap_err();
         assert!(e.message.contains("line 2"), "{e}");
+        // https is refused when the file is read (file, line, key), not at the first incident.
+        let e = Config::from_str_at(
+            "[notify]\n[[notify.target]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/lab\"\n",
+            at,
+        )
+        .unwrap_err();
+        assert_eq!(e.file, at);
+        assert!(
+            e.message
+                .starts_with("line 4, column 7: notify.target.url \"https://ntfy.sh/lab\": https:// is not supported"),
+            "{e}"
+        );
     }
 
     #[test]
