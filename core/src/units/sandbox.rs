@@ -21,6 +21,7 @@
 
 use std::path::Path;
 
+use crate::config::scope::Scope;
 use crate::units::unit_file::Section;
 
 /// The supervisor's home (`StateDirectory=hlsys`): the Docker CLI's `~/.docker`.
@@ -118,9 +119,48 @@ pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static s
     d
 }
 
-/// Writes the sandbox for `kind` into a `[Service]` section.
-pub fn harden(service: &mut Section, kind: Kind, reads_home: bool) {
-    for (key, value) in directives(kind, reads_home) {
+/// The user scope's home for the Docker CLI: `StateDirectory=hlsys` of a user manager,
+/// `$XDG_STATE_HOME/hlsys` (`%S` is `/var/lib` for the system manager, which the system
+/// scope writes out).
+pub const USER_HOME: &str = "HOME=%S/hlsys";
+
+/// The user's rootless dockerd (`%t`: `$XDG_RUNTIME_DIR`), fixed like PATH.
+pub const USER_DOCKER_HOST: &str = "DOCKER_HOST=unix://%t/docker.sock";
+
+/// [`directives`] for a manager of `scope`. A user manager runs the units as the user,
+/// without privileges, so:
+/// - HOME is the user's state directory, and DOCKER_HOST the rootless dockerd;
+/// - `ProtectHome=read-only` always: the socket is below /run/user and the tree in the
+///   home (`yes` would hide both);
+/// - no `IPAddressDeny=`: it needs a BPF program on the unit's cgroup, which only a
+///   privileged manager can attach (`PrivateNetwork=` still takes the network away);
+/// - no `RemoveIPC=`: it acts only on units with `User=`, which a user manager has not.
+///
+/// The namespace settings work because `PrivateUsers=yes` gives the user manager the
+/// user namespace it sets them up in.
+pub fn directives_for(kind: Kind, reads_home: bool, scope: Scope) -> Vec<(&'static str, &'static str)> {
+    let d = directives(kind, reads_home);
+    if scope == Scope::System {
+        return d;
+    }
+    let mut out = Vec::with_capacity(d.len() + 1);
+    for (k, v) in d {
+        match (k, v) {
+            ("Environment", v) if v.starts_with("HOME=") => {
+                out.push((k, USER_HOME));
+                out.push((k, USER_DOCKER_HOST));
+            }
+            ("ProtectHome", _) => out.push((k, "read-only")),
+            ("IPAddressDeny" | "RemoveIPC", _) => {}
+            kv => out.push(kv),
+        }
+    }
+    out
+}
+
+/// Writes the sandbox for `kind` under a manager of `scope` into a `[Service]` section.
+pub fn harden(service: &mut Section, kind: Kind, reads_home: bool, scope: Scope) {
+    for (key, value) in directives_for(kind, reads_home, scope) {
         service.set(key, value);
     }
 }
@@ -162,6 +202,24 @@ mod tests {
                 .1
         };
         assert_eq!((protect(false), protect(true)), ("yes", "read-only"));
+    }
+
+    #[test]
+    fn the_user_scope_drops_only_what_a_user_manager_cannot_apply() {
+        for k in [Kind::Stack, Kind::Oneshot, Kind::GpuCheck, Kind::Notify, Kind::Served] {
+            let sys = directives(k, false);
+            assert_eq!(directives_for(k, false, Scope::System), sys);
+            let user = directives_for(k, false, Scope::User);
+            assert!(user.contains(&("Environment", USER_HOME)), "{k:?}");
+            assert!(user.contains(&("Environment", USER_DOCKER_HOST)), "{k:?}");
+            assert!(user.contains(&("ProtectHome", "read-only")), "{k:?}");
+            let gone: Vec<_> = sys.iter().filter(|d| !user.contains(d)).map(|d| d.0).collect();
+            let want: &[&str] = match k {
+                Kind::Notify | Kind::Served => &["Environment", "ProtectHome", "RemoveIPC"],
+                _ => &["Environment", "ProtectHome", "IPAddressDeny", "RemoveIPC"],
+            };
+            assert_eq!(gone, want, "{k:?}");
+        }
     }
 
     #[test]
