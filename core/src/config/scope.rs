@@ -9,7 +9,7 @@
 //! ambient.
 
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -99,12 +99,12 @@ impl UserEnv {
         let base = self.config_home.clone().unwrap_or_else(|| self.home.join(".config"));
         base.join(USER_CONFIG)
     }
-
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn only_user_is_the_user_scope() {
