@@ -134,7 +134,9 @@ pub const USER_DOCKER_HOST: &str = "DOCKER_HOST=unix://%t/docker.sock";
 ///   home (`yes` would hide both);
 /// - no `IPAddressDeny=`: it needs a BPF program on the unit's cgroup, which only a
 ///   privileged manager can attach (`PrivateNetwork=` still takes the network away);
-/// - no `RemoveIPC=`: it acts only on units with `User=`, which a user manager has not.
+/// - no `RemoveIPC=`: it acts only on units with `User=`, which a user manager has not;
+/// - `KeyringMode=private`: a user manager's default is `inherit` (the manager's own
+///   session keyring), the system manager's already `private`.
 ///
 /// The namespace settings work because `PrivateUsers=yes` gives the user manager the
 /// user namespace it sets them up in.
@@ -152,6 +154,10 @@ pub fn directives_for(kind: Kind, reads_home: bool, scope: Scope) -> Vec<(&'stat
             }
             ("ProtectHome", _) => out.push((k, "read-only")),
             ("IPAddressDeny" | "RemoveIPC", _) => {}
+            ("UMask", v) => {
+                out.push((k, v));
+                out.push(("KeyringMode", "private"));
+            }
             kv => out.push(kv),
         }
     }
@@ -213,6 +219,7 @@ mod tests {
             assert!(user.contains(&("Environment", USER_HOME)), "{k:?}");
             assert!(user.contains(&("Environment", USER_DOCKER_HOST)), "{k:?}");
             assert!(user.contains(&("ProtectHome", "read-only")), "{k:?}");
+            assert!(user.contains(&("KeyringMode", "private")), "{k:?}");
             let gone: Vec<_> = sys.iter().filter(|d| !user.contains(d)).map(|d| d.0).collect();
             let want: &[&str] = match k {
                 Kind::Notify | Kind::Served => &["Environment", "ProtectHome", "RemoveIPC"],
