@@ -104,7 +104,8 @@ fn user_units_match_the_golden_directory() {
     assert!(!actual.keys().any(|k| k.starts_with("multi-user.target.wants")));
     let unit = &actual["homelab-panel.service"];
     for line in [
-        "Environment=HOME=%S/hlsys",
+        "Environment=HOME=%S/hlsys-state",
+        "StateDirectory=hlsys-state",
         "Environment=DOCKER_HOST=unix://%t/docker.sock",
         "ProtectHome=read-only",
         "Requires=docker.service homelab-networks.service",

@@ -119,10 +119,11 @@ pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static s
     d
 }
 
-/// The user scope's home for the Docker CLI: `StateDirectory=hlsys` of a user manager,
-/// `$XDG_STATE_HOME/hlsys` (`%S` is `/var/lib` for the system manager, which the system
-/// scope writes out).
-pub const USER_HOME: &str = "HOME=%S/hlsys";
+/// The user scope's home for the Docker CLI. A user manager's `StateDirectory=` (and `%S`)
+/// is `$XDG_CONFIG_HOME`, measured in systemd 252: `hlsys` there would be the config's own
+/// directory, so the state gets a directory of its own beside it.
+pub const USER_STATE: &str = "hlsys-state";
+pub const USER_HOME: &str = "HOME=%S/hlsys-state";
 
 /// The user's rootless dockerd (`%t`: `$XDG_RUNTIME_DIR`), fixed like PATH.
 pub const USER_DOCKER_HOST: &str = "DOCKER_HOST=unix://%t/docker.sock";
@@ -135,6 +136,9 @@ pub const USER_DOCKER_HOST: &str = "DOCKER_HOST=unix://%t/docker.sock";
 /// - no `IPAddressDeny=`: it needs a BPF program on the unit's cgroup, which only a
 ///   privileged manager can attach (`PrivateNetwork=` still takes the network away);
 /// - no `RemoveIPC=`: it acts only on units with `User=`, which a user manager has not;
+/// - no `ProtectKernelLogs=`: a user manager fails the unit with 226/NAMESPACE ("Failed
+///   to mount …/inaccessible/fifo to …/proc/kmsg", systemd 252); `PrivateDevices=`
+///   still hides /dev/kmsg, and an unprivileged user has no CAP_SYSLOG anyway;
 /// - `KeyringMode=private`: a user manager's default is `inherit` (the manager's own
 ///   session keyring), the system manager's already `private`.
 ///
@@ -153,7 +157,8 @@ pub fn directives_for(kind: Kind, reads_home: bool, scope: Scope) -> Vec<(&'stat
                 out.push((k, USER_DOCKER_HOST));
             }
             ("ProtectHome", _) => out.push((k, "read-only")),
-            ("IPAddressDeny" | "RemoveIPC", _) => {}
+            ("StateDirectory", _) => out.push((k, USER_STATE)),
+            ("IPAddressDeny" | "RemoveIPC" | "ProtectKernelLogs", _) => {}
             ("UMask", v) => {
                 out.push((k, v));
                 out.push(("KeyringMode", "private"));
@@ -222,8 +227,21 @@ mod tests {
             assert!(user.contains(&("KeyringMode", "private")), "{k:?}");
             let gone: Vec<_> = sys.iter().filter(|d| !user.contains(d)).map(|d| d.0).collect();
             let want: &[&str] = match k {
-                Kind::Notify | Kind::Served => &["Environment", "ProtectHome", "RemoveIPC"],
-                _ => &["Environment", "ProtectHome", "IPAddressDeny", "RemoveIPC"],
+                Kind::Notify | Kind::Served => &[
+                    "Environment",
+                    "StateDirectory",
+                    "ProtectHome",
+                    "ProtectKernelLogs",
+                    "RemoveIPC",
+                ],
+                _ => &[
+                    "Environment",
+                    "StateDirectory",
+                    "ProtectHome",
+                    "IPAddressDeny",
+                    "ProtectKernelLogs",
+                    "RemoveIPC",
+                ],
             };
             assert_eq!(gone, want, "{k:?}");
         }
