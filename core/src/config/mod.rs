@@ -17,6 +17,7 @@ use crate::paths::clean;
 pub mod host;
 pub mod netcheck;
 pub mod notify;
+pub mod scope;
 pub mod swarm;
 
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
@@ -183,6 +184,10 @@ pub struct Config {
     pub notify: notify::NotifyConfig,
     /// `[metrics]`: the metrics socket (crate::units::metrics); `None`: none.
     pub metrics: Option<notify::MetricsConfig>,
+    /// Which manager the units are for (set by [`host::Host::load_config`]); left out of
+    /// the JSON in the system scope, which reads as it always did.
+    #[serde(skip_serializing_if = "scope::Scope::is_system")]
+    pub scope: scope::Scope,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             swarm: swarm::SwarmConfig::default(),
             notify: notify::NotifyConfig::default(),
             metrics: None,
+            scope: scope::Scope::System,
         }
     }
 }
