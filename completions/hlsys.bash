@@ -70,6 +70,9 @@ _hlsys() {
             hlsys,swarm)
                 cmd="hlsys__subcmd__swarm"
                 ;;
+            hlsys,update)
+                cmd="hlsys__subcmd__update"
+                ;;
             hlsys__subcmd__gpu,help)
                 cmd="hlsys__subcmd__gpu__subcmd__help"
                 ;;
@@ -141,6 +144,9 @@ _hlsys() {
                 ;;
             hlsys__subcmd__help,swarm)
                 cmd="hlsys__subcmd__help__subcmd__swarm"
+                ;;
+            hlsys__subcmd__help,update)
+                cmd="hlsys__subcmd__help__subcmd__update"
                 ;;
             hlsys__subcmd__help__subcmd__gpu,setup)
                 cmd="hlsys__subcmd__help__subcmd__gpu__subcmd__setup"
@@ -221,7 +227,7 @@ _hlsys() {
 
     case "${cmd}" in
         hlsys)
-            opts="-c -h -V --config --help --version stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm notify metrics help"
+            opts="-c -h -V --config --help --version stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm notify metrics update help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,7 +449,7 @@ _hlsys() {
             return 0
             ;;
         hlsys__subcmd__help)
-            opts="stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm notify metrics help"
+            opts="stacks plan reload supervise network gpu check start stop restart status logs enable disable swarm notify metrics update help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -809,6 +815,20 @@ _hlsys() {
         hlsys__subcmd__help__subcmd__swarm__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__help__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1383,6 +1403,28 @@ _hlsys() {
         hlsys__subcmd__swarm__subcmd__status)
             opts="-c -h --json --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hlsys__subcmd__update)
+            opts="-c -h --check --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

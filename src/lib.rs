@@ -20,3 +20,4 @@ pub mod resolve;
 pub mod supervise;
 pub mod swarm;
 pub mod systemd;
+pub mod update;

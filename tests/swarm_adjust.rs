@@ -97,14 +97,16 @@ fn held_back_follows_requires_not_wants() {
         let failed = failed.iter().map(|s| s.to_string()).collect();
         held_back(&model, &failed)
     };
-    // genai-webui only wants the GPU stack; the layers after panel only order after it.
-    assert!(held(&["genai-ollama"]).is_empty());
+    // genai-webui only wants the GPU stack, genai-agent requires it; the layers after
+    // panel only order after it.
+    let h = held(&["genai-ollama"]);
+    assert_eq!(h.keys().collect::<Vec<_>>(), ["genai-agent"], "{h:?}");
     assert!(held(&["panel"]).is_empty());
     // Layer genai requires layer database: all of it waits, embed (wants-only) included.
     let h = held(&["database"]);
     assert_eq!(
         h.keys().collect::<Vec<_>>(),
-        ["genai-embed", "genai-ollama", "genai-webui"]
+        ["genai-agent", "genai-embed", "genai-ollama", "genai-webui"]
     );
     assert!(
         h["genai-embed"].contains("layer genai requires layer database"),

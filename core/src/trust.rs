@@ -50,6 +50,10 @@ pub struct Policy {
     pub owner: Option<u32>,
     /// `trusted_group`: the one group allowed to have write access.
     pub group: Option<u32>,
+    /// The user scope's user (crate::config::scope): trusted besides root, and the owner
+    /// a fix hands a file back to. Absent in the system scope, whose JSON it leaves alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<u32>,
 }
 
 impl Default for Policy {
@@ -58,6 +62,7 @@ impl Default for Policy {
             strict: true,
             owner: None,
             group: None,
+            user: None,
         }
     }
 }
@@ -91,6 +96,7 @@ impl Policy {
             strict: strict.unwrap_or(true),
             owner,
             group,
+            user: None,
         })
     }
 }
@@ -127,6 +133,8 @@ pub enum Rule {
 pub enum Problem {
     #[error("is owned by uid {uid} (not root or the trusted_owner)")]
     Owner { uid: u32 },
+    #[error("is owned by uid {uid} (not root, the user {user} or the trusted_owner)")]
+    UserOwner { uid: u32, user: u32 },
     #[error("is writable by group {gid} (not the trusted_group)")]
     GroupWritable { gid: u32 },
     #[error("is writable by others")]
@@ -150,6 +158,7 @@ impl Finding {
         let p = shell_quote(&self.path);
         match self.problem {
             Problem::Owner { .. } => format!("chown root:root {p}"),
+            Problem::UserOwner { user, .. } => format!("chown {user} {p}"),
             Problem::GroupWritable { .. } | Problem::OthersWritable => format!("chmod go-w {p}"),
             Problem::AncestorOthersWritable => format!("chmod o-w {p}"),
             Problem::Unreadable { .. } => format!("ls -ld {p}"),
@@ -197,8 +206,11 @@ const STICKY: u32 = 0o1000;
 /// What `rule` finds wrong with a file or directory of metadata `m`.
 pub fn judge(m: Meta, rule: Rule, policy: &Policy) -> Vec<Problem> {
     let mut out = Vec::new();
-    if m.uid != 0 && Some(m.uid) != policy.owner {
-        out.push(Problem::Owner { uid: m.uid });
+    if m.uid != 0 && Some(m.uid) != policy.owner && Some(m.uid) != policy.user {
+        out.push(match policy.user {
+            Some(user) => Problem::UserOwner { uid: m.uid, user },
+            None => Problem::Owner { uid: m.uid },
+        });
     }
     match rule {
         Rule::Strict => {
@@ -547,7 +559,31 @@ mod tests {
         strict: true,
         owner: None,
         group: None,
+        user: None,
     };
+
+    #[test]
+    fn the_user_scope_trusts_the_user_and_root() {
+        let u = Policy { user: Some(2000), ..P };
+        assert_eq!(judge(m(2000, 2000, 0o100600), Rule::Strict, &u), []);
+        assert_eq!(judge(m(0, 0, 0o100644), Rule::Strict, &u), []);
+        let other = judge(m(2001, 2001, 0o100644), Rule::Strict, &u);
+        assert_eq!(other, [Problem::UserOwner { uid: 2001, user: 2000 }]);
+        let f = Finding {
+            path: "/home/rl/lab/a.yml".into(),
+            problem: other[0].clone(),
+        };
+        assert_eq!(f.fix(), "chown 2000 /home/rl/lab/a.yml");
+        // Writable by anyone else is refused as in the system scope.
+        assert_eq!(
+            judge(m(2000, 2000, 0o100602), Rule::Strict, &u),
+            [Problem::OthersWritable]
+        );
+        assert_eq!(
+            judge(m(2000, 2001, 0o100620), Rule::Strict, &u),
+            [Problem::GroupWritable { gid: 2001 }]
+        );
+    }
 
     fn m(uid: u32, gid: u32, mode: u32) -> Meta {
         Meta { uid, gid, mode }
@@ -656,6 +692,7 @@ mod tests {
             strict: true,
             owner: Some(nix::unistd::geteuid().as_raw()),
             group: Some(nix::unistd::getegid().as_raw()),
+            user: None,
         };
         let found = |file: &str| {
             let mut c = Checker::new(&policy);

@@ -10,6 +10,7 @@ use futures_util::future::join_all;
 
 use super::global::{config_failure, Global};
 use crate::metrics::{render, GeneratorSample, StackSample};
+use crate::network::{self, NetworkStatus};
 use crate::systemd;
 use hlsys_core::exit::EXIT_OK;
 use hlsys_core::model::Model;
@@ -74,10 +75,26 @@ pub fn generator_sample() -> Option<GeneratorSample> {
     })
 }
 
+/// `hlsys network status` of the configured networks (None without any, or when Docker
+/// does not answer: the other families need only systemd).
+async fn networks(model: &Model) -> Option<Vec<NetworkStatus>> {
+    if model.config.networks.is_empty() {
+        return None;
+    }
+    let status = async { network::status(&crate::docker::connect().await?, &model.config).await };
+    match status.await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!("network drift left out: {e:#}");
+            None
+        }
+    }
+}
+
 pub fn text(model: &Model) -> Result<String> {
     let rt = crate::docker::runtime()?;
-    let s = rt.block_on(samples(model))?;
-    Ok(render(model, &s, generator_sample().as_ref()))
+    let (s, n) = rt.block_on(async { tokio::join!(samples(model), networks(model)) });
+    Ok(render(model, &s?, generator_sample().as_ref(), n.as_deref()))
 }
 
 /// Reads the request line and headers (bounded), answers GET/HEAD of any path.

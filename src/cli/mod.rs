@@ -30,6 +30,7 @@ pub mod start;
 pub mod status;
 pub mod supervise;
 pub mod swarm;
+pub mod update;
 
 pub use global::Global;
 pub use output::init_logging;
@@ -107,6 +108,8 @@ pub enum Command {
     Notify(notify::NotifyArgs),
     /// Print Prometheus metrics of the tree [--serve: answer one HTTP request on stdin]
     Metrics(metrics::MetricsArgs),
+    /// Whether the registries have newer images for the stacks (--check: pulls nothing)
+    Update(update::UpdateArgs),
 }
 
 impl Cli {
@@ -132,6 +135,7 @@ impl Cli {
             Command::Swarm(a) => swarm::run(&self.global, a),
             Command::Notify(a) => notify::run(&self.global, a),
             Command::Metrics(a) => metrics::run(&self.global, a),
+            Command::Update(a) => update::run(&self.global, a),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Sending a [`Message`] to a target: a webhook (JSON POST) or ntfy (POST body = message,
 //! `Title:` header), as HTTP/1.1 over a plain `TcpStream`. Only `http://`: no TLS crate is
-//! in this build (an `https://` target is refused at send time with that reason; put a
-//! local proxy in front, or use ntfy on the LAN). The token is read from its file here,
+//! in this build, and the config refuses an `https://` target when it is read
+//! (core/src/config/notify.rs, with file and line). The token is read from its file here,
 //! sent as `Authorization: Bearer …`, and never logged.
 
 use std::io::{Read, Write};
@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// `http://host[:port]/path` → (host:port, host header, path).
 pub fn split_url(url: &str) -> Result<(String, String, String)> {
     if url.starts_with("https://") {
-        bail!("https:// is not supported by this build of hlsys (plain http:// only)");
+        bail!("{}", hlsys_core::config::notify::NO_HTTPS);
     }
     let rest = url.strip_prefix("http://").context("not an http:// URL")?;
     let (authority, path) = match rest.find(['/', '?']) {

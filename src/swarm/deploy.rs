@@ -26,6 +26,10 @@ use hlsys_core::swarm::adjust::{adjust, Placement};
 use hlsys_core::swarm::{digest, held_back, redact, waves, DIGEST_LABEL};
 
 const POLL: Duration = Duration::from_secs(1);
+/// How long a stack must stay unschedulable before it is reported as such: Swarm's
+/// scheduler says "no suitable node" at once, but also for a moment while a node it
+/// could use is still joining or a task on it is shutting down.
+const UNSCHEDULABLE_GRACE: Duration = Duration::from_secs(3);
 
 /// One stack ready for `docker stack deploy`.
 #[derive(Debug, Clone, Serialize)]
@@ -193,7 +197,7 @@ async fn stack_deploy(p: &Prepared, config: &Config) -> Result<()> {
 pub struct StackOutcome {
     pub stack: String,
     pub layer: String,
-    /// converged | not-converged | error | held-back (| absent for status)
+    /// converged | unschedulable | not-converged | error | held-back (| absent for status)
     pub outcome: String,
     /// deployed | unchanged (same document as deployed: nothing touched) | none
     pub action: String,
@@ -330,9 +334,10 @@ async fn deploy_stack(
     Ok(("deployed", p))
 }
 
-/// Waits until every stack of the layer converged or `timeout` passed; each outcome
-/// becomes `converged` or `not-converged` with its services' task problems.
-/// `timeout` is what is left of the layer's `layer_timeout_sec`.
+/// Waits until every stack of the layer converged, or is unschedulable (see
+/// [`Progress`]), or `timeout` passed; each outcome becomes `converged`,
+/// `unschedulable` or `not-converged` with its services' task problems. `timeout` is
+/// what is left of the layer's `layer_timeout_sec`.
 async fn wait_layer(
     docker: &Docker,
     model: &Model,
@@ -341,14 +346,24 @@ async fn wait_layer(
     layer_timeout_sec: u64,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
+    let mut stuck_since: BTreeMap<String, Instant> = BTreeMap::new();
     loop {
         let nodes = node_names(docker).await?;
         let mut all = true;
         for o in started.iter_mut() {
             let stack = model.stack(&o.stack).expect("a deployed stack");
             o.services = stack_services(docker, stack, &nodes).await?;
-            let done = !o.services.is_empty() && o.services.iter().all(ServiceState::converged);
-            all &= done;
+            all &= match Progress::of(&o.services) {
+                Progress::Converged => true,
+                Progress::Unschedulable => {
+                    let since = *stuck_since.entry(o.stack.clone()).or_insert_with(Instant::now);
+                    since.elapsed() >= UNSCHEDULABLE_GRACE
+                }
+                Progress::Waiting => {
+                    stuck_since.remove(&o.stack);
+                    false
+                }
+            };
         }
         if all || Instant::now() >= deadline {
             break;
@@ -356,25 +371,65 @@ async fn wait_layer(
         tokio::time::sleep(POLL).await;
     }
     for o in started.iter_mut() {
-        if !o.services.is_empty() && o.services.iter().all(ServiceState::converged) {
-            o.outcome = "converged".into();
-        } else {
-            o.outcome = "not-converged".into();
-            o.problems = o.services.iter().flat_map(ServiceState::problems).collect();
-            if o.services.is_empty() {
-                o.problems.push("no service of the stack is known to Swarm".into());
-            }
-            o.problems
-                .push(format!("not converged within the layer's {layer_timeout_sec}s"));
-        }
+        conclude(o, layer_timeout_sec);
     }
     Ok(())
+}
+
+/// Where a deployed stack stands while its layer is waited for.
+#[derive(Debug, PartialEq)]
+enum Progress {
+    Converged,
+    /// Every service converged or unschedulable, at least one unschedulable: nothing
+    /// more will happen until the nodes change.
+    Unschedulable,
+    Waiting,
+}
+
+impl Progress {
+    fn of(services: &[ServiceState]) -> Progress {
+        if services.is_empty() {
+            Progress::Waiting
+        } else if services.iter().all(ServiceState::converged) {
+            Progress::Converged
+        } else if services.iter().all(|s| s.converged() || s.unschedulable()) {
+            Progress::Unschedulable
+        } else {
+            Progress::Waiting
+        }
+    }
+}
+
+/// The outcome of a stack once its layer was waited for.
+fn conclude(o: &mut StackOutcome, layer_timeout_sec: u64) {
+    let progress = Progress::of(&o.services);
+    if progress == Progress::Converged {
+        o.outcome = "converged".into();
+        return;
+    }
+    o.problems = o.services.iter().flat_map(ServiceState::problems).collect();
+    if progress == Progress::Unschedulable {
+        o.outcome = "unschedulable".into();
+        for svc in o.services.iter().filter(|s| s.unschedulable()) {
+            o.problems.push(format!(
+                "no node satisfies the placement of {}: not waiting for the layer's timeout",
+                svc.name
+            ));
+        }
+        return;
+    }
+    o.outcome = "not-converged".into();
+    if o.services.is_empty() {
+        o.problems.push("no service of the stack is known to Swarm".into());
+    }
+    o.problems
+        .push(format!("not converged within the layer's {layer_timeout_sec}s"));
 }
 
 /// A GPU service that did not converge most likely has no node to go to: say which
 /// label it waits for and how to give it one.
 fn explain_gpu(outcomes: &mut [StackOutcome], label: &str) {
-    for o in outcomes.iter_mut().filter(|o| o.outcome == "not-converged") {
+    for o in outcomes.iter_mut().filter(|o| o.outcome != "converged") {
         for svc in &o.services {
             let short = svc.name.strip_prefix(&format!("{}_", o.stack)).unwrap_or(&svc.name);
             if !svc.converged() && o.gpu_services.iter().any(|g| g == short) {
@@ -399,10 +454,12 @@ pub async fn status(docker: &Docker, model: &Model, selected: &BTreeSet<String>)
             o.services = stack_services(docker, stack, &nodes).await?;
             o.outcome = if o.services.is_empty() {
                 "absent"
-            } else if o.services.iter().all(ServiceState::converged) {
-                "converged"
             } else {
-                "not-converged"
+                match Progress::of(&o.services) {
+                    Progress::Converged => "converged",
+                    Progress::Unschedulable => "unschedulable",
+                    Progress::Waiting => "not-converged",
+                }
             }
             .into();
             o.problems = o.services.iter().flat_map(ServiceState::problems).collect();
@@ -442,4 +499,53 @@ pub async fn rm(docker: &Docker, model: &Model, selected: &BTreeSet<String>) -> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::tests::{service, task};
+    use super::*;
+
+    const NO_NODE: &str = "no suitable node (scheduling constraints not satisfied on 1 node)";
+
+    #[test]
+    fn a_stack_is_unschedulable_only_when_nothing_else_is_on_its_way() {
+        let placed = service(1, vec![task("running", None)]);
+        let stuck = service(0, vec![task("pending", Some(NO_NODE))]);
+        let starting = service(0, vec![task("starting", None)]);
+        assert_eq!(Progress::of(&[placed.clone()]), Progress::Converged);
+        assert_eq!(Progress::of(&[placed.clone(), stuck.clone()]), Progress::Unschedulable);
+        assert_eq!(Progress::of(&[stuck, starting]), Progress::Waiting);
+        assert_eq!(Progress::of(&[]), Progress::Waiting);
+    }
+
+    #[test]
+    fn an_unschedulable_stack_says_which_service_has_no_node() {
+        let mut o = StackOutcome {
+            stack: "genai-ollama".into(),
+            layer: "genai".into(),
+            outcome: String::new(),
+            action: "deployed".into(),
+            gpu_services: vec!["ollama".into()],
+            notes: Vec::new(),
+            problems: Vec::new(),
+            services: vec![service(0, vec![task("pending", Some(NO_NODE))])],
+        };
+        o.services[0].name = "genai-ollama_ollama".into();
+        conclude(&mut o, 300);
+        assert_eq!(o.outcome, "unschedulable");
+        let problems = o.problems.join("\n");
+        assert!(problems.contains("no suitable node"), "{problems}");
+        assert!(
+            problems.contains("no node satisfies the placement of genai-ollama_ollama"),
+            "{problems}"
+        );
+        assert!(!problems.contains("300s"), "{problems}");
+        explain_gpu(std::slice::from_mut(&mut o), "hlsys.gpu");
+        assert!(
+            o.problems.join("\n").contains("labelled hlsys.gpu=true"),
+            "{:?}",
+            o.problems
+        );
+    }
 }

@@ -17,6 +17,10 @@ use hlsys_core::model::Stack;
 /// Label `docker stack deploy` puts on every object of a stack.
 pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 
+/// How Swarm's scheduler says that no node can take a task
+/// (`no suitable node (scheduling constraints not satisfied on 1 node)`).
+const NO_SUITABLE_NODE: &str = "no suitable node";
+
 /// One task of a service, as `docker service ps` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskState {
@@ -55,6 +59,26 @@ pub struct ServiceState {
 impl ServiceState {
     pub fn converged(&self) -> bool {
         self.running >= self.desired
+    }
+
+    /// Swarm's scheduler found no node for it: every task it wants running and that is
+    /// not is `pending` with "no suitable node" (a placement constraint, a GPU label,
+    /// resources no node has). That changes only when the nodes do, so waiting for it
+    /// is waiting for the timeout.
+    pub fn unschedulable(&self) -> bool {
+        let mut waiting = self
+            .tasks
+            .iter()
+            .filter(|t| t.desired_state == "running" && t.state != "running")
+            .peekable();
+        !self.converged()
+            && waiting.peek().is_some()
+            && waiting.all(|t| {
+                t.state == "pending"
+                    && [t.error.as_deref().unwrap_or(""), t.message.as_str()]
+                        .iter()
+                        .any(|m| m.contains(NO_SUITABLE_NODE))
+            })
     }
 
     /// Why it is not converged: the errors and messages of its tasks not yet running.
@@ -171,4 +195,59 @@ async fn tasks(docker: &Docker, service: &str, nodes: &HashMap<String, String>) 
     let wanted = tasks.iter().filter(|t| t.desired_state == "running").count();
     tasks.truncate(wanted + 5);
     Ok(tasks)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn task(state: &str, err: Option<&str>) -> TaskState {
+        TaskState {
+            id: "t".into(),
+            slot: Some(1),
+            node: String::new(),
+            state: state.into(),
+            desired_state: "running".into(),
+            message: if state == "pending" {
+                "pending task scheduling".into()
+            } else {
+                state.into()
+            },
+            error: err.map(String::from),
+            created_at: None,
+            health: None,
+            since: None,
+            container_id: None,
+        }
+    }
+
+    pub(crate) fn service(running: u64, tasks: Vec<TaskState>) -> ServiceState {
+        ServiceState {
+            name: "genai_ollama".into(),
+            desired: tasks.len() as u64,
+            running,
+            has_healthcheck: false,
+            digest: None,
+            tasks,
+        }
+    }
+
+    const NO_NODE: &str = "no suitable node (scheduling constraints not satisfied on 1 node)";
+
+    #[test]
+    fn pending_with_no_suitable_node_is_unschedulable() {
+        assert!(service(0, vec![task("pending", Some(NO_NODE))]).unschedulable());
+        // One replica placed, one not: still no node for the second.
+        assert!(service(1, vec![task("running", None), task("pending", Some(NO_NODE))]).unschedulable());
+    }
+
+    #[test]
+    fn tasks_on_their_way_are_not_unschedulable() {
+        assert!(!service(0, vec![task("pending", None)]).unschedulable());
+        assert!(!service(0, vec![task("starting", None)]).unschedulable());
+        assert!(!service(0, vec![task("pending", Some(NO_NODE)), task("preparing", None)]).unschedulable());
+        assert!(!service(1, vec![task("running", None)]).unschedulable());
+        // Swarm has not created its tasks yet.
+        assert!(!service(0, Vec::new()).unschedulable());
+    }
 }

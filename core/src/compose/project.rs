@@ -55,6 +55,7 @@ pub fn read(top: &Mapping, project: &str, project_dir: &Path, env: &Env) -> Resu
     let networks = Networks::read(top.get("networks"), project)?;
     let ctx = Ctx {
         project_dir,
+        project,
         home: std::cell::OnceCell::new(),
     };
 
@@ -268,6 +269,7 @@ fn x_hlsys(value: Option<&Value>) -> Result<XHlsys> {
 /// expanded, cleaned lexically (no symlinks followed; the files may not exist yet).
 struct Ctx<'a> {
     project_dir: &'a Path,
+    project: &'a str,
     home: std::cell::OnceCell<Option<PathBuf>>,
 }
 
@@ -322,6 +324,8 @@ fn service(
         env_files: env_files(def, key, ctx)?,
         bind_sources: bind_sources(def, key, ctx)?,
         depends_on: Vec::new(),
+        image: image(def, key, ctx.project, name)?,
+        build: get(def, "build").is_some(),
     };
     let depends_on = depends_on(def, key)?;
     let service = Service {
@@ -329,6 +333,14 @@ fn service(
         ..service
     };
     Ok((service, depends_on))
+}
+
+/// `image:`, else the name Compose v2 tags a built image with (`<project>-<service>`).
+fn image(def: &Mapping, key: &str, project: &str, name: &str) -> Result<String> {
+    match get(def, "image") {
+        Some(v) => string(v, &format!("{key}.image")),
+        None => Ok(format!("{project}-{name}")),
+    }
 }
 
 /// Whether the service has a healthcheck that is not switched off.
@@ -753,6 +765,18 @@ mod tests {
 
     fn err(text: &str) -> ComposeError {
         parse_env(text, &[]).unwrap_err()
+    }
+
+    #[test]
+    fn image_as_written_or_the_built_name() {
+        let s = one("services:\n  web: {image: \"reg:5000/web:${TAG:-2}\"}\n");
+        assert_eq!((s.image.as_str(), s.build), ("reg:5000/web:2", false));
+        let s = one("services:\n  web: {build: .}\n");
+        assert_eq!((s.image.as_str(), s.build), ("proj-web", true));
+        let s = one("services:\n  web: {build: ., image: mine:1}\n");
+        assert_eq!((s.image.as_str(), s.build), ("mine:1", true));
+        let e = err("services:\n  web: {image: [x]}\n");
+        assert_eq!(e.key.as_deref(), Some("services.web.image"));
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub struct Service {
     pub bind_sources: Vec<PathBuf>,
     /// `depends_on` targets inside the same stack.
     pub depends_on: Vec<String>,
+    /// The image reference Compose runs: `image:` as written (interpolated), else the name
+    /// Compose gives a built image, `<project>-<service>`. `hlsys update` checks these.
+    pub image: String,
+    /// Has a `build:` section: its image is made here, no registry has a newer one.
+    pub build: bool,
 }
 
 /// A container restart policy as Docker defines it (docker-run(1) `--restart`). hlsys

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::scope::{Scope, UserEnv};
 use super::{Config, ConfigError, DEFAULT_CONFIG};
 use crate::paths::clean;
 use crate::trust::{Checker, Finding, Rule};
@@ -20,6 +21,8 @@ pub struct Host {
     /// The config file asked for (`--config`, else `HLSYS_CONFIG`), absolute; `None`:
     /// the default one below `root`, which may be absent.
     pub config: Option<PathBuf>,
+    /// The user scope's user; `None`: the system scope (see [`Host::scope`]).
+    pub user: Option<UserEnv>,
 }
 
 impl Host {
@@ -29,23 +32,55 @@ impl Host {
         let set = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
         let root = set(root).map_or_else(|| PathBuf::from("/"), |r| clean(&cwd.join(r)));
         let config = set(asked).map(|p| clean(&cwd.join(p)));
-        Host { root, config }
+        Host {
+            root,
+            config,
+            user: None,
+        }
+    }
+
+    /// This host in the user scope of `user`: their config, their files trusted.
+    pub fn for_user(self, user: UserEnv) -> Host {
+        Host {
+            user: Some(user),
+            ..self
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self.user {
+            Some(_) => Scope::User,
+            None => Scope::System,
+        }
     }
 
     /// Which config file to read, and whether it must exist (it was asked for by name).
+    /// The user scope's default is the user's own (crate::config::scope), as given: the
+    /// fake root of a test does not move a home directory.
     pub fn config_path(&self) -> (PathBuf, bool) {
-        match &self.config {
-            Some(p) => (p.clone(), true),
-            None => (self.root.join(DEFAULT_CONFIG.trim_start_matches('/')), false),
+        match (&self.config, &self.user) {
+            (Some(p), _) => (p.clone(), true),
+            (None, Some(u)) => (u.config_path(), false),
+            (None, None) => (self.root.join(DEFAULT_CONFIG.trim_start_matches('/')), false),
         }
+    }
+
+    /// The config as read, marked with this host's scope; in the user scope its user is
+    /// trusted besides root.
+    fn read_config(&self) -> Result<Config, ConfigError> {
+        let (path, must_exist) = self.config_path();
+        let mut config = Config::load_under(&self.root, &path, must_exist)?;
+        config.scope = self.scope();
+        config.trust.user = self.user.as_ref().map(|u| u.uid);
+        Ok(config)
     }
 
     /// The config, refused as unusable when it or the tree's top fails the trust model
     /// ([`config_findings`]) and `strict_permissions` is on: whoever can
     /// write them decides what runs as root.
     pub fn load_config(&self) -> Result<Config, ConfigError> {
-        let (path, must_exist) = self.config_path();
-        let config = Config::load_under(&self.root, &path, must_exist)?;
+        let (path, _) = self.config_path();
+        let config = self.read_config()?;
         if !config.trust.strict {
             return Ok(config);
         }
@@ -101,6 +136,26 @@ mod tests {
         }
         let h = Host::new(Some("/r".into()), None, Path::new("/w"));
         assert_eq!(h.config_path(), (PathBuf::from("/r/etc/hlsys/hlsys.toml"), false));
+    }
+
+    #[test]
+    fn the_user_scope_reads_the_users_config_and_trusts_them() {
+        let d = tempfile::tempdir().unwrap();
+        let home = d.path().join("home/rl");
+        let cfg = home.join(".config/hlsys");
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(cfg.join("hlsys.toml"), "stacks_dir = \"lab\"\n").unwrap();
+        let uid = nix::unistd::geteuid().as_raw();
+        let user = UserEnv::new(uid, Some(home.clone().into()), None).unwrap();
+        let h = Host::new(None, None, Path::new("/")).for_user(user);
+        assert_eq!(h.scope(), Scope::User);
+        assert_eq!(h.config_path(), (cfg.join("hlsys.toml"), false));
+        let c = h.read_config().unwrap();
+        assert_eq!((c.scope, c.trust.user), (Scope::User, Some(uid)));
+        assert_eq!(c.stacks_dir, cfg.join("lab"));
+        assert_eq!(c.env_files[0].path, cfg.join("global.env"));
+        let sys = Host::new(Some(d.path().into()), None, Path::new("/"));
+        assert_eq!(sys.scope(), Scope::System);
     }
 
     #[test]

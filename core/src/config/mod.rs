@@ -17,6 +17,7 @@ use crate::paths::clean;
 pub mod host;
 pub mod netcheck;
 pub mod notify;
+pub mod scope;
 pub mod swarm;
 
 /// Where the config lives when neither `--config` nor `HLSYS_CONFIG` says otherwise.
@@ -183,6 +184,10 @@ pub struct Config {
     pub notify: notify::NotifyConfig,
     /// `[metrics]`: the metrics socket (crate::units::metrics); `None`: none.
     pub metrics: Option<notify::MetricsConfig>,
+    /// Which manager the units are for (set by [`host::Host::load_config`]); left out of
+    /// the JSON in the system scope, which reads as it always did.
+    #[serde(skip_serializing_if = "scope::Scope::is_system")]
+    pub scope: scope::Scope,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             swarm: swarm::SwarmConfig::default(),
             notify: notify::NotifyConfig::default(),
             metrics: None,
+            scope: scope::Scope::System,
         }
     }
 }
@@ -771,6 +777,18 @@ mod tests {
         assert!(e.message.contains("metrics.listen"), "{e}");
         let e = Config::from_str_at("[[notify.target]]\nkind = \"mail\"\nurl = \"http://h/\"\n", at).unwrap_err();
         assert!(e.message.contains("line 2"), "{e}");
+        // https is refused when the file is read (file, line, key), not at the first incident.
+        let e = Config::from_str_at(
+            "[notify]\n[[notify.target]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/lab\"\n",
+            at,
+        )
+        .unwrap_err();
+        assert_eq!(e.file, at);
+        assert!(
+            e.message
+                .starts_with("line 4, column 7: notify.target.url \"https://ntfy.sh/lab\": https:// is not supported"),
+            "{e}"
+        );
     }
 
     #[test]

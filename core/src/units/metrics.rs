@@ -40,6 +40,6 @@ pub fn service_unit(model: &Model) -> String {
         .set("StandardOutput", "socket")
         .set("StandardError", "journal")
         .set("TimeoutStartSec", "30s");
-    sandbox::harden(sv, sandbox::Kind::Served, reads_home(model));
+    sandbox::harden(sv, sandbox::Kind::Served, reads_home(model), model.config.scope);
     uf.to_string()
 }

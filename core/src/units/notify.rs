@@ -53,7 +53,7 @@ fn notify_unit(model: &Model, description: &str, args: &[&str]) -> super::unit_f
         .set("RuntimeDirectoryMode", "0700")
         .set("RuntimeDirectoryPreserve", "yes")
         .set("TimeoutStartSec", "2min");
-    sandbox::harden(sv, sandbox::Kind::Notify, reads_home(model));
+    sandbox::harden(sv, sandbox::Kind::Notify, reads_home(model), model.config.scope);
     uf
 }
 

@@ -21,6 +21,7 @@
 
 use std::path::Path;
 
+use crate::config::scope::Scope;
 use crate::units::unit_file::Section;
 
 /// The supervisor's home (`StateDirectory=hlsys`): the Docker CLI's `~/.docker`.
@@ -118,9 +119,59 @@ pub fn directives(kind: Kind, reads_home: bool) -> Vec<(&'static str, &'static s
     d
 }
 
-/// Writes the sandbox for `kind` into a `[Service]` section.
-pub fn harden(service: &mut Section, kind: Kind, reads_home: bool) {
-    for (key, value) in directives(kind, reads_home) {
+/// The user scope's home for the Docker CLI. A user manager's `StateDirectory=` (and `%S`)
+/// is `$XDG_CONFIG_HOME`, measured in systemd 252: `hlsys` there would be the config's own
+/// directory, so the state gets a directory of its own beside it.
+pub const USER_STATE: &str = "hlsys-state";
+pub const USER_HOME: &str = "HOME=%S/hlsys-state";
+
+/// The user's rootless dockerd (`%t`: `$XDG_RUNTIME_DIR`), fixed like PATH.
+pub const USER_DOCKER_HOST: &str = "DOCKER_HOST=unix://%t/docker.sock";
+
+/// [`directives`] for a manager of `scope`. A user manager runs the units as the user,
+/// without privileges, so:
+/// - HOME is the user's state directory, and DOCKER_HOST the rootless dockerd;
+/// - `ProtectHome=read-only` always: the socket is below /run/user and the tree in the
+///   home (`yes` would hide both);
+/// - no `IPAddressDeny=`: it needs a BPF program on the unit's cgroup, which only a
+///   privileged manager can attach (`PrivateNetwork=` still takes the network away);
+/// - no `RemoveIPC=`: it acts only on units with `User=`, which a user manager has not;
+/// - no `ProtectKernelLogs=`: a user manager fails the unit with 226/NAMESPACE ("Failed
+///   to mount …/inaccessible/fifo to …/proc/kmsg", systemd 252); `PrivateDevices=`
+///   still hides /dev/kmsg, and an unprivileged user has no CAP_SYSLOG anyway;
+/// - `KeyringMode=private`: a user manager's default is `inherit` (the manager's own
+///   session keyring), the system manager's already `private`.
+///
+/// The namespace settings work because `PrivateUsers=yes` gives the user manager the
+/// user namespace it sets them up in.
+pub fn directives_for(kind: Kind, reads_home: bool, scope: Scope) -> Vec<(&'static str, &'static str)> {
+    let d = directives(kind, reads_home);
+    if scope == Scope::System {
+        return d;
+    }
+    let mut out = Vec::with_capacity(d.len() + 1);
+    for (k, v) in d {
+        match (k, v) {
+            ("Environment", v) if v.starts_with("HOME=") => {
+                out.push((k, USER_HOME));
+                out.push((k, USER_DOCKER_HOST));
+            }
+            ("ProtectHome", _) => out.push((k, "read-only")),
+            ("StateDirectory", _) => out.push((k, USER_STATE)),
+            ("IPAddressDeny" | "RemoveIPC" | "ProtectKernelLogs", _) => {}
+            ("UMask", v) => {
+                out.push((k, v));
+                out.push(("KeyringMode", "private"));
+            }
+            kv => out.push(kv),
+        }
+    }
+    out
+}
+
+/// Writes the sandbox for `kind` under a manager of `scope` into a `[Service]` section.
+pub fn harden(service: &mut Section, kind: Kind, reads_home: bool, scope: Scope) {
+    for (key, value) in directives_for(kind, reads_home, scope) {
         service.set(key, value);
     }
 }
@@ -162,6 +213,38 @@ mod tests {
                 .1
         };
         assert_eq!((protect(false), protect(true)), ("yes", "read-only"));
+    }
+
+    #[test]
+    fn the_user_scope_drops_only_what_a_user_manager_cannot_apply() {
+        for k in [Kind::Stack, Kind::Oneshot, Kind::GpuCheck, Kind::Notify, Kind::Served] {
+            let sys = directives(k, false);
+            assert_eq!(directives_for(k, false, Scope::System), sys);
+            let user = directives_for(k, false, Scope::User);
+            assert!(user.contains(&("Environment", USER_HOME)), "{k:?}");
+            assert!(user.contains(&("Environment", USER_DOCKER_HOST)), "{k:?}");
+            assert!(user.contains(&("ProtectHome", "read-only")), "{k:?}");
+            assert!(user.contains(&("KeyringMode", "private")), "{k:?}");
+            let gone: Vec<_> = sys.iter().filter(|d| !user.contains(d)).map(|d| d.0).collect();
+            let want: &[&str] = match k {
+                Kind::Notify | Kind::Served => &[
+                    "Environment",
+                    "StateDirectory",
+                    "ProtectHome",
+                    "ProtectKernelLogs",
+                    "RemoveIPC",
+                ],
+                _ => &[
+                    "Environment",
+                    "StateDirectory",
+                    "ProtectHome",
+                    "IPAddressDeny",
+                    "ProtectKernelLogs",
+                    "RemoveIPC",
+                ],
+            };
+            assert_eq!(gone, want, "{k:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   and before its own layer target, of which it is part.
 //! - `homelab-<layer>.target`: wants its enabled stacks and the layers it depends on,
 //!   ordered after all of them, so reaching it means its stacks are ready (healthy).
-//! - `homelab.target`: wants every layer; wanted by multi-user.target and by
+//! - `homelab.target`: wants every layer; wanted by multi-user.target (default.target of
+//!   a user manager, crate::config::scope) and by
 //!   docker.service; the targets are bound to docker.service, so the stacks stop with
 //!   Docker and come back when it starts again.
 //! - `homelab-networks.service`, `homelab-gpu.service`: oneshots the stacks require.
@@ -133,7 +134,7 @@ fn stack_unit(model: &Model, n: &Names, s: &Stack, layer: &Layer) -> Result<Stri
     // An image missing at start (no preparation unit, or removed since) is pulled by the
     // supervisor under a pull slot (src/supervise/prepare.rs).
     pull_slots_dir(sv);
-    sandbox::harden(sv, sandbox::Kind::Stack, reads_home(model));
+    sandbox::harden(sv, sandbox::Kind::Stack, reads_home(model), model.config.scope);
     Ok(uf.to_string())
 }
 
@@ -185,7 +186,7 @@ fn prepare_unit(model: &Model, n: &Names, s: &Stack) -> String {
     pull_slots_dir(sv);
     // The same sandbox as the stack unit: it too only talks to dockerd over its socket
     // (dockerd does the pulling).
-    sandbox::harden(sv, sandbox::Kind::Stack, reads_home(model));
+    sandbox::harden(sv, sandbox::Kind::Stack, reads_home(model), model.config.scope);
     uf.to_string()
 }
 
@@ -237,7 +238,7 @@ fn oneshot_unit(model: &Model, description: &str, args: &[&str], kind: sandbox::
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
         .add("ExecStart", hlsys_cmd(model, args));
-    sandbox::harden(uf.section("Service"), kind, reads_home(model));
+    sandbox::harden(uf.section("Service"), kind, reads_home(model), model.config.scope);
     uf.to_string()
 }
 
@@ -257,7 +258,12 @@ fn tree_unit(model: &Model, n: &Names) -> String {
     uf.section("Service")
         .set("Type", "oneshot")
         .add("ExecStart", hlsys_cmd(model, &["reload", "--start"]));
-    sandbox::harden(uf.section("Service"), sandbox::Kind::Oneshot, reads_home(model));
+    sandbox::harden(
+        uf.section("Service"),
+        sandbox::Kind::Oneshot,
+        reads_home(model),
+        model.config.scope,
+    );
     uf.to_string()
 }
 
@@ -305,7 +311,8 @@ pub fn render(model: &Model) -> Generated {
         );
         g.add(n.gpu(), gpu);
     }
-    for dir in ["multi-user.target.wants", "docker.service.wants"] {
+    let boot = format!("{}.wants", model.config.scope.boot_target());
+    for dir in [boot.as_str(), "docker.service.wants"] {
         g.links.push(WantsLink {
             dir: dir.to_string(),
             unit: n.root(),

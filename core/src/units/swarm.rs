@@ -41,11 +41,16 @@ pub fn render(model: &Model) -> Generated {
         .add("ExecStart", hlsys_cmd(model, &["swarm", "deploy"]));
     // The same sandbox as the networks oneshot: it too only reads the tree and talks to
     // dockerd over its socket (`docker compose config`, `docker stack deploy`, the API).
-    sandbox::harden(uf.section("Service"), sandbox::Kind::Oneshot, reads_home(model));
+    sandbox::harden(
+        uf.section("Service"),
+        sandbox::Kind::Oneshot,
+        reads_home(model),
+        model.config.scope,
+    );
     let mut g = Generated::default();
     g.add(name.clone(), uf.to_string());
     g.links.push(WantsLink {
-        dir: "multi-user.target.wants".into(),
+        dir: format!("{}.wants", model.config.scope.boot_target()),
         unit: name,
     });
     g
