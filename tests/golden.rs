@@ -45,14 +45,7 @@ fn example_homelab_units_match_golden_directory() {
     assert!(report.contains("\"tree_available\": true"), "{report}");
 
     let golden: PathBuf = root.join("tests/golden/homelab");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let _ = std::fs::remove_dir_all(&golden);
-        for (rel, content) in &actual {
-            let p = golden.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, content).unwrap();
-        }
-        eprintln!("golden directory rewritten: {}", golden.display());
+    if common::rewrite_golden(&golden, &actual) {
         return;
     }
     let expected = common::read_tree(&golden);

@@ -114,13 +114,7 @@ fn user_units_match_the_golden_directory() {
     }
     assert!(!unit.contains("IPAddressDeny") && !unit.contains("RemoveIPC"), "{unit}");
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/user-homelab");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let _ = std::fs::remove_dir_all(&golden);
-        for (rel, content) in &actual {
-            let p = golden.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, content).unwrap();
-        }
+    if common::rewrite_golden(&golden, &actual) {
         return;
     }
     assert_eq!(common::read_tree(&golden), actual, "differs from {}", golden.display());

@@ -245,6 +245,22 @@ pub fn generator_bin() -> &'static Path {
     })
 }
 
+/// With `UPDATE_GOLDEN` set, replaces the golden directory `golden` by `actual`
+/// (relative path → content) and returns true: the caller then skips its comparison.
+pub fn rewrite_golden(golden: &Path, actual: &BTreeMap<String, String>) -> bool {
+    if std::env::var_os("UPDATE_GOLDEN").is_none() {
+        return false;
+    }
+    let _ = std::fs::remove_dir_all(golden);
+    for (rel, content) in actual {
+        let p = golden.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    eprintln!("golden directory rewritten: {}", golden.display());
+    true
+}
+
 /// Every file below `dir` (none when it does not exist): relative path → text, or
 /// `-> target` for symlinks.
 pub fn read_tree(dir: &Path) -> BTreeMap<String, String> {
