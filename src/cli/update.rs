@@ -51,6 +51,7 @@ pub fn run(global: &Global, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    let checks = masked(checks, &stacks);
     let updates = checks.iter().filter(|c| c.state.pending()).count();
     let errors = checks.iter().filter(|c| c.state == State::Error).count();
     if args.json {
@@ -60,6 +61,21 @@ pub fn run(global: &Global, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
         print_checks(&checks, updates, errors);
     }
     Ok(ExitCode::from(exit_code(updates, errors)))
+}
+
+/// The checks with every value of their stack's env files (4 characters or more) hidden
+/// in the image reference and the registry's message, as `swarm plan` hides them: an
+/// `image:` may be interpolated from an env file, and a registry echoes the reference.
+fn masked(mut checks: Vec<ImageCheck>, stacks: &[&Stack]) -> Vec<ImageCheck> {
+    for c in &mut checks {
+        let Some(stack) = stacks.iter().find(|s| s.id == c.stack) else {
+            continue;
+        };
+        let values = hlsys_core::redact::env_values(&stack.env_files);
+        c.image = hlsys_core::redact::mask(&c.image, &values);
+        c.error = c.error.as_deref().map(|e| hlsys_core::redact::mask(e, &values));
+    }
+    checks
 }
 
 /// 2 when some image could not be checked (the answer would be incomplete), else 1 when
